@@ -1,0 +1,64 @@
+"""S3 connection settings as a Prefect block, or from the standard AWS environment variables.
+
+```python
+from blocks.s3 import S3Storage
+
+S3Storage(endpoint_url="http://minio:9000", access_key_id="eo", secret_access_key="...").save("minio")
+# then: prefect deployment run 's2-indices/local' -p storage=minio
+```
+Without a block, `S3Storage.from_env()` reads ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``AWS_ENDPOINT_URL_S3`` (or ``AWS_ENDPOINT_URL``) and ``AWS_REGION`` (or ``AWS_DEFAULT_REGION``).
+"""
+
+import os
+from typing import Any
+
+from prefect.blocks.core import Block
+from pydantic import Field, SecretStr
+
+
+class S3Storage(Block):
+    """Where and how to reach an S3 (or S3-compatible) object store."""
+
+    _block_type_name = "eoflows S3 storage"
+    _block_type_slug = "eoflows-s3-storage"
+    _description = "Endpoint and credentials of an S3-compatible object store."
+
+    endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint, e.g. http://minio:9000; empty for AWS itself."
+    )
+    access_key_id: str | None = Field(
+        default=None, description="Access key id; empty to use the usual AWS credential chain (or anonymous)."
+    )
+    secret_access_key: SecretStr | None = Field(default=None, description="Secret access key.")
+    region_name: str | None = Field(default=None, description="Region, e.g. eu-central-1; empty for the default.")
+    anonymous: bool = Field(default=False, description="Read public buckets without signing requests.")
+
+    @classmethod
+    def from_env(cls) -> "S3Storage":
+        """Read the settings from the standard AWS_* environment variables."""
+        env = os.environ.get
+        secret = env("AWS_SECRET_ACCESS_KEY")
+        return cls(
+            endpoint_url=env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL"),
+            access_key_id=env("AWS_ACCESS_KEY_ID"),
+            secret_access_key=SecretStr(secret) if secret else None,
+            region_name=env("AWS_REGION") or env("AWS_DEFAULT_REGION"),
+        )
+
+    def s3fs_options(self) -> dict[str, Any]:
+        """Keyword arguments for `s3fs.S3FileSystem` (and fsspec/xarray/zarr `storage_options`)."""
+        options: dict[str, Any] = {"anon": True} if self.anonymous else {}
+        if self.access_key_id and not self.anonymous:
+            options["key"] = self.access_key_id
+            options["secret"] = self.secret_access_key.get_secret_value() if self.secret_access_key else None
+        if self.endpoint_url:
+            options["endpoint_url"] = self.endpoint_url
+        if self.region_name:
+            options["client_kwargs"] = {"region_name": self.region_name}
+        return options
+
+    def describe(self) -> str:
+        """A log-safe one-line description (no secret)."""
+        who = "anonymous" if self.anonymous else f"key {self.access_key_id or 'from the AWS credential chain'}"
+        return f"S3 at {self.endpoint_url or 'AWS'} ({who})"

@@ -1,0 +1,125 @@
+"""The `eoflows` command line: run packages as flows, run single steps (what CWL tools call), make samples.
+
+Commands are derived from the package declarations: `eoflows run <package>` takes the flow's parameters,
+`eoflows step <package> <step>` the step function's parameters; `--help` shows their docs.
+"""
+
+import inspect
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cyclopts import App, CycloptsError, Parameter
+from prefect import Flow
+
+from eoflows import __version__
+from eoflows.errors import EoflowsError
+from eoflows.package import Package, Param, Role, Step, settings_class
+
+app = App(
+    name="eoflows",
+    help="Earth-observation application packages as Prefect flows and CWL.",
+    version=__version__,
+    default_parameter=Parameter(negative_iterable=()),
+)
+run_app = App(name="run", help="Run a package end to end as a Prefect flow and print the catalog URI.")
+step_app = App(name="step", help="Run one step of a package on local folders (the command CWL tools run).")
+sample_app = App(name="sample", help="Write synthetic sample products and their STAC items (no network needed).")
+for sub in (run_app, step_app, sample_app):
+    app.command(sub)
+
+
+def _command(name: str, params: list[Param], doc: str, body: Callable[..., Any]) -> Callable[..., Any]:
+    """A CLI function with keyword-only `params` (options) and a Google-style docstring."""
+
+    def command(**kwargs: Any) -> None:
+        result = body(**kwargs)
+        if result is not None:
+            print(result)
+
+    command.__name__ = name.replace("-", "_")
+    command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default, annotation=p.annotation)
+            for p in params
+        ]
+    )
+    args = "\n".join(f"    {p.name}: {p.doc}" for p in params)
+    command.__doc__ = f"{doc}\n\nArgs:\n{args}\n"
+    return command
+
+
+def step_command(step: Step) -> Callable[..., Any]:
+    """The CLI of one step: its inputs and folders as options; settings come from the environment."""
+    options = [p for p in step.params if p.role is not Role.SETTINGS]
+    settings = [p for p in step.params if p.role is Role.SETTINGS]
+
+    def body(**kwargs: Any) -> Any:
+        for p in settings:
+            kwargs[p.name] = settings_class(p.annotation).from_env()
+        return step.run(**kwargs)
+
+    return _command(step.name, options, inspect.getdoc(step.run).split("\n\n")[0], body)
+
+
+def run_command(package: Package, flow: Flow) -> Callable[..., Any]:
+    """The CLI of a package's flow: its parameters as options."""
+    from flows.build import flow_params
+
+    return _command(package.name, flow_params(package), package.description, lambda **kw: flow(**kw))
+
+
+def register() -> None:
+    """Add a `run` and a `step` command group entry for every package."""
+    from flows.packages import FLOWS, PACKAGES
+
+    for name, package in PACKAGES.items():
+        run_app.command(run_command(package, FLOWS[name]), name=name)
+        steps = App(name=name, help=f"Steps of {name}: {', '.join(s.name for s in package.steps)}.")
+        for step in package.steps:
+            steps.command(step_command(step), name=step.name)
+        step_app.command(steps)
+
+
+@sample_app.command(name="s2")
+def sample_s2(dest: Path, *, size: int = 1098, seed: int = 1) -> None:
+    """Write a synthetic Sentinel-2 L2A product (EOPF Zarr) and its STAC item into DEST; print the item path.
+
+    Args:
+        dest: Folder to write <id>.zarr and <id>.json into.
+        size: Pixels per side at 10 m (a multiple of 6; 10980 is a full tile).
+        seed: Date seed: the same ground, different clouds and acquisition date.
+    """
+    from eoflows.samples.s2_eopf import write_sample
+
+    print(write_sample(dest, size=size, seed=seed))
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the command; errors become one line on stderr and exit status 1 (usage errors 2)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    register()
+    try:
+        app(argv if argv is not None else sys.argv[1:], exit_on_error=False, print_error=False)
+    except CycloptsError as error:
+        print(f"eoflows: usage error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except EoflowsError as error:
+        print(f"eoflows: error: {_one_line(error)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cli() -> None:
+    """Console script `eoflows`."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,162 @@
+"""Application package declarations: the steps are typed functions, the package adds what no signature holds.
+
+A step is a plain function whose signature and Google-style docstring say everything about its inputs::
+
+    def compute_indices(input: StagedDir, output: OutputDir, products: list[Product] = ALL,
+                        storage: S3Storage | None = None) -> Path:
+        '''Compute ...
+
+Args:
+            input: ...
+        '''
+
+Parameters annotated `StagedDir` receive the previous step's folder, `OutputDir` the folder the step
+writes (the CWL ``runtime.outdir``), and parameters typed with a settings block (such as `S3Storage`) come
+from the environment or a saved block, never from the command line. Every other parameter is a user input:
+the Prefect flow, the CLI and the CWL export all derive theirs from it, so a new parameter is one edit.
+"""
+
+import inspect
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
+
+from prefect.blocks.core import Block
+from prefect.utilities.callables import parameter_docstrings
+
+from eoflows import __version__
+
+
+class Role(Enum):
+    """What a step parameter is, beyond its type."""
+
+    INPUT = "input"  # a user input: flow parameter, CLI option, CWL input
+    STAGED = "staged"  # the folder written by the previous step
+    OUTPUT = "output"  # the folder this step writes into
+    SETTINGS = "settings"  # connection settings: a block in flows, the environment in CLI and CWL
+
+
+StagedDir = Annotated[Path, Role.STAGED]
+OutputDir = Annotated[Path, Role.OUTPUT]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """CPU cores and RAM (MiB) a step asks for: (min, max), as CWL `ResourceRequirement` and Kubernetes."""
+
+    cores: tuple[int, int] = (1, 1)
+    ram_mb: tuple[int, int] = (1024, 1024)
+
+
+@dataclass(frozen=True)
+class DaskSizes:
+    """Dask Gateway cluster a step asks for (the fields of Calrissian's `DaskGatewayRequirement`)."""
+
+    worker_cores: int = 1
+    worker_cores_limit: int = 1
+    worker_memory: str = "4G"
+    cluster_max_cores: int = 4
+    cluster_max_memory: str = "16G"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a step, as read from its signature and docstring."""
+
+    name: str
+    annotation: Any  # the type without `Annotated` metadata
+    default: Any  # `inspect.Parameter.empty` when required
+    doc: str
+    role: Role
+
+    @property
+    def required(self) -> bool:
+        """True when the parameter has no default."""
+        return self.default is inspect.Parameter.empty
+
+
+def settings_class(annotation: Any) -> type[Block] | None:
+    """The block class of a settings annotation (``S3Storage | None`` -> `S3Storage`), else None."""
+    candidates = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, Block)), None)
+
+
+def _role(hint: Any) -> tuple[Role, Any]:
+    if get_origin(hint) is Annotated:
+        base, *meta = get_args(hint)
+        return next((m for m in meta if isinstance(m, Role)), Role.INPUT), base
+    return (Role.SETTINGS if settings_class(hint) else Role.INPUT), hint
+
+
+def summary(doc: str | None) -> str:
+    """The first paragraph of a docstring, on one line."""
+    return " ".join(inspect.cleandoc(doc or "").split("\n\n")[0].split())
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a package: a typed function plus its resources, Dask needs and network access."""
+
+    name: str
+    run: Callable[..., Any]
+    resources: Resources = field(default_factory=Resources)
+    dask: DaskSizes | None = None
+    network: bool = False
+
+    @cached_property
+    def params(self) -> tuple[Param, ...]:
+        """All parameters of the step function, in signature order."""
+        hints = get_type_hints(self.run, include_extras=True)
+        docs = parameter_docstrings(inspect.getdoc(self.run))
+        params = []
+        for p in inspect.signature(self.run).parameters.values():
+            if p.name not in docs:
+                raise TypeError(f"step {self.name!r}: parameter {p.name!r} of {self.run.__qualname__} has no doc")
+            role, base = _role(hints[p.name])
+            params.append(Param(p.name, base, p.default, docs[p.name], role))
+        return tuple(params)
+
+    def by_role(self, role: Role) -> tuple[Param, ...]:
+        """The parameters of the step that have `role`."""
+        return tuple(p for p in self.params if p.role is role)
+
+    @property
+    def doc(self) -> str:
+        """One-line description of the step (first paragraph of its docstring)."""
+        return summary(self.run.__doc__)
+
+
+@dataclass(frozen=True)
+class Package:
+    """An application package: named steps run in order, each consuming the previous one's folder."""
+
+    name: str
+    label: str
+    description: str
+    steps: tuple[Step, ...]
+    image: str = f"ghcr.io/eoflows/eoflows:{__version__}"
+    version: str = __version__
+
+    def __post_init__(self) -> None:
+        self.params  # noqa: B018 - fail at import time on conflicting declarations
+
+    @cached_property
+    def params(self) -> tuple[Param, ...]:
+        """User inputs and settings of all steps; one entry per name (steps may share a parameter)."""
+        merged: dict[str, Param] = {}
+        for step in self.steps:
+            for p in step.params:
+                if p.role in (Role.STAGED, Role.OUTPUT):
+                    continue
+                seen = merged.setdefault(p.name, p)
+                if (seen.annotation, seen.default, seen.role) != (p.annotation, p.default, p.role):
+                    raise TypeError(f"package {self.name!r}: parameter {p.name!r} is declared differently by two steps")
+        return tuple(merged.values())
+
+    def step(self, name: str) -> Step:
+        """The step called `name`."""
+        return next(s for s in self.steps if s.name == name)

@@ -1,0 +1,1 @@
+"""Synthetic products for the demo, the tests and the benchmarks (no network needed)."""

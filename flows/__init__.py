@@ -1,0 +1,1 @@
+"""Prefect flows of the eoflows application packages (one module per package)."""

@@ -1,0 +1,116 @@
+"""Turn a package declaration into a Prefect flow: stage-in -> compute -> stage-out as tasks.
+
+The flow's parameters are the package's user inputs (names, types, defaults and docs read from the step
+signatures) plus, for each settings parameter, the name of a saved block; nothing is declared twice. Steps
+that need Dask run on the Dask task runner chosen in `flows.runners`; the others run in the flow process.
+"""
+
+import inspect
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prefect import Flow, flow, task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+from prefect.tasks import Task
+
+from eoflows.package import Package, Param, Role, Step, settings_class, summary
+from flows.artifacts import publish_products_artifact
+from flows.runners import describe_cluster, task_runner
+
+
+def settings_param(p: Param) -> Param:
+    """The flow parameter standing for a settings parameter: the name of a saved block, or the environment."""
+    cls = settings_class(p.annotation)
+    assert cls is not None
+    doc = (
+        f"Name of a saved '{cls.get_block_type_slug()}' block: {cls.get_description()} "
+        f"Empty: {summary(cls.from_env.__doc__)}"
+    )
+    return Param(p.name, str | None, None, doc, Role.SETTINGS)
+
+
+def flow_params(package: Package) -> list[Param]:
+    """The parameters of the package's flow: user inputs in declaration order, then settings."""
+    inputs = [p for p in package.params if p.role is Role.INPUT]
+    return inputs + [settings_param(p) for p in package.params if p.role is Role.SETTINGS]
+
+
+def signature(params: list[Param], returns: Any) -> inspect.Signature:
+    """A keyword-only signature for `params`."""
+    return inspect.Signature(
+        [
+            inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default, annotation=p.annotation)
+            for p in params
+        ],
+        return_annotation=returns,
+    )
+
+
+def docstring(summary_line: str, params: list[Param]) -> str:
+    """A Google-style docstring (Prefect and cyclopts read parameter docs from it)."""
+    args = "\n".join(f"    {p.name}: {p.doc}" for p in params)
+    return f"{summary_line}\n\nArgs:\n{args}\n"
+
+
+def step_task(step: Step) -> Task:
+    """The Prefect task of a step (no caching: inputs are folders and settings, not values)."""
+    return task(step.run, name=step.name, cache_policy=NO_CACHE, task_run_name=step.name)
+
+
+def _settings(package: Package, values: dict[str, Any]) -> dict[str, Any]:
+    loaded = {}
+    for p in package.params:
+        if p.role is Role.SETTINGS:
+            cls = settings_class(p.annotation)
+            loaded[p.name] = cls.load(values[p.name]) if values[p.name] else cls.from_env()
+    return loaded
+
+
+def run_package(package: Package, tasks: dict[str, Task], values: dict[str, Any]) -> Any:
+    """Run the steps of `package` in a temporary work folder; return the last step's result."""
+    log = get_run_logger()
+    settings = _settings(package, values)
+    with tempfile.TemporaryDirectory(prefix=f"eoflows-{package.name}-") as work:
+        result: Any = None
+        for step in package.steps:
+            kwargs = {}
+            for p in step.params:
+                kwargs[p.name] = {
+                    Role.STAGED: result,
+                    Role.OUTPUT: Path(work) / step.name,
+                    Role.SETTINGS: settings.get(p.name),
+                    Role.INPUT: values.get(p.name),
+                }[p.role]
+            log.info("Step %s: %s", step.name, step.doc)
+            if step.dask:
+                with task_runner() as runner:
+                    create_table_artifact(
+                        describe_cluster(runner), key="dask-cluster", description=f"Dask cluster of step {step.name}"
+                    )
+                    result = runner.submit(tasks[step.name], kwargs).result()
+            else:
+                result = tasks[step.name](**kwargs)
+    return result
+
+
+def package_flow(package: Package) -> Flow:
+    """The Prefect flow of `package`; it returns the URI of the published catalog."""
+    params = flow_params(package)
+    tasks = {step.name: step_task(step) for step in package.steps}
+
+    def run(**values: Any) -> str:
+        catalog_uri = run_package(package, tasks, values)
+        storage = next(iter(_settings(package, values).values()), None)
+        publish_products_artifact(f"{package.name}-products", catalog_uri, storage)
+        return catalog_uri
+
+    run.__name__ = run.__qualname__ = package.name.replace("-", "_")
+    run.__signature__ = signature(params, str)  # type: ignore[attr-defined]
+    run.__annotations__ = {**{p.name: p.annotation for p in params}, "return": str}
+    run.__doc__ = docstring(package.description, params)
+    return flow(name=package.name, description=package.description, version=package.version, validate_parameters=True)(
+        run
+    )

@@ -1,0 +1,9 @@
+"""Every application package and its flow, by name: what the CLI, the deployments and the CWL export list."""
+
+from prefect import Flow
+
+from eoflows.package import Package
+from flows.s2_indices import S2_INDICES, s2_indices
+
+PACKAGES: dict[str, Package] = {S2_INDICES.name: S2_INDICES}
+FLOWS: dict[str, Flow] = {S2_INDICES.name: s2_indices}

@@ -1,0 +1,36 @@
+"""`s2-indices`: Sentinel-2 L2A EOPF Zarr item -> 7 spectral indices and 7 colour composites (Zarr) + STAC.
+
+```
+eoflows run s2-indices --item https://.../items/S2A_MSIL2A_... --destination s3://bucket/results
+```
+"""
+
+from eoflows.package import DaskSizes, Package, Resources, Step
+from flows.build import package_flow
+from tasks.s2_indices import compute_indices, stage_in_eopf
+from tasks.staging import stage_out
+
+S2_INDICES = Package(
+    name="s2-indices",
+    label="Sentinel-2 indices and colour composites",
+    description=(
+        "Compute 7 spectral indices (ndvi, ndwi, ndmir, nbr, ndwi2, mndwi, ndbi) and 7 colour composites "
+        "(rgb, vea, civ, law, sir, fcu, atp) of a Sentinel-2 L2A EOPF Zarr product as one Zarr store, with a "
+        "quicklook and a STAC item, and publish them to a folder or S3."
+    ),
+    steps=(
+        Step("stage-in", stage_in_eopf, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
+        Step(
+            "compute",
+            compute_indices,
+            Resources(cores=(2, 2), ram_mb=(2048, 2048)),
+            dask=DaskSizes(
+                worker_cores=1, worker_cores_limit=2, worker_memory="4G", cluster_max_cores=8, cluster_max_memory="32G"
+            ),
+            network=True,
+        ),
+        Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True),
+    ),
+)
+
+s2_indices = package_flow(S2_INDICES)

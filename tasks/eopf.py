@@ -1,0 +1,231 @@
+"""Sentinel-2 L2A products in the EOPF Zarr layout: check an item, find its bands, grid and CRS.
+
+Bands are found through the item's band assets (by band name or `eo:common_name`, hrefs inside the
+product store) and otherwise at their EOPF group path in the `product` store; the CRS comes from
+`proj:code` (falling back to `proj:epsg`, then the store's own `stac_discovery` metadata); scale and offset
+from the arrays' CF attributes, else the assets' `raster:scale` / `raster:offset`.
+"""
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pystac
+import zarr
+from pyproj import CRS
+from pyproj.exceptions import CRSError
+
+from blocks.s3 import S3Storage
+from eoflows.errors import InputError
+from tasks.indices import Coding
+from tasks.sentinel2 import BANDS, L2A_PRODUCT_TYPE, band_name, band_path
+from tasks.storage import open_zarr_group
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up pixel grid: upper-left corner, pixel size, shape, CRS."""
+
+    crs: str  # e.g. "EPSG:32632"
+    x0: float
+    y0: float
+    res: float
+    width: int
+    height: int
+
+    @property
+    def transform(self) -> list[float]:
+        """Affine transform as in the STAC projection extension (6 terms)."""
+        return [self.res, 0.0, self.x0, 0.0, -self.res, self.y0]
+
+    @property
+    def bbox(self) -> list[float]:
+        """[xmin, ymin, xmax, ymax] in the grid's CRS."""
+        return [self.x0, self.y0 - self.res * self.height, self.x0 + self.res * self.width, self.y0]
+
+    def x(self) -> np.ndarray:
+        """Pixel-centre x coordinates."""
+        return self.x0 + self.res * (np.arange(self.width) + 0.5)
+
+    def y(self) -> np.ndarray:
+        """Pixel-centre y coordinates."""
+        return self.y0 - self.res * (np.arange(self.height) + 0.5)
+
+
+@dataclass(frozen=True)
+class BandSource:
+    """Where one band is read from and how it decodes."""
+
+    band: str
+    path: str  # array path inside the store
+    coding: Coding
+    factor: int  # output pixels per input pixel, per axis
+
+
+@dataclass(frozen=True)
+class EopfSource:
+    """What the compute step reads: the product store, its bands, the 10 m output grid and its chunking."""
+
+    item_id: str
+    store: str
+    grid: Grid
+    chunk: tuple[int, int]
+    bands: dict[str, BandSource]
+    storage: S3Storage | None = None
+
+    def read(self, band: str, rows: slice, cols: slice) -> np.ndarray:
+        """Digital numbers of `band` over an output-grid window (rows, cols at 10 m)."""
+        src = self.bands[band]
+        f = src.factor
+        return open_array(self.store, src.path, self.storage)[
+            rows.start // f : -(-rows.stop // f), cols.start // f : -(-cols.stop // f)
+        ]
+
+
+def is_zarr(asset: pystac.Asset) -> bool:
+    """True for an asset that is a Zarr store or array."""
+    return "zarr" in (asset.media_type or "") or asset.href.rstrip("/").endswith(".zarr")
+
+
+def check_l2a(item: pystac.Item, href: str) -> str:
+    """Check that `item` is a Sentinel-2 L2A EOPF product; return the href of its Zarr product store."""
+    props = item.properties
+    platform = str(props.get("platform") or props.get("constellation") or "")
+    level = props.get("processing:level") or props.get("s2:processing_level")
+    product_type = props.get("product:type")
+    if not platform.lower().startswith("sentinel-2"):
+        raise InputError(f"STAC item {href!r}: not a Sentinel-2 product (platform {platform or 'missing'!r})")
+    if product_type != L2A_PRODUCT_TYPE and str(level).upper() != "L2A":
+        raise InputError(
+            f"STAC item {href!r}: not a Level-2A product (product:type {product_type!r}, processing:level "
+            f"{level!r}; expected {L2A_PRODUCT_TYPE} or L2A)"
+        )
+    product = item.assets.get("product")
+    if product is None or not is_zarr(product):
+        zarrs = [k for k, a in item.assets.items() if is_zarr(a) and "data" in (a.roles or [])]
+        raise InputError(
+            f"STAC item {href!r}: no EOPF Zarr 'product' asset (found assets {sorted(item.assets)}"
+            + (f"; Zarr assets {zarrs}" if zarrs else "")
+            + ")"
+        )
+    return product.get_absolute_href() or product.href
+
+
+def _asset_band(asset: pystac.Asset) -> str | None:
+    bands = asset.extra_fields.get("bands") or asset.extra_fields.get("eo:bands") or []
+    if len(bands) != 1:
+        return None
+    b = bands[0]
+    return band_name(str(b.get("name", ""))) or band_name(str(b.get("eo:common_name") or b.get("common_name") or ""))
+
+
+def band_assets(item: pystac.Item, store: str) -> dict[str, pystac.Asset]:
+    """Band name -> the finest single-band asset of the item that lies inside `store`."""
+    found: dict[str, pystac.Asset] = {}
+    prefix = store.rstrip("/") + "/"
+    for asset in item.assets.values():
+        band = _asset_band(asset)
+        href = asset.get_absolute_href() or asset.href
+        if band is None or not href.startswith(prefix):
+            continue
+        gsd = asset.extra_fields.get("gsd") or BANDS[band].resolution
+        if band not in found or gsd < (found[band].extra_fields.get("gsd") or 1e9):
+            found[band] = asset
+    return found
+
+
+def crs_of(item: pystac.Item, root_attrs: dict[str, Any], href: str) -> str:
+    """The CRS of the product as ``EPSG:<code>``."""
+    discovered = (root_attrs.get("stac_discovery") or {}).get("properties") or {}
+    for props in (item.properties, discovered):
+        code = props.get("proj:code") or (f"EPSG:{props['proj:epsg']}" if props.get("proj:epsg") else None)
+        if code:
+            try:
+                epsg = CRS.from_user_input(code).to_epsg()
+            except CRSError as exc:
+                raise InputError(f"STAC item {href!r}: unknown CRS {code!r} ({exc})") from exc
+            return f"EPSG:{epsg}" if epsg else str(code)
+    raise InputError(f"STAC item {href!r}: no CRS (no proj:code or proj:epsg in the item or the product metadata)")
+
+
+@lru_cache(maxsize=32)
+def _group(store: str, storage_json: str) -> zarr.Group:
+    storage = S3Storage.model_validate_json(storage_json) if storage_json else None
+    return open_zarr_group(store, storage)
+
+
+def open_array(store: str, path: str, storage: S3Storage | None = None) -> zarr.Array:
+    """An array of a store (the store's metadata is opened once per process)."""
+    group = _group(store, storage.model_dump_json() if storage else "")
+    node = group[path]
+    if not isinstance(node, zarr.Array):
+        raise KeyError(path)
+    return node
+
+
+def _grid_of(group: zarr.Group, array: zarr.Array, crs: str, where: str) -> Grid:
+    height, width = array.shape
+    if "x" in group and "y" in group:
+        x, y = np.asarray(group["x"][:2], dtype=np.float64), np.asarray(group["y"][:2], dtype=np.float64)
+        res = float(x[1] - x[0]) if width > 1 else float(array.attrs.get("proj:transform", [10])[0])
+        return Grid(crs, float(x[0] - res / 2), float(y[0] + res / 2), res, width, height)
+    transform = array.attrs.get("proj:transform")
+    if transform:
+        return Grid(crs, float(transform[2]), float(transform[5]), float(transform[0]), width, height)
+    raise InputError(f"{where}: no x/y coordinates and no proj:transform; cannot place it on a grid")
+
+
+def _coding(array: zarr.Array, asset: pystac.Asset | None, where: str) -> Coding:
+    if array.dtype.kind not in "ui" or array.dtype.itemsize > 2:
+        raise InputError(f"{where}: data type {array.dtype}; expected 8- or 16-bit integer digital numbers")
+    attrs, extra = array.attrs, (asset.extra_fields if asset else {})
+    scale = attrs.get("scale_factor", extra.get("raster:scale"))
+    offset = attrs.get("add_offset", extra.get("raster:offset", 0.0 if "scale_factor" in attrs else None))
+    if scale is None or offset is None:
+        raise InputError(f"{where}: no scale/offset (no CF scale_factor/add_offset, no raster:scale/raster:offset)")
+    nodata = extra.get("nodata", attrs.get("_FillValue", array.fill_value))
+    return Coding(str(array.dtype), float(scale), float(offset), None if nodata is None else int(nodata))
+
+
+def open_source(item: pystac.Item, href: str, bands: list[str], storage: S3Storage | None = None) -> EopfSource:
+    """Plan reading `bands` of the L2A product of `item`: arrays, codings, the 10 m grid, chunking."""
+    store = check_l2a(item, href)
+    try:
+        root = open_zarr_group(store, storage)
+    except FileNotFoundError as exc:
+        raise InputError(f"product {store!r} of STAC item {href!r}: no Zarr store there") from exc
+    except Exception as exc:
+        raise InputError(f"product {store!r} of STAC item {href!r}: cannot open it as Zarr ({exc})") from exc
+    crs = crs_of(item, dict(root.attrs), href)
+    assets = band_assets(item, store)
+    paths = {
+        b: (assets[b].get_absolute_href() or "")[len(store.rstrip("/")) + 1 :] if b in assets else band_path(b)
+        for b in bands
+    }
+    arrays: dict[str, zarr.Array] = {}
+    for band, path in paths.items():
+        try:
+            node = root[path]
+        except KeyError:
+            node = None
+        if not isinstance(node, zarr.Array) or node.ndim != 2:
+            raise InputError(f"product {store!r}: band {band} missing (no 2-D array at {path!r})")
+        arrays[band] = node
+    finest = min(bands, key=lambda b: (-arrays[b].shape[1], b))
+    parent = paths[finest].rsplit("/", 1)[0]
+    grid = _grid_of(root[parent], arrays[finest], crs, f"product {store!r}, group {parent!r}")
+    sources = {}
+    for band in bands:
+        arr = arrays[band]
+        factor = grid.width // arr.shape[1]
+        if arr.shape[0] * factor != grid.height or arr.shape[1] * factor != grid.width:
+            raise InputError(
+                f"product {store!r}: band {band} has shape {arr.shape}, not a whole fraction of the "
+                f"{grid.height} x {grid.width} grid of {finest}"
+            )
+        sources[band] = BandSource(
+            band, paths[band], _coding(arr, assets.get(band), f"product {store!r}, band {band}"), factor
+        )
+    chunk = arrays[finest].chunks
+    return EopfSource(item.id, store, grid, (int(chunk[0]), int(chunk[1])), sources, storage)

@@ -1,0 +1,89 @@
+"""The output Zarr (v3) store of `s2-indices`: one array per product on the 10 m grid, CF metadata.
+
+The store's metadata and coordinates are written first by xarray (so `xarray.open_zarr` reads it back with
+its CRS, coordinates and CF attributes); then each window's results go straight into their chunks, which
+the windows own alone, so any number of them write at once without locks.
+"""
+
+from collections.abc import Iterable
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+import zarr
+from pyproj import CRS
+from zarr.codecs import BloscCodec
+
+from eoflows import __version__
+from tasks.eopf import Grid
+from tasks.indices import COMPOSITES, INDICES, LONG_NAMES
+from tasks.sentinel2 import stac_band_name
+
+CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+
+
+def grid_mapping(crs: str) -> dict[str, object]:
+    """CF grid-mapping attributes of `crs` (plus the GDAL-style `spatial_ref` WKT)."""
+    cf = CRS.from_user_input(crs).to_cf()
+    return {**cf, "spatial_ref": cf["crs_wkt"]}
+
+
+def create_store(path: str, grid: Grid, products: list[str], chunk: tuple[int, int], source_id: str) -> None:
+    """Write the metadata and coordinates of a products store at `path` (data chunks come later)."""
+    h, w = grid.height, grid.width
+    coords = {
+        "y": ("y", grid.y(), {"standard_name": "projection_y_coordinate", "units": "m", "axis": "Y"}),
+        "x": ("x", grid.x(), {"standard_name": "projection_x_coordinate", "units": "m", "axis": "X"}),
+        "band": ("band", np.array([1, 2, 3], np.uint8), {"long_name": "display channel: 1 red, 2 green, 3 blue"}),
+        "spatial_ref": ((), 0, grid_mapping(grid.crs)),
+    }
+    variables, encoding = {}, {}
+    for name in products:
+        if name in INDICES:
+            a, b = INDICES[name]
+            data = da.empty((h, w), chunks=chunk, dtype=np.float32)
+            attrs = {
+                "long_name": LONG_NAMES[name],
+                "units": "1",
+                "comment": f"({stac_band_name(a)} - {stac_band_name(b)}) / ({stac_band_name(a)} + "
+                f"{stac_band_name(b)}) of surface reflectance; NaN where an input is no data "
+                "or the denominator is 0",
+            }
+            variables[name] = (("y", "x"), data, attrs)
+            encoding[name] = {"chunks": chunk, "compressors": (CODEC,), "_FillValue": np.float32(np.nan)}
+        else:
+            bands = " ".join(stac_band_name(b) for b in COMPOSITES[name])
+            data = da.empty((3, h, w), chunks=(3, *chunk), dtype=np.uint8)
+            attrs = {
+                "long_name": f"{LONG_NAMES[name]} ({bands})",
+                "units": "1",
+                "valid_range": [0, 255],
+                "comment": "surface reflectance clipped to [0, 1], gamma 1.95 (red, green) and 1.85 (blue), "
+                "scaled to 0-255; 0 where an input is no data",
+            }
+            variables[name] = (("band", "y", "x"), data, attrs)
+            encoding[name] = {"chunks": (3, *chunk), "compressors": (CODEC,), "_FillValue": None}
+    for _, _, attrs in variables.values():
+        attrs["grid_mapping"] = "spatial_ref"
+    ds = xr.Dataset(
+        variables,
+        coords=coords,
+        attrs={
+            "title": f"Sentinel-2 indices and composites of {source_id}",
+            "source": source_id,
+            "Conventions": "CF-1.8",
+            "proj:code": grid.crs,
+            "history": f"eoflows {__version__} s2-indices",
+        },
+    )
+    ds.to_zarr(path, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
+
+
+def write_window(path: str, results: Iterable[tuple[str, np.ndarray]], rows: slice, cols: slice) -> int:
+    """Write one window of each (product, block) into the store at `path`; return the raw bytes written."""
+    group = zarr.open_group(path, mode="r+")
+    written = 0
+    for name, block in results:
+        group[name][..., rows, cols] = block
+        written += block.nbytes
+    return written

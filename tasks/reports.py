@@ -1,0 +1,19 @@
+"""Small tables a person reads at a glance: a Prefect table artifact in a run, log lines elsewhere."""
+
+from typing import Any
+
+from prefect.artifacts import create_table_artifact
+
+from tasks.logs import logger
+from tasks.progress import in_prefect_run
+
+
+def report_table(key: str, title: str, rows: list[dict[str, Any]]) -> None:
+    """Publish `rows` as a table artifact named `key` (lowercase, digits, dashes) or log them."""
+    if in_prefect_run():
+        create_table_artifact(rows, key=key, description=title)
+        return
+    log = logger()
+    log.info("%s", title)
+    for row in rows:
+        log.info("  %s", " | ".join(str(v) for v in row.values()))

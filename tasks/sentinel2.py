@@ -1,0 +1,75 @@
+"""Sentinel-2 MSI bands: names, common names, wavelengths, resolutions and where EOPF Zarr keeps them."""
+
+from typing import Final, NamedTuple
+
+
+class Band(NamedTuple):
+    """One MSI band as STAC describes it."""
+
+    common_name: str
+    resolution: int  # native, metres
+    center_wavelength: float  # micrometres
+    full_width_half_max: float  # micrometres
+    description: str
+
+
+BANDS: Final[dict[str, Band]] = {
+    "b01": Band("coastal", 60, 0.443, 0.027, "Coastal aerosol (band 1)"),
+    "b02": Band("blue", 10, 0.49, 0.098, "Blue (band 2)"),
+    "b03": Band("green", 10, 0.56, 0.045, "Green (band 3)"),
+    "b04": Band("red", 10, 0.665, 0.038, "Red (band 4)"),
+    "b05": Band("rededge071", 20, 0.704, 0.019, "Red edge 1 (band 5)"),
+    "b06": Band("rededge075", 20, 0.74, 0.018, "Red edge 2 (band 6)"),
+    "b07": Band("rededge078", 20, 0.783, 0.028, "Red edge 3 (band 7)"),
+    "b08": Band("nir", 10, 0.842, 0.145, "NIR 1 (band 8)"),
+    "b8a": Band("nir08", 20, 0.865, 0.033, "NIR 2 (band 8A)"),
+    "b09": Band("nir09", 60, 0.945, 0.026, "NIR 3 (band 9)"),
+    "b11": Band("swir16", 20, 1.61, 0.143, "SWIR 1 (band 11)"),
+    "b12": Band("swir22", 20, 2.19, 0.242, "SWIR 2 (band 12)"),
+}
+
+#: Scene classification (SCL) codes of Level-2A products.
+SCL_CLASSES: Final[dict[int, str]] = {
+    0: "no_data",
+    1: "saturated_or_defective",
+    2: "dark_area_pixels",
+    3: "cloud_shadows",
+    4: "vegetation",
+    5: "not_vegetated",
+    6: "water",
+    7: "unclassified",
+    8: "cloud_medium_probability",
+    9: "cloud_high_probability",
+    10: "thin_cirrus",
+    11: "snow",
+}
+
+#: Group of the L2A scene classification map in an EOPF product.
+SCL_GROUP: Final = "conditions/mask/l2a_classification/r20m"
+#: `product:type` of Sentinel-2 L2A EOPF products.
+L2A_PRODUCT_TYPE: Final = "S02MSIL2A"
+
+
+def reflectance_group(resolution: int) -> str:
+    """EOPF group holding the reflectance bands at `resolution` metres."""
+    return f"measurements/reflectance/r{resolution}m"
+
+
+def band_path(band: str) -> str:
+    """Path of `band` (e.g. ``b08``) inside an EOPF Zarr store, at its native resolution."""
+    return f"{reflectance_group(BANDS[band].resolution)}/{band}"
+
+
+def stac_band_name(band: str) -> str:
+    """The STAC/ESA name of `band`: ``b8a`` -> ``B8A``."""
+    return band.upper()
+
+
+def band_name(name: str) -> str | None:
+    """Our band name for a STAC band `name` or common name (``B08``, ``B8``, ``nir``), or None."""
+    low = name.lower()
+    if low in BANDS:
+        return low
+    if len(low) == 2 and low[0] == "b" and f"b0{low[1]}" in BANDS:
+        return f"b0{low[1]}"
+    return next((band for band, meta in BANDS.items() if meta.common_name == low), None)

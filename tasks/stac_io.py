@@ -1,0 +1,83 @@
+"""Reading and writing STAC JSON anywhere fsspec reaches, with errors that name the document and the cause."""
+
+import json
+from typing import Any
+
+import pystac
+from pystac.stac_io import StacIO
+
+from blocks.s3 import S3Storage
+from eoflows.errors import EoflowsError, InputError, StageError
+from tasks.storage import filesystem
+
+
+def io_error(what: str, href: str, exc: BaseException) -> EoflowsError:
+    """An eoflows error for a failed read or write of `href`, saying which of the usual causes it was."""
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, FileNotFoundError):
+        return InputError(f"{what} {href!r}: not found ({text})")
+    if isinstance(exc, PermissionError):
+        return StageError(f"{what} {href!r}: access denied ({text}); check the S3 key and secret")
+    if isinstance(exc, IsADirectoryError | NotADirectoryError):
+        return InputError(f"{what} {href!r}: not a file ({text})")
+    return StageError(f"{what} {href!r}: cannot reach it ({type(exc).__name__}: {text})")
+
+
+def read_bytes(href: str, storage: S3Storage | None = None, what: str = "file") -> bytes:
+    """The content of `href` (path or URL)."""
+    try:
+        fs, path = filesystem(href, storage)
+        with fs.open(path, "rb") as f:
+            return f.read()
+    except EoflowsError:
+        raise
+    except Exception as exc:  # fsspec backends raise OSError, aiohttp and botocore errors alike
+        raise io_error(what, href, exc) from exc
+
+
+def read_json(href: str, storage: S3Storage | None = None, what: str = "JSON document") -> dict[str, Any]:
+    """Parse the JSON object at `href`."""
+    data = read_bytes(href, storage, what)
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{what} {href!r}: not JSON ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise InputError(f"{what} {href!r}: expected a JSON object, found {type(doc).__name__}")
+    return doc
+
+
+def read_item(href: str, storage: S3Storage | None = None) -> pystac.Item:
+    """The STAC item at `href`, with its self href set so relative asset hrefs resolve."""
+    doc = read_json(href, storage, "STAC item")
+    if doc.get("type") != "Feature":
+        raise InputError(f"STAC item {href!r}: not a STAC item (type is {doc.get('type')!r}, expected 'Feature')")
+    try:
+        item = pystac.Item.from_dict(doc, href=href, preserve_dict=False)
+    except Exception as exc:
+        raise InputError(f"STAC item {href!r}: not a valid STAC item ({exc})") from exc
+    item.set_self_href(href)
+    return item
+
+
+class FsspecStacIO(StacIO):
+    """pystac I/O through fsspec, so catalogs on S3 (with `S3Storage` credentials) read and write like files."""
+
+    def __init__(self, storage: S3Storage | None = None) -> None:
+        super().__init__()
+        self.storage = storage
+
+    def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
+        """Read a STAC document."""
+        return read_bytes(str(source), self.storage, "STAC document").decode()
+
+    def write_text(self, dest: Any, txt: str, *args: Any, **kwargs: Any) -> None:
+        """Write a STAC document (parent folders are created as needed)."""
+        href = str(dest)
+        try:
+            fs, path = filesystem(href, self.storage)
+            fs.makedirs(fs._parent(path), exist_ok=True)
+            with fs.open(path, "w") as f:
+                f.write(txt)
+        except Exception as exc:
+            raise io_error("STAC document", href, exc) from exc

@@ -1,0 +1,164 @@
+"""Stage-in and stage-out: the folder shape every step and every CWL runner agrees on.
+
+```
+<folder>/catalog.json              catalog, links relative
+<folder>/<item-id>/<item-id>.json  each item; assets next to it or absolute hrefs (Zarr read in place)
+```
+Stage-out publishes such a folder atomically: data files first, then the items (hrefs rewritten to the
+destination), `catalog.json` last. A failed publish removes what it had uploaded, so a `catalog.json` at a
+destination always means a complete result.
+"""
+
+import datetime as dt
+import secrets
+from pathlib import Path
+
+import pystac
+from fsspec.callbacks import Callback
+from prefect.runtime import flow_run
+
+from blocks.s3 import S3Storage
+from eoflows.errors import EoflowsError, InputError, StageError
+from eoflows.package import StagedDir
+from tasks.logs import logger
+from tasks.progress import progress
+from tasks.stac_io import FsspecStacIO, io_error
+from tasks.storage import filesystem, join, scheme
+
+#: Link relation recording where a staged item was read from.
+SOURCE_REL = "via"
+
+
+def write_catalog(items: list[pystac.Item], folder: Path, catalog_id: str, description: str) -> Path:
+    """Write `items` as a self-contained catalog in `folder`; return the path of its catalog.json."""
+    catalog = pystac.Catalog(id=catalog_id, description=description)
+    for item in items:
+        catalog.add_item(item)
+    catalog.normalize_hrefs(str(folder.absolute()))
+    catalog.save(pystac.CatalogType.SELF_CONTAINED)
+    return folder / "catalog.json"
+
+
+def stage_items(items: list[tuple[str, pystac.Item]], output: Path) -> Path:
+    """Stage (source href, item) pairs into `output`: asset hrefs absolute, a `via` link to each source."""
+    staged = []
+    for href, item in items:
+        item.make_asset_hrefs_absolute()
+        item.remove_links(pystac.RelType.SELF)
+        item.remove_links(SOURCE_REL)
+        item.add_link(pystac.Link(SOURCE_REL, href, pystac.MediaType.JSON, "Source STAC item"))
+        staged.append(item)
+    write_catalog(staged, output, "catalog", "Staged input items")
+    return output
+
+
+def staged_items(folder: Path) -> list[pystac.Item]:
+    """The items of the staged catalog in `folder`."""
+    path = folder / "catalog.json"
+    if not path.is_file():
+        raise InputError(f"staged folder {str(folder)!r}: no catalog.json (expected a stage-in output folder)")
+    try:
+        items = list(pystac.Catalog.from_file(str(path)).get_items(recursive=True))
+    except Exception as exc:
+        raise InputError(f"staged catalog {str(path)!r}: cannot be read ({exc})") from exc
+    if not items:
+        raise InputError(f"staged catalog {str(path)!r}: holds no items")
+    return items
+
+
+def source_href(item: pystac.Item) -> str:
+    """Where a staged item came from (its `via` link), or its own location."""
+    link = item.get_single_link(SOURCE_REL)
+    return link.href if link else (item.get_self_href() or item.id)
+
+
+def default_run_id() -> str:
+    """The Prefect flow run id inside a run, else a UTC timestamp with a random suffix."""
+    return flow_run.get_id() or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+
+
+class _Advance(Callback):
+    def __init__(self, advance) -> None:
+        super().__init__()
+        self._advance = advance
+
+    def call(self, *args, **kwargs) -> None:
+        self._advance()
+
+
+def stage_out(input: StagedDir, destination: str, run_id: str | None = None, storage: S3Storage | None = None) -> str:
+    """Publish a results catalog to a local folder or S3, catalog.json last; return the catalog URI.
+
+    Args:
+        input: Folder holding the results catalog (catalog.json, items and their assets).
+        destination: Local folder or s3://bucket/prefix; results go to DESTINATION/RUN_ID/.
+        run_id: Sub-folder of the destination for this run; default the Prefect flow run id (or a timestamp).
+        storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
+    """
+    if scheme(destination) not in ("file", "s3"):
+        raise InputError(f"destination {destination!r}: expected a local folder or an s3://bucket/prefix URL")
+    if scheme(destination) == "file":
+        destination = str(Path(destination.removeprefix("file://")).absolute())
+    target = join(destination, run_id or default_run_id())
+    catalog_uri = join(target, "catalog.json")
+    items = staged_items(input)
+    catalog = pystac.Catalog.from_file(str(input / "catalog.json"))
+    stac_files = {Path(item.get_self_href()).resolve() for item in items} | {(input / "catalog.json").resolve()}
+    data = sorted(p for p in input.rglob("*") if p.is_file() and p.resolve() not in stac_files)
+    remote = [join(target, *p.relative_to(input).parts) for p in data]
+    log = logger()
+    fs, target_path = filesystem(target, storage)
+    try:
+        if fs.exists(fs._strip_protocol(catalog_uri)):
+            raise StageError(f"destination {target!r}: already holds a published catalog; choose another run_id")
+        existed = fs.exists(target_path)
+    except EoflowsError:
+        raise
+    except Exception as exc:
+        raise io_error("destination", target, exc) from exc
+    log.info("Publishing %d files of %s to %s", len(data), input, target)
+    try:
+        with progress(len(data) + len(items) + 1, f"stage-out to {target}") as advance:
+            for parent in sorted({fs._parent(fs._strip_protocol(r)) for r in remote}):
+                fs.makedirs(parent, exist_ok=True)
+            if data:
+                fs.put([str(p) for p in data], [fs._strip_protocol(r) for r in remote], callback=_Advance(advance))
+            _rewrite_hrefs(catalog, input.resolve(), target)
+            io = FsspecStacIO(storage)
+            for item in catalog.get_items(recursive=True):
+                item.save_object(include_self_link=True, stac_io=io)
+                advance()
+            catalog.save_object(include_self_link=True, stac_io=io)  # the publish step: last
+            advance()
+    except BaseException as exc:
+        _remove(fs, target_path if not existed else [fs._strip_protocol(r) for r in remote])
+        if isinstance(exc, EoflowsError) or not isinstance(exc, Exception):
+            raise
+        raise io_error("destination", target, exc) from exc
+    log.info("Published %s", catalog_uri)
+    return catalog_uri
+
+
+def _rewrite_hrefs(catalog: pystac.Catalog, folder: Path, target: str) -> None:
+    """Point the catalog, its items and their local assets at `target` (absolute hrefs)."""
+    for item in catalog.get_items(recursive=True):
+        for asset in item.assets.values():
+            local = Path(asset.get_absolute_href() or asset.href)
+            if local.is_absolute() and local.resolve().is_relative_to(folder):
+                asset.href = join(target, *local.resolve().relative_to(folder).parts)
+    catalog.normalize_hrefs(target)
+    catalog.catalog_type = pystac.CatalogType.ABSOLUTE_PUBLISHED
+
+
+def _remove(fs, paths: str | list[str]) -> None:
+    """Best-effort removal of what a failed publish wrote."""
+    try:
+        if isinstance(paths, str):
+            if fs.exists(paths):
+                fs.rm(paths, recursive=True)
+        else:
+            for path in paths:
+                if fs.exists(path):
+                    fs.rm(path)
+    except Exception as exc:  # cleanup must not hide the original error
+        logger().warning("Could not remove partial upload at %s: %s", paths, exc)

@@ -1,0 +1,54 @@
+"""Files and Zarr stores at local paths, ``file://``, ``http(s)://`` or ``s3://`` URLs, through fsspec.
+
+All remote I/O of eoflows goes through here, so credentials are applied in one place and never logged.
+"""
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import fsspec
+import zarr
+from fsspec import AbstractFileSystem
+
+from blocks.s3 import S3Storage
+
+REMOTE_SCHEMES = ("http", "https", "s3")
+
+
+def scheme(url: str) -> str:
+    """The URL scheme of `url`, ``file`` for local paths."""
+    parsed = urlparse(str(url))
+    return parsed.scheme if len(parsed.scheme) > 1 else "file"
+
+
+def is_remote(url: str) -> bool:
+    """True for http(s) and s3 URLs."""
+    return scheme(url) in REMOTE_SCHEMES
+
+
+def storage_options(url: str, storage: S3Storage | None = None) -> dict[str, Any]:
+    """fsspec options for `url`: S3 credentials for ``s3://``, nothing otherwise."""
+    if scheme(url) == "s3":
+        return (storage or S3Storage.from_env()).s3fs_options()
+    return {}
+
+
+def filesystem(url: str, storage: S3Storage | None = None) -> tuple[AbstractFileSystem, str]:
+    """The filesystem serving `url` and the path of `url` on it."""
+    fs, path = fsspec.core.url_to_fs(str(url), **storage_options(url, storage))
+    return fs, path
+
+
+def join(base: str, *parts: str) -> str:
+    """Join path parts onto a local path or a URL."""
+    if scheme(base) == "file":
+        return str(Path(base.removeprefix("file://")).joinpath(*parts))
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def open_zarr_group(url: str, storage: S3Storage | None = None, mode: str = "r") -> zarr.Group:
+    """Open the Zarr group at `url` (local path or URL)."""
+    if is_remote(url):
+        return zarr.open_group(url, mode=mode, storage_options=storage_options(url, storage))
+    return zarr.open_group(url.removeprefix("file://"), mode=mode)
