@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from blocks.s3 import S3Storage
 
-ALLOW_S3 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}]}
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,18 @@ class LocalS3:
             endpoint_url=self.endpoint_url,
             access_key_id=self.access_key_id,
             secret_access_key=SecretStr(self.secret_access_key),
+        )
+
+    def client(self, service: str = "s3"):
+        """A boto3 client of this server with the valid key (its IAM allows creating restricted users)."""
+        import boto3  # dev extra
+
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
         )
 
     def env(self) -> dict[str, str]:
@@ -95,7 +107,7 @@ def local_s3(buckets: tuple[str, ...] | list[str] = ()) -> Iterator[LocalS3]:
             aws_secret_access_key="bootstrap",
         )
         iam.create_user(UserName="eoflows")
-        iam.put_user_policy(UserName="eoflows", PolicyName="s3", PolicyDocument=json.dumps(ALLOW_S3))
+        iam.put_user_policy(UserName="eoflows", PolicyName="s3", PolicyDocument=json.dumps(ALLOW_ALL))
         key = iam.create_access_key(UserName="eoflows")["AccessKey"]
         s3 = LocalS3(url, key["AccessKeyId"], key["SecretAccessKey"])
         client = boto3.client(

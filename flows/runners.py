@@ -11,7 +11,18 @@ with task_runner() as runner:           # a LocalCluster sized to the machine
 import logging
 import os
 
+from prefect.client.orchestration import get_client
 from prefect_dask import DaskTaskRunner
+
+
+def prefect_api_env() -> dict[str, str]:
+    """`PREFECT_API_URL` of this process's Prefect API, for worker processes to report to the same one.
+
+    Without `PREFECT_API_URL` set, Prefect serves a temporary API inside the flow process; a worker that does
+    not know its address would start another one, and its task runs, logs and artifacts would be lost.
+    """
+    with get_client(sync_client=True) as client:
+        return {"PREFECT_API_URL": str(client.api_url).rstrip("/")}
 
 
 def local_task_runner() -> DaskTaskRunner:
@@ -25,7 +36,7 @@ def local_task_runner() -> DaskTaskRunner:
             "processes": True,
             "dashboard_address": "127.0.0.1:0",
             "silence_logs": logging.WARNING,
-            "env": {"MALLOC_ARENA_MAX": "2"},  # see tasks.executor.limit_malloc_arenas
+            "env": {"MALLOC_ARENA_MAX": "2", **prefect_api_env()},  # see tasks.executor.limit_malloc_arenas
         },
     )
 

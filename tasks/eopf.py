@@ -19,7 +19,7 @@ from pyproj.exceptions import CRSError
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
 from tasks.indices import Coding
-from tasks.sentinel2 import BANDS, L2A_PRODUCT_TYPE, band_name, band_path
+from tasks.sentinel2 import BANDS, L2A_PRODUCT_TYPE, band_name, band_path, processing_level
 from tasks.storage import open_zarr_group
 
 
@@ -92,14 +92,13 @@ def check_l2a(item: pystac.Item, href: str) -> str:
     """Check that `item` is a Sentinel-2 L2A EOPF product; return the href of its Zarr product store."""
     props = item.properties
     platform = str(props.get("platform") or props.get("constellation") or "")
-    level = props.get("processing:level") or props.get("s2:processing_level")
-    product_type = props.get("product:type")
     if not platform.lower().startswith("sentinel-2"):
         raise InputError(f"STAC item {href!r}: not a Sentinel-2 product (platform {platform or 'missing'!r})")
-    if product_type != L2A_PRODUCT_TYPE and str(level).upper() != "L2A":
+    level = processing_level(props, item.collection_id)
+    if level != "L2A":
         raise InputError(
-            f"STAC item {href!r}: not a Level-2A product (product:type {product_type!r}, processing:level "
-            f"{level!r}; expected {L2A_PRODUCT_TYPE} or L2A)"
+            f"STAC item {href!r}: not a Level-2A product (level {level or 'unknown'}, product:type "
+            f"{props.get('product:type')!r}; expected {L2A_PRODUCT_TYPE} or processing:level L2A)"
         )
     product = item.assets.get("product")
     if product is None or not is_zarr(product):

@@ -105,8 +105,13 @@ def upsample(a: np.ndarray, factor: int) -> np.ndarray:
     return np.repeat(np.repeat(a, factor, axis=-1), factor, axis=-2)  # columns first: faster
 
 
+#: |a + b| below this is a zero denominator: far under the 1e-4 step of 16-bit reflectance, far over float32
+#: rounding of such sums (so DN pairs that cancel exactly give NaN whatever the rounding of each term).
+ZERO_SUM = 1e-6
+
+
 def normalized_difference(a: np.ndarray, b: np.ndarray, scratch: np.ndarray | None = None) -> np.ndarray:
-    """(a - b) / (a + b) in float32; NaN where a or b is NaN (no data) or a + b == 0.
+    """(a - b) / (a + b) in float32; NaN where a or b is NaN (no data) or a + b is zero (see `ZERO_SUM`).
 
     `scratch`, a float32 array of the same shape, saves allocating the denominator on repeated calls.
     """
@@ -116,7 +121,7 @@ def normalized_difference(a: np.ndarray, b: np.ndarray, scratch: np.ndarray | No
     out = a - b
     with np.errstate(divide="ignore", invalid="ignore"):
         np.divide(out, den, out=out)
-    out[den == 0] = np.nan
+    out[np.abs(den, out=den) < ZERO_SUM] = np.nan
     return out
 
 

@@ -73,3 +73,22 @@ def band_name(name: str) -> str | None:
     if len(low) == 2 and low[0] == "b" and f"b0{low[1]}" in BANDS:
         return f"b0{low[1]}"
     return next((band for band, meta in BANDS.items() if meta.common_name == low), None)
+
+
+def processing_level(properties: dict, collection: str | None = None) -> str | None:
+    """The processing level (``L1C``, ``L2A``) a Sentinel-2 STAC item declares, in any common convention.
+
+    EOPF (`product:type` S02MSIL2A, `processing:level`), Earth Search v1 (`s2:product_type` S2MSI2A) and v0
+    (`sentinel:product_id`), else the collection id (``sentinel-2-l2a``).
+    """
+    if props_level := properties.get("processing:level") or properties.get("s2:processing_level"):
+        return str(props_level).upper()
+    for key in ("product:type", "s2:product_type", "sentinel:product_id"):
+        value = str(properties.get(key) or "").upper()
+        for level, marker in (("L2A", "2A"), ("L1C", "1C")):
+            if f"MSI{marker}" in value or f"MSIL{marker}" in value:
+                return level
+    for level in ("L2A", "L1C"):
+        if collection and level.lower() in collection.lower():
+            return level
+    return None

@@ -1,6 +1,7 @@
 """Reading and writing STAC JSON anywhere fsspec reaches, with errors that name the document and the cause."""
 
 import json
+import socket
 from typing import Any
 
 import pystac
@@ -11,9 +12,18 @@ from eoflows.errors import EoflowsError, InputError, StageError
 from tasks.storage import filesystem
 
 
+def _root_cause(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return exc
+
+
 def io_error(what: str, href: str, exc: BaseException) -> EoflowsError:
     """An eoflows error for a failed read or write of `href`, saying which of the usual causes it was."""
     text = str(exc).strip() or type(exc).__name__
+    cause = _root_cause(exc)
+    if isinstance(cause, ConnectionError | socket.gaierror | TimeoutError) or "Connect" in type(cause).__name__:
+        return StageError(f"{what} {href!r}: cannot reach it ({type(cause).__name__}: {cause})")
     if isinstance(exc, FileNotFoundError):
         return InputError(f"{what} {href!r}: not found ({text})")
     if isinstance(exc, PermissionError):

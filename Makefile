@@ -1,0 +1,31 @@
+# eoflows: `make demo` and `make test` each install the project into .venv first (fast when up to date).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.eoflows-installed
+
+.PHONY: install demo test bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+demo: install
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m eoflows.demo
+
+test: install
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest
+
+bench: install
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/s2_indices.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache
