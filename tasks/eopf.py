@@ -6,6 +6,7 @@ product store) and otherwise at their EOPF group path in the `product` store; th
 from the arrays' CF attributes, else the assets' `raster:scale` / `raster:offset`.
 """
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -20,7 +21,7 @@ from blocks.s3 import S3Storage
 from eoflows.errors import InputError
 from tasks.indices import Coding
 from tasks.sentinel2 import BANDS, L2A_PRODUCT_TYPE, band_name, band_path, processing_level
-from tasks.storage import open_zarr_group
+from tasks.storage import open_zarr_group, open_zarr_group_with, storage_options
 
 
 @dataclass(frozen=True)
@@ -149,14 +150,13 @@ def crs_of(item: pystac.Item, root_attrs: dict[str, Any], href: str) -> str:
 
 
 @lru_cache(maxsize=32)
-def _group(store: str, storage_json: str) -> zarr.Group:
-    storage = S3Storage.model_validate_json(storage_json) if storage_json else None
-    return open_zarr_group(store, storage)
+def _group(store: str, options: str) -> zarr.Group:
+    return open_zarr_group_with(store, json.loads(options))
 
 
 def open_array(store: str, path: str, storage: S3Storage | None = None) -> zarr.Array:
-    """An array of a store (the store's metadata is opened once per process)."""
-    group = _group(store, storage.model_dump_json() if storage else "")
+    """An array of a store (the store's metadata is opened once per process and set of credentials)."""
+    group = _group(store, json.dumps(storage_options(store, storage), sort_keys=True))
     node = group[path]
     if not isinstance(node, zarr.Array):
         raise KeyError(path)

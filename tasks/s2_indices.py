@@ -57,10 +57,8 @@ def stage_in_eopf(item: str, output: OutputDir, storage: S3Storage | None = None
     href = item if "://" in item else str(Path(item).absolute())
     stac_item = read_item(href, storage)
     check_l2a(stac_item, href)
-    self_link = stac_item.get_single_link(pystac.RelType.SELF)
-    canonical = self_link.href if self_link and "://" in self_link.href else href
     logger().info("Staging Sentinel-2 L2A item %s from %s", stac_item.id, href)
-    return stage_items([(canonical, stac_item)], output)
+    return stage_items([stac_item], output)
 
 
 class Window(NamedTuple):
@@ -176,7 +174,7 @@ def compute_indices(
         shutil.rmtree(folder, ignore_errors=True)
         if isinstance(exc, EoflowsError | KeyboardInterrupt) or not isinstance(exc, Exception):
             raise
-        raise EoflowsError(f"compute of {item.id}: {type(exc).__name__}: {exc}") from exc
+        raise EoflowsError(f"compute of {item.id} (product {source.store}): {type(exc).__name__}: {exc}") from exc
     wall = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
     log.info("Wrote %d products (%.1f MB) in %.1f s", len(products), size / 1e6, wall)

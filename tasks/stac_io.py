@@ -11,6 +11,9 @@ from blocks.s3 import S3Storage
 from eoflows.errors import EoflowsError, InputError, StageError
 from tasks.storage import filesystem
 
+#: Link relation recording where an item was read from.
+SOURCE_REL = "via"
+
 
 def _root_cause(exc: BaseException) -> BaseException:
     while exc.__cause__ is not None or exc.__context__ is not None:
@@ -58,15 +61,28 @@ def read_json(href: str, storage: S3Storage | None = None, what: str = "JSON doc
 
 
 def read_item(href: str, storage: S3Storage | None = None) -> pystac.Item:
-    """The STAC item at `href`, with its self href set so relative asset hrefs resolve."""
+    """The STAC item at `href`, detached from its catalog, with a `via` link to where it came from.
+
+    The item's self href is set to `href` so relative asset hrefs resolve. Its `root`, `parent` and `collection` links
+    are dropped: they point into the source catalog or API, which pystac would otherwise fetch. The `via`
+    link keeps the item's canonical address (its own `self` link when it has an absolute one).
+    """
     doc = read_json(href, storage, "STAC item")
     if doc.get("type") != "Feature":
         raise InputError(f"STAC item {href!r}: not a STAC item (type is {doc.get('type')!r}, expected 'Feature')")
+    links = [link for link in doc.get("links", []) if isinstance(link, dict)]
+    canonical = next(
+        (link["href"] for link in links if link.get("rel") == "self" and "://" in str(link.get("href"))), href
+    )
+    doc["links"] = [
+        link for link in links if link.get("rel") not in ("self", "root", "parent", "collection", SOURCE_REL)
+    ]
     try:
         item = pystac.Item.from_dict(doc, href=href, preserve_dict=False)
     except Exception as exc:
         raise InputError(f"STAC item {href!r}: not a valid STAC item ({exc})") from exc
     item.set_self_href(href)
+    item.add_link(pystac.Link(SOURCE_REL, canonical, pystac.MediaType.JSON, "Source STAC item"))
     return item
 
 

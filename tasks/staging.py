@@ -22,11 +22,8 @@ from eoflows.errors import EoflowsError, InputError, StageError
 from eoflows.package import StagedDir
 from tasks.logs import logger
 from tasks.progress import progress
-from tasks.stac_io import FsspecStacIO, io_error
+from tasks.stac_io import SOURCE_REL, FsspecStacIO, io_error
 from tasks.storage import filesystem, join, scheme
-
-#: Link relation recording where a staged item was read from.
-SOURCE_REL = "via"
 
 
 def write_catalog(items: list[pystac.Item], folder: Path, catalog_id: str, description: str) -> Path:
@@ -39,16 +36,11 @@ def write_catalog(items: list[pystac.Item], folder: Path, catalog_id: str, descr
     return folder / "catalog.json"
 
 
-def stage_items(items: list[tuple[str, pystac.Item]], output: Path) -> Path:
-    """Stage (source href, item) pairs into `output`: asset hrefs absolute, a `via` link to each source."""
-    staged = []
-    for href, item in items:
+def stage_items(items: list[pystac.Item], output: Path) -> Path:
+    """Stage items read by `read_item` into `output`, asset hrefs made absolute (data stays where it is)."""
+    for item in items:
         item.make_asset_hrefs_absolute()
-        item.remove_links(pystac.RelType.SELF)
-        item.remove_links(SOURCE_REL)
-        item.add_link(pystac.Link(SOURCE_REL, href, pystac.MediaType.JSON, "Source STAC item"))
-        staged.append(item)
-    write_catalog(staged, output, "catalog", "Staged input items")
+    write_catalog(items, output, "catalog", "Staged input items")
     return output
 
 

@@ -49,6 +49,11 @@ def join(base: str, *parts: str) -> str:
 
 def open_zarr_group(url: str, storage: S3Storage | None = None, mode: str = "r") -> zarr.Group:
     """Open the Zarr group at `url` (local path or URL)."""
+    return open_zarr_group_with(url, storage_options(url, storage), mode)
+
+
+def open_zarr_group_with(url: str, options: dict[str, Any], mode: str = "r") -> zarr.Group:
+    """Open the Zarr group at `url` with explicit fsspec `options`."""
     if is_remote(url):
-        return zarr.open_group(url, mode=mode, storage_options=storage_options(url, storage))
+        return zarr.open_group(url, mode=mode, storage_options=options)
     return zarr.open_group(url.removeprefix("file://"), mode=mode)

@@ -11,8 +11,8 @@ import s3fs
 from eoflows.errors import InputError, StageError
 from eoflows.local_s3 import LocalS3
 from tasks.s2_indices import compute_indices, stage_in_eopf
-from tasks.stac_io import FsspecStacIO
-from tasks.staging import SOURCE_REL, stage_out
+from tasks.stac_io import SOURCE_REL, FsspecStacIO
+from tasks.staging import stage_out
 
 
 @pytest.fixture(scope="session")

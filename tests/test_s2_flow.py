@@ -1,0 +1,137 @@
+"""The `s2-indices` flow end to end on the session's Prefect API, a local Dask cluster and real servers."""
+
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+import s3fs
+import xarray as xr
+import zarr
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.exceptions import ParameterTypeError
+
+from eoflows.errors import InputError
+from eoflows.local_s3 import LocalS3
+from flows.s2_indices import s2_indices
+from tasks.indices import PRODUCTS
+from tasks.stac_io import FsspecStacIO
+from tests import reference as ref
+from tests.test_eopf import real_item_on
+from tests.test_staging import upload_sample
+
+
+def reference_products(sample_item: Path) -> dict[str, np.ndarray]:
+    root = zarr.open_group(sample_item.with_suffix(".zarr"), mode="r")
+    dn = {b: root[f"measurements/reflectance/r10m/{b}"][:] for b in ("b02", "b03", "b04", "b08")}
+    dn |= {b: root[f"measurements/reflectance/r20m/{b}"][:] for b in ("b11", "b12")}
+    return ref.products(dn)
+
+
+def published_item(uri: str, storage=None) -> pystac.Item:
+    (item,) = pystac.Catalog.from_file(uri, stac_io=FsspecStacIO(storage)).get_items(recursive=True)
+    return item
+
+
+def check_products(item: pystac.Item, sample_item: Path, products: list[str], storage_options=None) -> None:
+    expected = reference_products(sample_item)
+    ds = xr.open_zarr(item.assets["product"].href, consolidated=True, storage_options=storage_options)
+    assert sorted(ds.data_vars) == sorted(products)
+    assert ds.rio.crs if hasattr(ds, "rio") else ds["spatial_ref"].attrs["crs_wkt"].startswith("PROJCRS")
+    for name in products:
+        got = ds[name].values
+        if got.dtype == np.float32:
+            np.testing.assert_allclose(got, expected[name], rtol=2e-5, atol=2e-6, equal_nan=True, err_msg=name)
+            assert ds[name].attrs["long_name"] and np.isnan(ds[name].encoding["_FillValue"])
+        else:
+            np.testing.assert_array_equal(got, expected[name], err_msg=name)
+    assert ds.sizes["x"] == ds.sizes["y"] == 366
+    assert float(ds.x[0]) == 499985.0 and float(ds.y[0]) == 5000035.0  # pixel centres of the 10 m grid
+
+
+def artifacts_of(state) -> dict[str, list]:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    by_type: dict[str, list] = {}
+    for artifact in found:
+        by_type.setdefault(artifact.type, []).append(artifact)
+    return by_type
+
+
+def test_s3_to_s3_with_a_storage_block(s3: LocalS3, sample_item: Path) -> None:
+    source = upload_sample(s3, sample_item, f"flow-{uuid.uuid4().hex[:6]}")
+    s3.storage().save("test-s3", overwrite=True)
+    state = s2_indices(item=source, destination="s3://eoflows-results/flow", storage="test-s3", return_state=True)
+    uri = state.result()
+    assert uri.startswith("s3://eoflows-results/flow/") and uri.endswith("/catalog.json")
+    assert str(state.state_details.flow_run_id) in uri  # default run id: the flow run id
+    item = published_item(uri, s3.storage())
+    assert item.id == f"{sample_item.stem}-processed"
+    assert item.get_single_link("derived_from").href == source
+    check_products(item, sample_item, list(PRODUCTS), s3.storage().s3fs_options())
+    fs = s3fs.S3FileSystem(**s3.storage().s3fs_options())
+    assert fs.cat(item.assets["thumbnail"].href)[:8] == b"\x89PNG\r\n\x1a\n"
+    as_dict = item.to_dict(transform_hrefs=False)
+    assert pystac.Item.from_dict(as_dict).to_dict(transform_hrefs=False) == as_dict
+    artifacts = artifacts_of(state)
+    (products,) = [a for a in artifacts["markdown"] if a.key == "s2-indices-products"]
+    assert "| ndvi |" in products.data and "data:image/png;base64," in products.data and uri in products.data
+    progress = sorted((a.description, a.data) for a in artifacts["progress"])
+    assert progress == [("14 products", 100.0), (f"stage-out to {uri.rsplit('/', 1)[0]}", 100.0)]
+    tables = {a.key: json.loads(a.data) for a in artifacts["table"]}
+    assert {"compute-usage", "dask-cluster"} <= set(tables)
+    ran_on = next(row["value"] for row in tables["compute-usage"] if row["measure"] == "ran on")
+    assert ran_on.startswith("Dask cluster at tcp://127.0.0.1:")  # the windows ran on the task runner's cluster
+
+
+def test_http_item_to_a_local_folder_with_some_products(sample_item: Path, http_server: str, tmp_path: Path) -> None:
+    url = f"{http_server}/{sample_item.name}"
+    uri = s2_indices(item=url, destination=str(tmp_path / "out"), products=["ndvi", "vea"], run_id="r1")
+    assert uri == str(tmp_path / "out" / "r1" / "catalog.json")
+    item = published_item(uri)
+    assert set(item.assets) == {"ndvi", "vea", "product", "thumbnail"}
+    check_products(item, sample_item, ["ndvi", "vea"])
+
+
+def test_the_real_eopf_item_with_a_local_store(sample_item: Path, tmp_path: Path) -> None:
+    path = real_item_on(sample_item.with_suffix(".zarr"), tmp_path)
+    uri = s2_indices(item=str(path), destination=str(tmp_path / "out"), products=["nbr", "rgb"], run_id="real")
+    item = published_item(uri)
+    assert item.id == "S2A_MSIL2A_20251113T102311_N0511_R065_T32TNQ_20251113T142515-processed"
+    assert item.get_single_link("derived_from").href.startswith("https://stac.core.eopf.eodc.eu/")
+    assert item.properties["proj:code"] == "EPSG:32632" and item.properties["proj:shape"] == [366, 366]
+    assert item.properties["processing:software"]["eoflows"]
+    check_products(item, sample_item, ["nbr", "rgb"])
+
+
+def test_an_unknown_product_is_refused_before_anything_runs(sample_item: Path, tmp_path: Path) -> None:
+    with pytest.raises(ParameterTypeError, match="products"):
+        s2_indices(item=str(sample_item), destination=str(tmp_path / "out"), products=["ndvi", "evi"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_store_missing_a_band_fails_and_publishes_nothing(sample_copy: Path, tmp_path: Path) -> None:
+    store = sample_copy.with_suffix(".zarr")
+    for path in (store / "measurements/reflectance/r20m").glob("b12*"):
+        import shutil
+
+        shutil.rmtree(path)
+    zarr.consolidate_metadata(str(store))
+    with pytest.raises(InputError, match=r"band b12 missing"):
+        s2_indices(item=str(sample_copy), destination=str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_wrong_key_fails_and_publishes_nothing(s3: LocalS3, sample_item: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3.endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-the-secret")
+    with pytest.raises(Exception, match="destination 's3://eoflows-results/denied/x': access denied"):
+        s2_indices(item=str(sample_item), destination="s3://eoflows-results/denied", run_id="x", products=["ndvi"])
+    fs = s3fs.S3FileSystem(**s3.storage().s3fs_options())
+    assert not fs.exists("eoflows-results/denied")
