@@ -8,6 +8,7 @@ import inspect
 import logging
 import sys
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,9 @@ def run_command(package: Package, flow: Flow) -> Callable[..., Any]:
     return _command(package.name, flow_params(package), package.description, lambda **kw: flow(**kw))
 
 
+@cache
 def register() -> None:
-    """Add a `run` and a `step` command group entry for every package."""
+    """Add a `run` and a `step` command group entry for every package (once)."""
     from flows.packages import FLOWS, PACKAGES
 
     for name, package in PACKAGES.items():

@@ -1,0 +1,91 @@
+"""The `eoflows` command line, run as users and CWL tools run it (a subprocess), plus its help texts."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import xarray as xr
+from prefect.settings import PREFECT_API_URL
+
+from eoflows.cli import main
+from eoflows.local_s3 import LocalS3
+from eoflows.package import Role
+from flows.build import flow_params
+from flows.packages import PACKAGES
+
+EOFLOWS = str(Path(sys.executable).with_name("eoflows"))
+
+
+def eoflows(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.run([EOFLOWS, *args], capture_output=True, text=True, env={**clean, **(env or {})}, timeout=300)
+
+
+def test_steps_one_by_one_on_folders_and_s3(sample_item: Path, s3: LocalS3, tmp_path: Path) -> None:
+    staged, out = tmp_path / "staged", tmp_path / "out"
+    done = eoflows("step", "s2-indices", "stage-in", "--item", str(sample_item), "--output", str(staged))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(staged) and (staged / "catalog.json").is_file()
+    done = eoflows("step", "s2-indices", "compute", "--input", str(staged), "--output", str(out),
+                   "--products", "ndvi", "--products", "rgb")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "2 products" in done.stderr  # the progress bar
+    (store,) = out.glob("*/*.zarr")
+    assert sorted(xr.open_zarr(store, consolidated=True).data_vars) == ["ndvi", "rgb"]
+    done = eoflows("step", "s2-indices", "stage-out", "--input", str(out), "--destination", "s3://eoflows-results/cli",
+                   "--run-id", "steps", env=s3.env())  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "s3://eoflows-results/cli/steps/catalog.json"
+    assert s3.secret_access_key not in done.stdout + done.stderr
+
+
+def test_run_prints_the_catalog_uri(sample_item: Path, tmp_path: Path) -> None:
+    done = eoflows("run", "s2-indices", "--item", str(sample_item), "--destination", str(tmp_path), "--run-id", "cli",
+                   "--products", "ndwi", env={"PREFECT_API_URL": PREFECT_API_URL.value()})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == str(tmp_path / "cli" / "catalog.json")
+    item = json.loads(next((tmp_path / "cli").glob("*/*-processed.json")).read_text())
+    assert set(item["assets"]) == {"ndwi", "product", "thumbnail"}
+
+
+def test_errors_are_one_line_and_a_failure_status(tmp_path: Path) -> None:
+    done = eoflows("step", "s2-indices", "stage-in", "--item", str(tmp_path / "nope.json"), "--output", str(tmp_path))
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith(f"eoflows: error: STAC item '{tmp_path / 'nope.json'}'")
+    assert "Traceback" not in done.stderr
+    done = eoflows("step", "s2-indices", "compute", "--input", str(tmp_path), "--output", str(tmp_path),
+                   "--products", "evi")  # fmt: skip
+    assert done.returncode == 2
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith('eoflows: usage error: Invalid value "evi" for --products. Choose from: "ndvi"')
+
+
+def help_text(capsys: pytest.CaptureFixture, *args: str) -> str:
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--help"])
+    assert exit_.value.code in (0, None)
+    return " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_help_documents_every_option(package: str, capsys: pytest.CaptureFixture) -> None:
+    text = help_text(capsys, "run", package)
+    for p in flow_params(PACKAGES[package]):
+        assert f"--{p.name.replace('_', '-')}" in text and " ".join(p.doc.split()[:4]) in text, p.name
+    for step in PACKAGES[package].steps:
+        text = help_text(capsys, "step", package, step.name)
+        for p in step.params:
+            if p.role is Role.SETTINGS:
+                assert f"--{p.name}" not in text  # credentials never on the command line
+            else:
+                assert f"--{p.name.replace('_', '-')}" in text and " ".join(p.doc.split()[:4]) in text, p.name
+
+
+def test_sample_command(tmp_path: Path) -> None:
+    done = eoflows("sample", "s2", str(tmp_path), "--size", "60", "--seed", "2")
+    assert done.returncode == 0, done.stderr
+    item = Path(done.stdout.strip())
+    assert item.is_file() and item.with_suffix(".zarr").is_dir() and "20250606" in item.name

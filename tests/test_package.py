@@ -1,0 +1,80 @@
+"""Package declarations: one signature feeds the flow's parameters and the CLI (nothing written twice)."""
+
+import inspect
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+from blocks.s3 import S3Storage
+from eoflows.cli import step_command
+from eoflows.package import OutputDir, Package, Role, StagedDir, Step
+from flows.build import package_flow
+from flows.s2_indices import S2_INDICES
+
+
+def fetch(url: str, output: OutputDir, storage: S3Storage | None = None) -> Path:
+    """Fetch something.
+
+    Args:
+        url: Where it is.
+        output: Folder to write into.
+        storage: S3 settings.
+    """
+    return output
+
+
+def smooth(input: StagedDir, output: OutputDir, sigma: float = 1.5, mode: Literal["a", "b"] = "a") -> Path:
+    """Smooth it.
+
+    Args:
+        input: The fetched folder.
+        output: Folder to write into.
+        sigma: Width of the kernel, in pixels.
+        mode: Edge mode.
+    """
+    return output
+
+
+def test_a_new_step_parameter_reaches_the_flow_and_the_cli() -> None:
+    package = Package("toy", "Toy", "A toy package.", (Step("fetch", fetch), Step("smooth", smooth)))
+    flow = package_flow(package)
+    schema = flow.parameters.model_dump()["properties"]
+    assert schema["sigma"]["default"] == 1.5 and schema["sigma"]["description"] == "Width of the kernel, in pixels."
+    assert schema["mode"]["enum"] == ["a", "b"]
+    assert set(schema) == {"url", "sigma", "mode", "storage"}  # folders are wiring, not parameters
+    assert schema["storage"]["description"].startswith("Name of a saved 'eoflows-s3-storage' block")
+    cli = inspect.signature(step_command(package.step("smooth")))
+    assert list(cli.parameters) == ["input", "output", "sigma", "mode"]
+    assert cli.parameters["sigma"].default == 1.5
+    assert "storage" not in inspect.signature(step_command(package.step("fetch"))).parameters
+
+
+def test_roles_come_from_annotations() -> None:
+    roles = {p.name: p.role for p in S2_INDICES.step("compute").params}
+    assert roles == {"input": Role.STAGED, "output": Role.OUTPUT, "products": Role.INPUT, "storage": Role.SETTINGS}
+    assert [p.name for p in S2_INDICES.params] == ["item", "storage", "products", "destination", "run_id"]
+
+
+def test_conflicting_declarations_are_refused() -> None:
+    def other(input: StagedDir, output: OutputDir, sigma: int = 2) -> Path:
+        """Other.
+
+        Args:
+            input: In.
+            output: Out.
+            sigma: Another sigma.
+        """
+        return output
+
+    with pytest.raises(TypeError, match="parameter 'sigma' is declared differently by two steps"):
+        Package("bad", "Bad", "Bad.", (Step("fetch", fetch), Step("smooth", smooth), Step("other", other)))
+
+
+def test_undocumented_parameters_are_refused() -> None:
+    def bare(input: StagedDir, output: OutputDir, k: int = 1) -> Path:
+        """No args section."""
+        return output
+
+    with pytest.raises(TypeError, match="parameter 'input' of .*bare has no doc"):
+        Package("bad", "Bad", "Bad.", (Step("bare", bare),))
