@@ -105,7 +105,13 @@ def _one_line(error: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command; errors become one line on stderr and exit status 1 (usage errors 2)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    log = logging.getLogger("eoflows")  # outside Prefect runs, steps log here (tasks.logs)
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
     register()
     try:
         app(argv if argv is not None else sys.argv[1:], exit_on_error=False, print_error=False)
