@@ -10,6 +10,8 @@ from prefect.context import FlowRunContext, TaskRunContext
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tasks.logs import logger
+
 Advance = Callable[[], None]
 
 
@@ -23,19 +25,23 @@ def progress(total: int, description: str, every_s: float = 1.0) -> Iterator[Adv
     """Yield a function to call once per finished unit of work, out of `total`.
 
     In a Prefect run this keeps a progress artifact up to date (at most once per `every_s` seconds, and at
-    the end); elsewhere it draws a progress bar on standard error.
+    the end) and logs each tenth done, which the run log and the terminal of `eoflows run` show; elsewhere it
+    draws a progress bar on standard error.
     """
     done = 0
     if in_prefect_run():
         artifact = create_progress_artifact(0.0, description=description)
-        last = time.monotonic()
+        last, tenth, log = time.monotonic(), 0, logger()
 
         def advance() -> None:
-            nonlocal done, last
+            nonlocal done, last, tenth
             done += 1
             if done == total or time.monotonic() - last >= every_s:
                 update_progress_artifact(artifact, 100.0 * done / total)
                 last = time.monotonic()
+            if done * 10 // total > tenth:
+                tenth = done * 10 // total
+                log.info("%s: %d of %d done (%d%%)", description, done, total, 100 * done // total)
 
         yield advance
         return

@@ -151,7 +151,8 @@ def compute_indices(
     t0 = time.perf_counter()
     try:
         create_store(str(store), grid, products, source.chunk, item.id)
-        with chunk_executor() as (executor, where), progress(len(windows), f"{len(products)} products") as advance:
+        described = f"computing {len(products)} products"
+        with chunk_executor() as (executor, where), progress(len(windows), described) as advance:
             log.info("Windows run on %s", where)
             futures = [executor.submit(process_window, source, str(store), products, w, sampling) for w in windows]
             done = []

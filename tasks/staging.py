@@ -110,7 +110,7 @@ def stage_out(input: StagedDir, destination: str, run_id: str | None = None, sto
         raise io_error("destination", target, exc) from exc
     log.info("Publishing %d files of %s to %s", len(data), input, target)
     try:
-        with progress(len(data) + len(items) + 1, f"stage-out to {target}") as advance:
+        with progress(len(data) + len(items) + 1, f"publishing to {target}") as advance:
             for parent in sorted({fs._parent(fs._strip_protocol(r)) for r in remote}):
                 fs.makedirs(parent, exist_ok=True)
             if data:

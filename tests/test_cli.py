@@ -32,7 +32,7 @@ def test_steps_one_by_one_on_folders_and_s3(sample_item: Path, s3: LocalS3, tmp_
     done = eoflows("step", "s2-indices", "compute", "--input", str(staged), "--output", str(out),
                    "--products", "ndvi", "--products", "rgb")  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "2 products" in done.stderr  # the progress bar
+    assert "computing 2 products" in done.stderr  # the progress bar
     (store,) = out.glob("*/*.zarr")
     assert sorted(xr.open_zarr(store, consolidated=True).data_vars) == ["ndvi", "rgb"]
     done = eoflows("step", "s2-indices", "stage-out", "--input", str(out), "--destination", "s3://eoflows-results/cli",

@@ -1,5 +1,6 @@
 """The `s2-indices` flow end to end on the session's Prefect API, a local Dask cluster and real servers."""
 
+import io
 import json
 import uuid
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 import s3fs
 import xarray as xr
 import zarr
+from PIL import Image
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.exceptions import ParameterTypeError
@@ -75,14 +77,16 @@ def test_s3_to_s3_with_a_storage_block(s3: LocalS3, sample_item: Path) -> None:
     assert item.get_single_link("derived_from").href == source
     check_products(item, sample_item, list(PRODUCTS), s3.storage().s3fs_options())
     fs = s3fs.S3FileSystem(**s3.storage().s3fs_options())
-    assert fs.cat(item.assets["thumbnail"].href)[:8] == b"\x89PNG\r\n\x1a\n"
+    quicklook = Image.open(io.BytesIO(fs.cat(item.assets["thumbnail"].href)))
+    assert (quicklook.format, quicklook.mode, quicklook.size) == ("PNG", "RGBA", (366, 366))
+    assert quicklook.getpixel((0, 0))[3] == 0 and quicklook.getpixel((300, 300))[3] == 255  # no data: transparent
     as_dict = item.to_dict(transform_hrefs=False)
     assert pystac.Item.from_dict(as_dict).to_dict(transform_hrefs=False) == as_dict
     artifacts = artifacts_of(state)
     (products,) = [a for a in artifacts["markdown"] if a.key == "s2-indices-products"]
     assert "| ndvi |" in products.data and "data:image/png;base64," in products.data and uri in products.data
     progress = sorted((a.description, a.data) for a in artifacts["progress"])
-    assert progress == [("14 products", 100.0), (f"stage-out to {uri.rsplit('/', 1)[0]}", 100.0)]
+    assert progress == [("computing 14 products", 100.0), (f"publishing to {uri.rsplit('/', 1)[0]}", 100.0)]
     tables = {a.key: json.loads(a.data) for a in artifacts["table"]}
     assert {"compute-usage", "dask-cluster"} <= set(tables)
     ran_on = next(row["value"] for row in tables["compute-usage"] if row["measure"] == "ran on")
