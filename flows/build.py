@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.tasks import Task
 
+from blocks.s3 import S3Storage
 from eoflows.package import Package, Param, Role, Step, settings_class, summary
 from flows.artifacts import publish_products_artifact
 from flows.runners import describe_cluster, task_runner
@@ -60,7 +61,8 @@ def step_task(step: Step) -> Task:
     return task(step.run, name=step.name, cache_policy=NO_CACHE, task_run_name=step.name)
 
 
-def _settings(package: Package, values: dict[str, Any]) -> dict[str, Any]:
+def load_settings(package: Package, values: dict[str, Any]) -> dict[str, Any]:
+    """Each settings parameter's block: loaded by the name given, or read from the environment."""
     loaded = {}
     for p in package.params:
         if p.role is Role.SETTINGS:
@@ -69,10 +71,9 @@ def _settings(package: Package, values: dict[str, Any]) -> dict[str, Any]:
     return loaded
 
 
-def run_package(package: Package, tasks: dict[str, Task], values: dict[str, Any]) -> Any:
+def run_package(package: Package, tasks: dict[str, Task], values: dict[str, Any], settings: dict[str, Any]) -> Any:
     """Run the steps of `package` in a temporary work folder; return the last step's result."""
     log = get_run_logger()
-    settings = _settings(package, values)
     with tempfile.TemporaryDirectory(prefix=f"eoflows-{package.name}-") as work:
         result: Any = None
         for step in package.steps:
@@ -102,8 +103,9 @@ def package_flow(package: Package) -> Flow:
     tasks = {step.name: step_task(step) for step in package.steps}
 
     def run(**values: Any) -> str:
-        catalog_uri = run_package(package, tasks, values)
-        storage = next(iter(_settings(package, values).values()), None)
+        settings = load_settings(package, values)
+        catalog_uri = run_package(package, tasks, values, settings)
+        storage = next((v for v in settings.values() if isinstance(v, S3Storage)), None)
         publish_products_artifact(f"{package.name}-products", catalog_uri, storage)
         return catalog_uri
 

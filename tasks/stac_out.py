@@ -9,7 +9,7 @@ from eoflows import __version__
 from tasks.eopf import Grid
 
 PROCESSING_SCHEMA = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
-#: Properties of the input that still describe a derived product, and the extension each belongs to.
+#: Properties of the input that still describe a derived product (their extensions are carried over too).
 KEPT = (
     "start_datetime",
     "end_datetime",
