@@ -1,11 +1,16 @@
 """The output Zarr (v3) store of `s2-indices`: one array per product on the 10 m grid, CF metadata.
 
 The store's metadata and coordinates are written first by xarray (so `xarray.open_zarr` reads it back with
-its CRS, coordinates and CF attributes); then each window's results go straight into their chunks, which
-the windows own alone, so any number of them write at once without locks.
+its CRS, coordinates and CF attributes). Windows running in the step's process write their chunks
+straight into the store. Windows on Dask workers, which may not see the output folder (Gateway workers of a
+Calrissian step, say), encode their chunks with the store's own codecs (an in-memory Zarr array of one chunk)
+and send the bytes back for the step's process to write. Each window owns its chunks: no write needs a lock.
 """
 
+import json
 from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
 
 import dask.array as da
 import numpy as np
@@ -13,6 +18,9 @@ import xarray as xr
 import zarr
 from pyproj import CRS
 from zarr.codecs import BloscCodec
+from zarr.core.buffer import cpu
+from zarr.core.metadata.v3 import ArrayV3Metadata
+from zarr.storage import MemoryStore
 
 from eoflows import __version__
 from tasks.eopf import Grid
@@ -79,11 +87,64 @@ def create_store(path: str, grid: Grid, products: list[str], chunk: tuple[int, i
     ds.to_zarr(path, mode="w", compute=False, zarr_format=3, consolidated=False, encoding=encoding)
 
 
-def write_window(path: str, results: Iterable[tuple[str, np.ndarray]], rows: slice, cols: slice) -> int:
-    """Write one window of each (product, block) into the store at `path`; return the raw bytes written."""
-    group = zarr.open_group(path, mode="r+")
-    written = 0
+class Chunk(NamedTuple):
+    """One encoded chunk of a product, ready to be written."""
+
+    product: str
+    coords: tuple[int, ...]
+    data: bytes | None  # None: all fill value, nothing to store (as Zarr does)
+
+
+def write_window(path: Path, results: Iterable[tuple[str, np.ndarray]], rows: slice, cols: slice) -> None:
+    """Write one window of each (product, block) straight into the store at `path` (Zarr encodes)."""
+    group = zarr.open_group(str(path), mode="r+")
     for name, block in results:
         group[name][..., rows, cols] = block
-        written += block.nbytes
+
+
+def chunk_templates(path: str, products: list[str]) -> dict[str, str]:
+    """Per product, the array metadata (zarr.json) of the store at `path`, resized to a single chunk."""
+    group = zarr.open_group(path, mode="r")
+    templates = {}
+    for name in products:
+        meta = group[name].metadata.to_dict()
+        meta["shape"] = list(meta["chunk_grid"]["configuration"]["chunk_shape"])
+        templates[name] = json.dumps(meta)
+    return templates
+
+
+def encode_chunk(template: str, block: np.ndarray) -> bytes | None:
+    """The stored bytes of a chunk holding `block` (padded with the fill value, like Zarr's edge chunks)."""
+    chunks: dict = {"zarr.json": cpu.Buffer.from_bytes(template.encode())}
+    array = zarr.open_array(MemoryStore(chunks), mode="r+")
+    array[tuple(slice(0, n) for n in block.shape)] = block
+    data = chunks.get(array.metadata.encode_chunk_key((0,) * block.ndim))
+    return None if data is None else data.to_bytes()
+
+
+def encode_window(
+    templates: dict[str, str],
+    results: Iterable[tuple[str, np.ndarray]],
+    rows: slice,
+    cols: slice,
+    chunk: tuple[int, int],
+) -> list[Chunk]:
+    """Encode one window of each (product, block); the window must be one chunk of the store."""
+    coords = (rows.start // chunk[0], cols.start // chunk[1])
+    return [
+        Chunk(name, (0,) * (block.ndim - 2) + coords, encode_chunk(templates[name], block)) for name, block in results
+    ]
+
+
+def write_chunks(path: Path, templates: dict[str, str], chunks: Iterable[Chunk]) -> int:
+    """Write encoded chunks into the store at `path`; return the bytes written."""
+    written = 0
+    for product, coords, data in chunks:
+        if data is None:
+            continue
+        key = ArrayV3Metadata.from_dict(json.loads(templates[product])).encode_chunk_key(coords)
+        target = path / product / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        written += len(data)
     return written

@@ -34,7 +34,7 @@ from tasks.indices import (
     iter_products,
 )
 from tasks.logs import logger
-from tasks.products_store import create_store, write_window
+from tasks.products_store import chunk_templates, create_store, encode_window, write_chunks, write_window
 from tasks.progress import progress
 from tasks.quicklook import Sampling, assemble, png_bytes
 from tasks.reports import report_table
@@ -77,31 +77,47 @@ def plan_windows(height: int, width: int, chunk: tuple[int, int]) -> list[Window
     ]
 
 
-def process_window(source: EopfSource, store: str, products: list[str], window: Window, sampling: Sampling) -> dict:
-    """Read, compute and write one window; return its quicklook piece and what it cost."""
+def process_window(
+    source: EopfSource,
+    templates: dict[str, str],
+    products: list[str],
+    window: Window,
+    sampling: Sampling,
+    store: Path | None = None,
+) -> dict:
+    """Read and compute one window; write its chunks into `store`, or return them encoded when None.
+
+    Also returns the window's quicklook piece and what it cost.
+    """
     t0, cpu0 = time.perf_counter(), time.thread_time()
     needed = sorted(set(bands_for(products)) | set(QUICKLOOK_BANDS))
     dn = {b: source.read(b, window.rows, window.cols) for b in needed}
     codings = {b: source.bands[b].coding for b in needed}
     factors = {b: source.bands[b].factor for b in needed}
-    written = write_window(store, iter_products(products, dn, codings, factors), window.rows, window.cols)
+    raw = 0
+
+    def counted():
+        nonlocal raw
+        for name, block in iter_products(products, dn, codings, factors):
+            raw += block.nbytes
+            yield name, block
+
+    if store is None:
+        chunks = encode_window(templates, counted(), window.rows, window.cols, source.chunk)
+    else:
+        write_window(store, counted(), window.rows, window.cols)
+        chunks = []
     r, c, position = sampling.local(window.rows, window.cols)
-    sampled = {
-        b: dn[b][
-            r.start // factors[b] :: max(1, r.step // factors[b]), c.start // factors[b] :: max(1, c.step // factors[b])
-        ]
-        for b in QUICKLOOK_BANDS
-    }
-    shape = min(s.shape for s in sampled.values())
-    sampled = {b: s[: shape[0], : shape[1]] for b, s in sampled.items()}
+    ys, xs = np.arange(window.rows.stop - window.rows.start)[r], np.arange(window.cols.stop - window.cols.start)[c]
+    sampled = {b: dn[b][(ys // factors[b])[:, None], xs // factors[b]] for b in QUICKLOOK_BANDS}
     rgb = compute_products(["rgb"], sampled, codings, dict.fromkeys(sampled, 1))["rgb"]
     valid = np.logical_and.reduce([sampled[b] != codings[b].nodata for b in QUICKLOOK_BANDS])
-    piece = np.concatenate([rgb, (valid * 255).astype(np.uint8)[None]])
     return {
+        "chunks": chunks,
         "position": position,
-        "piece": piece,
+        "piece": np.concatenate([rgb, (valid * 255).astype(np.uint8)[None]]),
         "read": sum(a.nbytes for a in dn.values()),
-        "written": written,
+        "raw": raw,
         "seconds": time.perf_counter() - t0,
         "cpu": time.thread_time() - cpu0,
     }
@@ -152,13 +168,18 @@ def compute_indices(
     try:
         create_store(str(store), grid, products, source.chunk, item.id)
         described = f"computing {len(products)} products"
-        with chunk_executor() as (executor, where), progress(len(windows), described) as advance:
+        with chunk_executor() as (executor, where, remote), progress(len(windows), described) as advance:
             log.info("Windows run on %s", where)
-            futures = [executor.submit(process_window, source, str(store), products, w, sampling) for w in windows]
+            templates = chunk_templates(str(store), products)
+            # local threads write their chunks themselves; Dask workers (maybe on other machines) send them back
+            sink = None if remote else store
+            futures = [executor.submit(process_window, source, templates, products, w, sampling, sink) for w in windows]
             done = []
             try:
-                for future in as_completed(futures):
-                    done.append(future.result())
+                for future in as_completed(futures):  # write each window's chunks as it comes back
+                    result = future.result()
+                    write_chunks(store, templates, result.pop("chunks"))
+                    done.append(result)
                     advance()
             except BaseException:
                 for future in futures:
@@ -187,7 +208,7 @@ def compute_indices(
             {"measure": "CPU time in windows (s)", "value": round(sum(d["cpu"] for d in done), 2)},
             {"measure": "windows", "value": len(windows)},
             {"measure": "input decoded (MB)", "value": round(sum(d["read"] for d in done) / 1e6, 1)},
-            {"measure": "output raw (MB)", "value": round(sum(d["written"] for d in done) / 1e6, 1)},
+            {"measure": "output raw (MB)", "value": round(sum(d["raw"] for d in done) / 1e6, 1)},
             {"measure": "output stored (MB)", "value": round(size / 1e6, 1)},
             {
                 "measure": "peak RSS of the step process (MB)",
