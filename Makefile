@@ -22,6 +22,7 @@ test: install
 
 bench: install
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/s2_indices.py
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/gateway_overhead.py
 
 lint: install
 	$(BIN)/ruff check .

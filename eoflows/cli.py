@@ -6,6 +6,7 @@ Commands are derived from the package declarations: `eoflows run <package>` take
 
 import inspect
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from functools import cache
@@ -28,7 +29,12 @@ app = App(
 run_app = App(name="run", help="Run a package end to end as a Prefect flow and print the catalog URI.")
 step_app = App(name="step", help="Run one step of a package on local folders (the command CWL tools run).")
 sample_app = App(name="sample", help="Write synthetic sample products and their STAC items (no network needed).")
-for sub in (run_app, step_app, sample_app):
+gateway_app = App(
+    name="gateway",
+    help="Look after Dask Gateway clusters. Settings: --block NAME (a saved eoflows-dask-gateway block) or the "
+    "dask-gateway configuration (DASK_GATEWAY__ADDRESS, ...).",
+)
+for sub in (run_app, step_app, sample_app, gateway_app):
     app.command(sub)
 
 
@@ -99,6 +105,65 @@ def sample_s2(dest: Path, *, size: int = 1098, seed: int = 1) -> None:
     print(write_sample(dest, size=size, seed=seed))
 
 
+def _gateway_settings(block: str | None):
+    from blocks.dask_gateway import DaskGatewaySettings
+
+    return DaskGatewaySettings.load(block) if block else DaskGatewaySettings.from_env()
+
+
+def _print_rows(rows: list[dict[str, Any]], empty: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not rows:
+        print(empty)
+        return
+    table = Table(*rows[0])
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    Console(width=200).print(table)
+
+
+@gateway_app.command(name="list")
+def gateway_list(*, block: str | None = None) -> None:
+    """List the clusters the gateway runs for you.
+
+    Args:
+        block: Name of a saved eoflows-dask-gateway block; empty: the dask-gateway configuration.
+    """
+    from tasks.gateway import list_clusters
+
+    _print_rows(list_clusters(_gateway_settings(block)), "no clusters")
+
+
+@gateway_app.command(name="options")
+def gateway_options(*, block: str | None = None) -> None:
+    """Show the cluster options the gateway offers and the values each takes.
+
+    Args:
+        block: Name of a saved eoflows-dask-gateway block; empty: the dask-gateway configuration.
+    """
+    from tasks.gateway import describe_field, gateway, offered_options
+
+    with gateway(_gateway_settings(block)) as client:
+        fields = offered_options(client)._fields
+    _print_rows([{"option": k, "takes": describe_field(f)} for k, f in fields.items()], "no options")
+
+
+@gateway_app.command(name="stop")
+def gateway_stop(name: str, *, block: str | None = None) -> None:
+    """Shut down a cluster, e.g. one a killed run left behind.
+
+    Args:
+        name: The cluster name (see `eoflows gateway list`).
+        block: Name of a saved eoflows-dask-gateway block; empty: the dask-gateway configuration.
+    """
+    from tasks.gateway import stop_cluster
+
+    stop_cluster(_gateway_settings(block), name)
+    print(f"stopped {name}")
+
+
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
@@ -124,8 +189,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class Terminated(EoflowsError):
+    """The process was asked to stop (SIGTERM)."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated(f"stopped by signal {signal.Signals(signum).name}; what was started has been released")
+
+
 def cli() -> None:
-    """Console script `eoflows`."""
+    """Console script `eoflows`: SIGTERM unwinds like an error, so clusters and uploads are cleaned up."""
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())
 
 

@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.tasks import Task
 
+from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
 from eoflows.package import Package, Param, Role, Step, settings_class, summary
 from flows.artifacts import publish_products_artifact
@@ -87,9 +88,11 @@ def run_package(package: Package, tasks: dict[str, Task], values: dict[str, Any]
                 }[p.role]
             log.info("Step %s: %s", step.name, step.doc)
             if step.dask:
-                with task_runner() as runner:
+                dask = next((v for v in kwargs.values() if isinstance(v, DaskGatewaySettings)), None)
+                log.info("Step %s runs on %s", step.name, dask.describe() if dask else "a local Dask cluster")
+                with task_runner(dask) as runner:
                     create_table_artifact(
-                        describe_cluster(runner), key="dask-cluster", description=f"Dask cluster of step {step.name}"
+                        describe_cluster(runner, dask), key="dask-cluster", description=f"Dask cluster of {step.name}"
                     )
                     result = runner.submit(tasks[step.name], kwargs).result()
             else:

@@ -18,6 +18,7 @@ import numpy as np
 import pystac
 import zarr
 
+from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
 from eoflows.errors import EoflowsError, InputError
 from eoflows.package import OutputDir, StagedDir
@@ -128,6 +129,7 @@ def compute_indices(
     output: OutputDir,
     products: list[Product] = list(PRODUCTS),
     storage: S3Storage | None = None,
+    dask: DaskGatewaySettings | None = None,
 ) -> Path:
     """Compute Sentinel-2 spectral indices and colour composites of a staged L2A item, in one pass.
 
@@ -136,6 +138,8 @@ def compute_indices(
         output: Folder that receives the products store, the quicklook, the item and its catalog.json.
         products: Indices (ndvi ndwi ndmir nbr ndwi2 mndwi ndbi) and composites (rgb vea civ law sir fcu atp).
         storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
+        dask: Dask Gateway to run on (a block in flows; the dask-gateway configuration and Calrissian's
+            DASK_CLUSTER otherwise); none: the flow's local Dask cluster, or local threads.
     """
     products = list(dict.fromkeys(products))
     unknown = [p for p in products if p not in PRODUCTS]
@@ -168,7 +172,7 @@ def compute_indices(
     try:
         create_store(str(store), grid, products, source.chunk, item.id)
         described = f"computing {len(products)} products"
-        with chunk_executor() as (executor, where, remote), progress(len(windows), described) as advance:
+        with chunk_executor(dask) as (executor, where, remote), progress(len(windows), described) as advance:
             log.info("Windows run on %s", where)
             templates = chunk_templates(str(store), products)
             # local threads write their chunks themselves; Dask workers (maybe on other machines) send them back

@@ -80,3 +80,15 @@ def http_server(sample_item: Path) -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def gateway(prefect_api: None):
+    """dask-gateway-server on 127.0.0.1 (local backend); its clusters report to the session's Prefect API."""
+    from prefect.settings import PREFECT_API_URL
+
+    from eoflows.local_gateway import local_gateway
+
+    env = {"PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    with local_gateway(env=env) as server:
+        yield server
