@@ -52,8 +52,9 @@ def test_a_new_step_parameter_reaches_the_flow_and_the_cli() -> None:
 
 def test_roles_come_from_annotations() -> None:
     roles = {p.name: p.role for p in S2_INDICES.step("compute").params}
-    assert roles == {"input": Role.STAGED, "output": Role.OUTPUT, "products": Role.INPUT, "storage": Role.SETTINGS}
-    assert [p.name for p in S2_INDICES.params] == ["item", "storage", "products", "destination", "run_id"]
+    assert roles == {"input": Role.STAGED, "output": Role.OUTPUT, "products": Role.INPUT, "storage": Role.SETTINGS,
+                     "dask": Role.SETTINGS}  # fmt: skip
+    assert [p.name for p in S2_INDICES.params] == ["item", "storage", "products", "dask", "destination", "run_id"]
 
 
 def test_conflicting_declarations_are_refused() -> None:
