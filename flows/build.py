@@ -21,6 +21,7 @@ from blocks.s3 import S3Storage
 from eoflows.package import Package, Param, Role, Step, settings_class, summary
 from flows.artifacts import publish_products_artifact
 from flows.runners import describe_cluster, task_runner
+from tasks.executor import active_task_runner
 
 
 def settings_param(p: Param) -> Param:
@@ -94,7 +95,11 @@ def run_package(package: Package, tasks: dict[str, Task], values: dict[str, Any]
                     create_table_artifact(
                         describe_cluster(runner, dask), key="dask-cluster", description=f"Dask cluster of {step.name}"
                     )
-                    result = runner.submit(tasks[step.name], kwargs).result()
+                    token = active_task_runner.set(runner)  # the step's windows become tasks on this runner
+                    try:
+                        result = tasks[step.name](**kwargs)
+                    finally:
+                        active_task_runner.reset(token)
             else:
                 result = tasks[step.name](**kwargs)
     return result

@@ -218,7 +218,9 @@ def compute_indices(
                 "measure": "peak RSS of the step process (MB)",
                 "value": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             },
-            {"measure": "ran on", "value": where},
+            {"measure": "windows ran on", "value": where},
+            {"measure": "window workers", "value": ", ".join(sorted({d.get("worker", "this process") for d in done}))},
+            {"measure": "window schedulers", "value": ", ".join(sorted({d.get("scheduler", "-") for d in done}))},
         ],
     )
     return output

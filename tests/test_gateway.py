@@ -48,8 +48,9 @@ def test_flow_on_a_per_run_gateway_cluster(gateway: LocalGateway, sample_item: P
     assert cluster["backing"].startswith(f"Dask Gateway {gateway.address}")
     assert cluster["option worker_memory"] == "1 G" and cluster["adaptive workers"] == "1 to 2"
     assert cluster["dashboard"].startswith(f"{gateway.address}/clusters/{cluster['cluster']}/")
-    # the compute task ran on a worker of that cluster (it found itself on a Dask worker), and so did its windows
-    assert found["compute-usage"]["ran on"].startswith(f"Dask cluster at {cluster['scheduler']} ")
+    # every window ran as a Prefect task on a worker of that cluster
+    assert found["compute-usage"]["window schedulers"] == cluster["scheduler"]
+    assert found["compute-usage"]["window workers"].startswith("tls://127.0.0.1:")
     assert running(gateway) == []  # shut down with the flow run
 
 
@@ -84,7 +85,7 @@ def test_the_flow_uses_the_cluster_named_in_dask_cluster(
     assert state.is_completed()
     found = tables(state)
     assert found["dask-cluster"]["cluster"] == cluster.name
-    assert found["compute-usage"]["ran on"].startswith(f"Dask cluster at {found['dask-cluster']['scheduler']} ")
+    assert found["compute-usage"]["window schedulers"] == found["dask-cluster"]["scheduler"]
     assert running(gateway) == [cluster.name]  # used, not shut down
 
 

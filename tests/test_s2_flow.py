@@ -13,7 +13,7 @@ import xarray as xr
 import zarr
 from PIL import Image
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
 from prefect.exceptions import ParameterTypeError
 
 from eoflows.errors import InputError
@@ -89,8 +89,18 @@ def test_s3_to_s3_with_a_storage_block(s3: LocalS3, sample_item: Path) -> None:
     assert progress == [("computing 14 products", 100.0), (f"publishing to {uri.rsplit('/', 1)[0]}", 100.0)]
     tables = {a.key: json.loads(a.data) for a in artifacts["table"]}
     assert {"compute-usage", "dask-cluster"} <= set(tables)
-    ran_on = next(row["value"] for row in tables["compute-usage"] if row["measure"] == "ran on")
-    assert ran_on.startswith("Dask cluster at tcp://127.0.0.1:")  # the windows ran on the task runner's cluster
+    usage = {row["measure"]: row["value"] for row in tables["compute-usage"]}
+    cluster = {row["property"]: row["value"] for row in tables["dask-cluster"]}
+    assert usage["windows ran on"] == "Prefect tasks on the flow's DaskTaskRunner"
+    assert usage["window schedulers"] == cluster["scheduler"]  # the windows ran on the task runner's cluster
+    assert usage["window workers"].startswith("tcp://127.0.0.1:")
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+        )
+    names = sorted(run.task_key.rsplit("-", 1)[0] for run in runs)
+    assert names.count("_run_chunk") == 9 and {"compute_indices", "stage_in_eopf", "stage_out"} <= set(names)
+    assert all(run.state.is_completed() for run in runs)
 
 
 def test_http_item_to_a_local_folder_with_some_products(sample_item: Path, http_server: str, tmp_path: Path) -> None:
