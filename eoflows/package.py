@@ -28,7 +28,7 @@ from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 from prefect.blocks.core import Block
 from prefect.utilities.callables import parameter_docstrings
 
-from eoflows import __version__
+from eoflows import IMAGE, __version__
 
 
 class Role(Enum):
@@ -138,7 +138,7 @@ class Package:
     label: str
     description: str
     steps: tuple[Step, ...]
-    image: str = f"ghcr.io/eoflows/eoflows:{__version__}"
+    image: str = IMAGE
     version: str = __version__
 
     def __post_init__(self) -> None:

@@ -8,11 +8,13 @@ os.environ.setdefault("PREFECT_TASKS_DISABLE_CACHING", "true")
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
+from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
 from eoflows.local_s3 import LocalS3, free_port, local_s3
 from eoflows.samples.s2_eopf import write_sample
@@ -23,10 +25,45 @@ SMALL = 366  # pixels per side of the test scenes (3 x 3 windows of 122 px)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def prefect_api() -> Iterator[None]:
-    """One temporary Prefect server (SQLite) for the whole session."""
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real Prefect server (`prefect server start`, SQLite in a temporary folder) for the whole session.
+
+    PREFECT_API_URL points at it in this process and in every process the tests start (workers, CLIs).
+    """
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    log = open(home / "server.log", "w")  # noqa: SIM115 - open for the server's lifetime
+    server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                              stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=2).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}") from None
+                time.sleep(0.3)
+        previous = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
+        os.environ.update({"PREFECT_API_URL": url, "PREFECT_HOME": str(home)})
+        with temporary_settings({PREFECT_API_URL: url, PREFECT_HOME: str(home)}):
+            yield url
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
 
 
 @pytest.fixture(autouse=True)
@@ -68,9 +105,6 @@ def http_server(sample_item: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    import time
-    import urllib.request
-
     for _ in range(100):
         try:
             urllib.request.urlopen(url, timeout=1).close()
@@ -83,12 +117,10 @@ def http_server(sample_item: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def gateway(prefect_api: None):
+def gateway(prefect_api: str):
     """dask-gateway-server on 127.0.0.1 (local backend); its clusters report to the session's Prefect API."""
-    from prefect.settings import PREFECT_API_URL
-
     from eoflows.local_gateway import local_gateway
 
-    env = {"PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {"PREFECT_API_URL": prefect_api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     with local_gateway(env=env) as server:
         yield server
