@@ -46,7 +46,8 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}") from None
+                    tail = (home / "server.log").read_text()[-2000:]
+                    raise RuntimeError(f"prefect server did not start: {tail}") from None
                 time.sleep(0.3)
         previous = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
         os.environ.update({"PREFECT_API_URL": url, "PREFECT_HOME": str(home)})
