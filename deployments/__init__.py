@@ -1,0 +1,1 @@
+"""What turns eoflows' flows into things that run elsewhere: work pools, Kubernetes manifests, deployments."""

@@ -6,6 +6,7 @@ Commands are derived from the package declarations: `eoflows run <package>` take
 
 import inspect
 import logging
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -34,7 +35,8 @@ gateway_app = App(
     help="Look after Dask Gateway clusters. Settings: --block NAME (a saved eoflows-dask-gateway block) or the "
     "dask-gateway configuration (DASK_GATEWAY__ADDRESS, ...).",
 )
-for sub in (run_app, step_app, sample_app, gateway_app):
+k8s_app = App(name="k8s", help="Kubernetes manifests for running eoflows (offline: nothing is applied).")
+for sub in (run_app, step_app, sample_app, gateway_app, k8s_app):
     app.command(sub)
 
 
@@ -162,6 +164,62 @@ def gateway_stop(name: str, *, block: str | None = None) -> None:
 
     stop_cluster(_gateway_settings(block), name)
     print(f"stopped {name}")
+
+
+@app.command(name="deploy")
+def deploy(*, project: Path = Path("."), namespace: str = "eoflows", image: str | None = None) -> None:
+    """Register the blocks, create the work pools and deploy every flow of prefect.yaml (needs PREFECT_API_URL).
+
+    Args:
+        project: The eoflows checkout holding prefect.yaml.
+        namespace: Kubernetes namespace of the eoflows-k8s pool's jobs.
+        image: Image of the eoflows-k8s pool's jobs; default the image of this eoflows version.
+    """
+    from deployments.deploy import deploy_all, ensure_pools, register_blocks
+    from eoflows import IMAGE
+
+    print("blocks: " + ", ".join(register_blocks()))
+    print("work pools: " + ", ".join(ensure_pools(image or IMAGE, namespace)))
+    output = deploy_all(project.absolute())
+    names = sorted(set(re.findall(r"Deployment '([^']+)' successfully", output)))
+    print("deployments: " + ", ".join(names))
+
+
+@k8s_app.command(name="manifests")
+def k8s_manifests(
+    *, namespace: str = "eoflows", api_url: str, image: str | None = None, api_key_secret: str | None = None
+) -> None:
+    """Print the manifests of an eoflows namespace: service accounts, the worker's RBAC and Deployment.
+
+    Args:
+        namespace: Namespace to create and run in.
+        api_url: Prefect API URL the worker reports to, e.g. http://prefect-server.prefect:4200/api.
+        image: Worker image; default the image of this eoflows version.
+        api_key_secret: Secret holding PREFECT_API_KEY (Prefect Cloud), referenced, never copied.
+    """
+    from deployments.kubernetes import manifests, to_yaml, validate
+    from eoflows import IMAGE
+
+    documents = manifests(namespace, api_url, image or IMAGE, api_key_secret)
+    for document in documents:
+        validate(document)
+    print(to_yaml(documents), end="")
+
+
+@k8s_app.command(name="job-template")
+def k8s_job_template(*, namespace: str = "eoflows", image: str | None = None) -> None:
+    """Print the base job template of the eoflows-k8s work pool (JSON), as `eoflows deploy` sets it.
+
+    Args:
+        namespace: Namespace of the jobs.
+        image: Image of the jobs; default the image of this eoflows version.
+    """
+    import json
+
+    from deployments.kubernetes import base_job_template
+    from eoflows import IMAGE
+
+    print(json.dumps(base_job_template(image or IMAGE, namespace), indent=2))
 
 
 def _one_line(error: BaseException) -> str:

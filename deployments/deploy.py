@@ -1,0 +1,55 @@
+"""`eoflows deploy`: register eoflows' blocks, create its two work pools, deploy everything in prefect.yaml.
+
+Idempotent: pools are created or updated, deployments are upserted, and schedules made in the Prefect UI
+survive (prefect.yaml gives `schedules` only to the deployment that keeps them in YAML).
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.workers.process import ProcessWorker
+
+from blocks.dask_gateway import DaskGatewaySettings
+from blocks.s3 import S3Storage
+from deployments.kubernetes import K8S_POOL, base_job_template
+from eoflows import IMAGE
+from eoflows.errors import InputError, RemoteRunError
+
+LOCAL_POOL = "eoflows-local"
+
+
+def register_blocks() -> list[str]:
+    """Register eoflows' block types with the Prefect API; return their slugs."""
+    for block in (S3Storage, DaskGatewaySettings):
+        block.register_type_and_schema()
+    return [S3Storage.get_block_type_slug(), DaskGatewaySettings.get_block_type_slug()]
+
+
+def ensure_pools(image: str = IMAGE, namespace: str = "eoflows") -> list[str]:
+    """Create or update the process pool and the Kubernetes pool (with eoflows' base job template)."""
+    k8s = base_job_template(image, namespace)
+    pools = [
+        WorkPoolCreate(name=LOCAL_POOL, type="process", base_job_template=ProcessWorker.get_default_base_job_template(),
+                       description="Runs eoflows flows on this machine (local Dask or a Dask Gateway)."),
+        WorkPoolCreate(name=K8S_POOL, type="kubernetes", base_job_template=k8s,
+                       description="Runs eoflows flows as Kubernetes Jobs with the eoflows image."),
+    ]  # fmt: skip
+    with get_client(sync_client=True) as client:
+        for pool in pools:
+            client.create_work_pool(pool, overwrite=True)
+    return [pool.name for pool in pools]
+
+
+def deploy_all(project: Path) -> str:
+    """Run `prefect --no-prompt deploy --all` on the project's prefect.yaml; return its output."""
+    if not (project / "prefect.yaml").is_file():
+        raise InputError(f"project {str(project)!r}: no prefect.yaml (run eoflows deploy from an eoflows checkout)")
+    prefect = str(Path(sys.executable).with_name("prefect"))
+    done = subprocess.run([prefect, "--no-prompt", "deploy", "--all"], cwd=project, capture_output=True, text=True)
+    if done.returncode != 0:
+        tail = " ".join((done.stdout + done.stderr).split())[-1500:]
+        raise RemoteRunError(f"prefect deploy in {str(project)!r} failed (status {done.returncode}): {tail}")
+    return done.stdout
