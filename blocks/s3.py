@@ -11,7 +11,7 @@ Without a block, `S3Storage.from_env()` reads ``AWS_ACCESS_KEY_ID``, ``AWS_SECRE
 """
 
 import os
-from typing import Any
+from typing import Any, ClassVar
 
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
@@ -34,17 +34,21 @@ class S3Storage(Block):
     region_name: str | None = Field(default=None, description="Region, e.g. eu-central-1; empty for the default.")
     anonymous: bool = Field(default=False, description="Read public buckets without signing requests.")
 
+    #: Field -> the standard AWS environment variables it is read from, first found wins. CWL tools receive
+    #: these variables too (the first of each), from inputs named after them in lower case.
+    environment: ClassVar[dict[str, tuple[str, ...]]] = {
+        "access_key_id": ("AWS_ACCESS_KEY_ID",),
+        "secret_access_key": ("AWS_SECRET_ACCESS_KEY",),
+        "endpoint_url": ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"),
+        "region_name": ("AWS_REGION", "AWS_DEFAULT_REGION"),
+    }
+
     @classmethod
     def from_env(cls) -> "S3Storage":
         """Read the settings from the standard AWS_* environment variables."""
-        env = os.environ.get
-        secret = env("AWS_SECRET_ACCESS_KEY")
-        return cls(
-            endpoint_url=env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL"),
-            access_key_id=env("AWS_ACCESS_KEY_ID"),
-            secret_access_key=SecretStr(secret) if secret else None,
-            region_name=env("AWS_REGION") or env("AWS_DEFAULT_REGION"),
-        )
+        found = {field: next((os.environ[n] for n in names if os.environ.get(n)), None)
+                 for field, names in cls.environment.items()}  # fmt: skip
+        return cls(**{k: v for k, v in found.items() if v is not None})
 
     def s3fs_options(self) -> dict[str, Any]:
         """Keyword arguments for `s3fs.S3FileSystem` (and fsspec/xarray/zarr `storage_options`)."""

@@ -12,13 +12,14 @@ import sys
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+import yaml
 from cyclopts import App, CycloptsError, Parameter
 from prefect import Flow
 
 from eoflows import __version__
-from eoflows.errors import EoflowsError
+from eoflows.errors import EoflowsError, InputError
 from eoflows.package import Package, Param, Role, Step, settings_class
 
 app = App(
@@ -35,8 +36,9 @@ gateway_app = App(
     help="Look after Dask Gateway clusters. Settings: --block NAME (a saved eoflows-dask-gateway block) or the "
     "dask-gateway configuration (DASK_GATEWAY__ADDRESS, ...).",
 )
+cwl_app = App(name="cwl", help="Export packages as CWL (OGC EO Application Packages), check and run them.")
 k8s_app = App(name="k8s", help="Kubernetes manifests for running eoflows (offline: nothing is applied).")
-for sub in (run_app, step_app, sample_app, gateway_app, k8s_app):
+for sub in (run_app, step_app, sample_app, gateway_app, k8s_app, cwl_app):
     app.command(sub)
 
 
@@ -220,6 +222,101 @@ def k8s_job_template(*, namespace: str = "eoflows", image: str | None = None) ->
     from eoflows import IMAGE
 
     print(json.dumps(base_job_template(image or IMAGE, namespace), indent=2))
+
+
+def _package(name: str):
+    from flows.packages import PACKAGES
+
+    if name not in PACKAGES:
+        raise InputError(f"package {name!r}: unknown; expected one of {', '.join(PACKAGES)}")
+    return PACKAGES[name]
+
+
+def _write(text: str, output: Path | None) -> None:
+    if output is None:
+        print(text, end="")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    print(output)
+
+
+@cwl_app.command(name="export")
+def cwl_export(
+    package: str | None = None,
+    *,
+    mode: Literal["app", "full"] = "app",
+    image: str | None = None,
+    entry_id: str | None = None,
+    dask: Literal["requirements", "hints", "none"] = "requirements",
+    docker: Literal["requirements", "hints"] = "requirements",
+    output: Annotated[Path | None, Parameter(alias="-o")] = None,
+    all: Path | None = None,
+) -> None:
+    """Export a package as CWL: `app` (the OGC application package) or `full` (stage-in, compute, stage-out).
+
+    Args:
+        package: The package to export.
+        mode: app: compute only, staged Directory in and out; full: item URLs in, the catalog URI out.
+        image: Container image of the tools; default the image of this eoflows version (pin a digest on release).
+        entry_id: Id of the entry workflow; default the package name (use `main` for runners that need it).
+        dask: Where calrissian:DaskGatewayRequirement goes: requirements (Calrissian >= 0.19), hints, none.
+        docker: Where DockerRequirement goes: requirements (OGC), hints (to run with cwltool --no-container).
+        output: File to write; default standard output.
+        all: Export every package in both modes, with job templates, into this folder.
+    """
+    from deployments.cwl import CwlOptions, export, job_template, to_yaml
+    from eoflows import IMAGE
+    from flows.packages import PACKAGES
+
+    options = dict(image=image or IMAGE, entry_id=entry_id, dask=dask, docker=docker)
+    if all is not None:
+        for name, declared in PACKAGES.items():
+            for kind, suffix in (("app", ""), ("full", "-full")):
+                _write(to_yaml(export(declared, CwlOptions(mode=kind, **options))), all / f"{name}{suffix}.cwl")
+                _write(yaml.safe_dump(job_template(declared, kind), sort_keys=False), all / f"{name}{suffix}.job.yml")
+        return
+    if package is None:
+        raise InputError("cwl export: give a PACKAGE or --all DIR")
+    _write(to_yaml(export(_package(package), CwlOptions(mode=mode, **options))), output)
+
+
+@cwl_app.command(name="job")
+def cwl_job(
+    package: str,
+    *,
+    mode: Literal["app", "full"] = "full",
+    output: Annotated[Path | None, Parameter(alias="-o")] = None,
+) -> None:
+    """Write example inputs (a CWL job file) for a package; credentials are left out, give them at run time.
+
+    Args:
+        package: The package.
+        mode: The export mode the inputs are for.
+        output: File to write; default standard output.
+    """
+    from deployments.cwl import job_template
+
+    _write(yaml.safe_dump(job_template(_package(package), mode), sort_keys=False), output)
+
+
+@cwl_app.command(name="validate")
+def cwl_validate(file: Path) -> None:
+    """Check a CWL document with cwltool (Calrissian's Dask extension known) and the OGC EOAP rules.
+
+    Args:
+        file: The CWL document.
+    """
+    from deployments.cwl_check import check
+
+    if not file.is_file():
+        raise InputError(f"CWL document {str(file)!r}: not found")
+    problems = check(file)
+    for problem in problems:
+        print(problem)
+    if problems:
+        raise InputError(f"CWL document {str(file)!r}: {len(problems)} problems (listed above)")
+    print(f"{file}: valid (cwltool, Calrissian DaskGatewayRequirement, OGC EOAP rules)")
 
 
 def _one_line(error: BaseException) -> str:

@@ -140,6 +140,8 @@ class Package:
     steps: tuple[Step, ...]
     image: str = IMAGE
     version: str = __version__
+    #: Example values of required inputs, for job templates and docs (never credentials).
+    examples: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.params  # noqa: B018 - fail at import time on conflicting declarations

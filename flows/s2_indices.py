@@ -31,6 +31,11 @@ S2_INDICES = Package(
         ),
         Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True),
     ),
+    examples={
+        "item": "https://stac.core.eopf.eodc.eu/collections/sentinel-2-l2a/items/"
+        "S2A_MSIL2A_20251113T102311_N0511_R065_T32TNQ_20251113T142515",
+        "destination": "s3://eoflows/results",
+    },
 )
 
 s2_indices = package_flow(S2_INDICES)

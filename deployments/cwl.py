@@ -1,0 +1,332 @@
+"""Export application packages as CWL (OGC EO Application Packages), built with cwl-utils' typed objects.
+
+Everything comes from the package declaration: each step becomes a `CommandLineTool` running
+`eoflows step <package> <step>` in the eoflows image, each user parameter an input with its type, default,
+label and doc, each settings block the environment variables it is read from (credentials as
+`cwltool:Secrets` inputs, never defaults), and the Dask step carries `calrissian:DaskGatewayRequirement`.
+
+- ``app`` mode: the OGC application package: one entry `Workflow` and the compute tool; staged products in
+  and out as `Directory` (what eoap-cwlwrap wraps with stage-in and stage-out).
+- ``full`` mode: stage-in -> compute -> stage-out; item URLs in, the published catalog's URI out.
+
+```python
+from deployments.cwl import CwlOptions, export, to_yaml
+print(to_yaml(export(S2_INDICES, CwlOptions(mode="full"))))
+```
+"""
+
+import datetime as dt
+import re
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import cwl_utils.parser.cwl_v1_2 as cwl
+import yaml
+from pydantic import SecretStr
+
+from eoflows import IMAGE, __version__
+from eoflows.errors import InputError
+from eoflows.package import Package, Param, Role, Step, settings_class
+
+BASE = "file:///eoflows.cwl"
+NAMESPACES = {
+    "s": "https://schema.org/",
+    "cwltool": "http://commonwl.org/cwltool#",
+    "calrissian": "https://calrissian-cwl.github.io/schema#",
+}
+SCHEMAS = ["http://schema.org/version/9.0/schemaorg-current-http.rdf"]
+REPOSITORY = "https://github.com/eoflows/eoflows"
+MEMORY = re.compile(r"^\d+[A-Za-z]+$")  # what Calrissian parses: integer and unit, no space
+
+Mode = Literal["app", "full"]
+Placement = Literal["requirements", "hints", "none"]
+
+
+@dataclass(frozen=True)
+class CwlOptions:
+    """How to export: mode, image, entry workflow id, where the Dask and Docker requirements go."""
+
+    mode: Mode = "app"
+    image: str = IMAGE
+    entry_id: str | None = None  # default: the package name (the newest OGC validator refuses `main`)
+    dask: Placement = "requirements"  # Calrissian >= 0.19 reads it there; `hints` for stock cwltool
+    docker: Literal["requirements", "hints"] = "requirements"  # hints: runnable with cwltool --no-container
+
+
+@dataclass(frozen=True)
+class EnvInput:
+    """A workflow/tool input passed to the tool as an environment variable."""
+
+    id: str
+    env: str
+    label: str
+    doc: str
+    secret: bool
+
+
+def env_inputs(p: Param) -> list[EnvInput]:
+    """The environment inputs of a settings parameter (none for settings the platform provides, e.g. Dask)."""
+    cls = settings_class(p.annotation)
+    fields = getattr(cls, "model_fields", {})
+    found = []
+    for name, variables in getattr(cls, "environment", {}).items():
+        info = fields[name]
+        secret = SecretStr in get_args(info.annotation) or info.annotation is SecretStr
+        found.append(EnvInput(variables[0].lower(), variables[0], variables[0], info.description or name, secret))
+    return found
+
+
+def label(p: Param) -> str:
+    """A short label for a parameter."""
+    return p.name.replace("_", " ").capitalize()
+
+
+def _base_type(annotation: Any, tool: bool, prefix: str) -> Any:
+    if get_origin(annotation) is Literal:
+        schema = cwl.CommandInputEnumSchema if tool else cwl.InputEnumSchema
+        return schema(symbols=list(get_args(annotation)), type_="enum")
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        if tool:  # each item gets the option: --products a --products b
+            binding = cwl.CommandLineBinding(prefix=prefix)
+            return cwl.CommandInputArraySchema(
+                items=_base_type(item, tool, prefix), type_="array", inputBinding=binding
+            )
+        return cwl.InputArraySchema(items=_base_type(item, tool, prefix), type_="array")
+    simple = {str: "string", int: "int", float: "double", bool: "boolean", Path: "Directory"}
+    if annotation in simple:
+        return simple[annotation]
+    raise TypeError(f"no CWL type for {annotation!r}")
+
+
+def cwl_type(p: Param, tool: bool) -> Any:
+    """The CWL type of a parameter (optional when it may be None)."""
+    prefix = f"--{p.name.replace('_', '-')}"
+    args = get_args(p.annotation) if get_origin(p.annotation) in (Union, types.UnionType) else (p.annotation,)
+    base = [a for a in args if a is not type(None)]
+    if len(base) != 1:
+        raise TypeError(f"parameter {p.name!r}: no CWL type for {p.annotation!r}")
+    typ = _base_type(base[0], tool, prefix)
+    return ["null", typ] if type(None) in args else typ
+
+
+def _default(p: Param) -> Any:
+    return None if p.required or p.default is None else p.default
+
+
+def _uri(*parts: str) -> str:
+    return f"{BASE}#{'/'.join(parts)}"
+
+
+def tool_id(package: Package, step: Step) -> str:
+    """The id of a step's CommandLineTool."""
+    return f"{package.name}-{step.name}"
+
+
+def returns_folder(step: Step) -> bool:
+    """True when the step writes a folder (its output is a `Directory`), else it prints a value (a string)."""
+    return bool(step.by_role(Role.OUTPUT))
+
+
+def command_line_tool(package: Package, step: Step, options: CwlOptions) -> tuple[cwl.CommandLineTool, dict]:
+    """The tool running one step, and the extension requirements and hints to add (not cwl-utils classes)."""
+    tid = tool_id(package, step)
+    inputs, env_defs, secrets = [], [], []
+    for p in step.params:
+        binding = cwl.CommandLineBinding(prefix=f"--{p.name.replace('_', '-')}")
+        if p.role is Role.STAGED:
+            inputs.append(cwl.CommandInputParameter(id=_uri(tid, p.name), type_="Directory", label=label(p), doc=p.doc,
+                                                    inputBinding=binding))  # fmt: skip
+        elif p.role is Role.INPUT:
+            is_list = get_origin(p.annotation) is list
+            inputs.append(cwl.CommandInputParameter(
+                id=_uri(tid, p.name), type_=cwl_type(p, tool=True), label=label(p), doc=p.doc, default=_default(p),
+                inputBinding=cwl.CommandLineBinding() if is_list else binding))  # fmt: skip
+        elif p.role is Role.SETTINGS:
+            for e in env_inputs(p):
+                inputs.append(cwl.CommandInputParameter(id=_uri(tid, e.id), type_=["null", "string"], label=e.label,
+                                                        doc=e.doc))  # fmt: skip
+                env_defs.append(cwl.EnvironmentDef(envName=e.env, envValue=f'$(inputs.{e.id} || "")'))
+                secrets += [e.id] if e.secret else []
+    if returns_folder(step):
+        outputs = [cwl.CommandOutputParameter(id=_uri(tid, "output"), type_="Directory", label="Output folder",
+                                              doc="The folder the step wrote (STAC catalog and assets).",
+                                              outputBinding=cwl.CommandOutputBinding(glob="."))]  # fmt: skip
+        arguments = [cwl.CommandLineBinding(prefix="--output", valueFrom="$(runtime.outdir)")]
+        stdout = None
+    else:
+        outputs = [cwl.CommandOutputParameter(
+            id=_uri(tid, "result"), type_="string", label="Result", doc="What the step printed (a URI).",
+            outputBinding=cwl.CommandOutputBinding(glob="result.txt", loadContents=True,
+                                                   outputEval="$(self[0].contents.trim())"))]  # fmt: skip
+        arguments, stdout = [], "result.txt"
+    res = step.resources
+    requirements: list[Any] = [
+        cwl.ResourceRequirement(
+            coresMin=res.cores[0], coresMax=res.cores[1], ramMin=res.ram_mb[0], ramMax=res.ram_mb[1]
+        )
+    ]
+    hints: list[Any] = []
+    docker = cwl.DockerRequirement(dockerPull=options.image)
+    (requirements if options.docker == "requirements" else hints).append(docker)
+    if step.network:
+        requirements.append(cwl.NetworkAccess(networkAccess=True))
+    if env_defs or not returns_folder(step):
+        requirements.append(cwl.InlineJavascriptRequirement())
+    if env_defs:
+        requirements.append(cwl.EnvVarRequirement(envDef=env_defs))
+    tool = cwl.CommandLineTool(
+        id=_uri(tid), label=f"{package.name} {step.name}", doc=step.doc, inputs=inputs, outputs=outputs,
+        baseCommand=["eoflows", "step", package.name, step.name], arguments=arguments or None, stdout=stdout,
+        requirements=requirements, hints=hints or None,
+    )  # fmt: skip
+    extra: dict[str, list[dict]] = {"requirements": [], "hints": []}
+    if secrets:
+        extra["hints"].append({"class": "cwltool:Secrets", "secrets": secrets})
+    if step.dask and options.dask != "none":
+        extra[options.dask].append(dask_requirement(step))
+    return tool, extra
+
+
+def dask_requirement(step: Step) -> dict[str, Any]:
+    """`calrissian:DaskGatewayRequirement` with exactly the five fields Calrissian reads."""
+    sizes = step.dask
+    assert sizes is not None
+    for name, value in (("worker_memory", sizes.worker_memory), ("cluster_max_memory", sizes.cluster_max_memory)):
+        if not MEMORY.match(value):
+            raise InputError(f"step {step.name!r}: Dask {name} {value!r}: expected an integer and a unit, like '4G'")
+    return {"class": "calrissian:DaskGatewayRequirement", "workerCores": sizes.worker_cores,
+            "workerCoresLimit": sizes.worker_cores_limit, "workerMemory": sizes.worker_memory,
+            "clusterMaxCores": sizes.cluster_max_cores, "clusterMaxMemory": sizes.cluster_max_memory}  # fmt: skip
+
+
+def _steps(package: Package, mode: Mode) -> list[Step]:
+    if mode == "full":
+        return list(package.steps)
+    return [next(s for s in package.steps if s.dask) if any(s.dask for s in package.steps) else package.steps[1]]
+
+
+def workflow(package: Package, options: CwlOptions) -> cwl.Workflow:
+    """The entry workflow: in `app` mode the compute step alone, in `full` mode all steps chained."""
+    wid = options.entry_id or package.name
+    steps = _steps(package, options.mode)
+    inputs: dict[str, cwl.WorkflowInputParameter] = {}
+    wf_steps, previous = [], None
+    for step in steps:
+        tid = tool_id(package, step)
+        step_in = []
+        for p in step.params:
+            if p.role is Role.STAGED and previous is not None:
+                source = _uri(wid, previous.name, "output")
+            elif p.role is Role.STAGED:
+                inputs.setdefault(p.name, cwl.WorkflowInputParameter(
+                    id=_uri(wid, p.name), type_="Directory", label=label(p), doc=p.doc))  # fmt: skip
+                source = _uri(wid, p.name)
+            elif p.role is Role.INPUT:
+                inputs.setdefault(p.name, cwl.WorkflowInputParameter(
+                    id=_uri(wid, p.name), type_=cwl_type(p, tool=False), label=label(p), doc=p.doc,
+                    default=_default(p)))  # fmt: skip
+                source = _uri(wid, p.name)
+            else:
+                for e in env_inputs(p) if p.role is Role.SETTINGS else []:
+                    inputs.setdefault(e.id, cwl.WorkflowInputParameter(
+                        id=_uri(wid, e.id), type_=["null", "string"], label=e.label, doc=e.doc))  # fmt: skip
+                    step_in.append(cwl.WorkflowStepInput(id=_uri(wid, step.name, e.id), source=_uri(wid, e.id)))
+                continue
+            step_in.append(cwl.WorkflowStepInput(id=_uri(wid, step.name, p.name), source=source))
+        out = "output" if returns_folder(step) else "result"
+        wf_steps.append(cwl.WorkflowStep(id=_uri(wid, step.name), label=step.name, doc=step.doc, in_=step_in,
+                                         out=[_uri(wid, step.name, out)], run=_uri(tid)))  # fmt: skip
+        previous = step
+    assert previous is not None
+    if returns_folder(previous):
+        output = cwl.WorkflowOutputParameter(
+            id=_uri(wid, "results"), type_="Directory", label="Results",
+            doc="STAC catalog (catalog.json) of the results, with their assets.",
+            outputSource=_uri(wid, previous.name, "output"))  # fmt: skip
+    else:
+        output = cwl.WorkflowOutputParameter(
+            id=_uri(wid, "catalog_uri"), type_="string", label="Published catalog",
+            doc="URI of the published catalog.json (s3://... or a path).",
+            outputSource=_uri(wid, previous.name, "result"))  # fmt: skip
+    return cwl.Workflow(id=_uri(wid), label=package.label, doc=package.description, inputs=list(inputs.values()),
+                        outputs=[output], steps=wf_steps)  # fmt: skip
+
+
+def metadata(package: Package) -> dict[str, Any]:
+    """schema.org metadata of the package (OGC EOAP best practice, eoap-validator's metadata profile)."""
+    return {
+        "s:name": package.label,
+        "s:description": package.description,
+        "s:softwareVersion": package.version,
+        "s:dateCreated": dt.date.today().isoformat(),
+        "s:license": {"@type": "s:CreativeWork", "s:identifier": "Apache-2.0",
+                      "s:url": "https://www.apache.org/licenses/LICENSE-2.0"},
+        "s:codeRepository": REPOSITORY,
+        "s:softwareHelp": {"@type": "s:CreativeWork", "s:name": "User manual", "s:url": f"{REPOSITORY}#readme"},
+        "s:keywords": ["CWL", "Earth Observation", "Earth Observation application package", "Sentinel-2", "Prefect"],
+        "s:publisher": {"@type": "s:Organization", "s:name": "eoflows developers", "s:url": REPOSITORY},
+        "s:author": [{"@type": "s:Organization", "s:name": "eoflows developers", "s:url": REPOSITORY}],
+        "s:softwareRequirements": [f"eoflows {__version__}"],
+    }  # fmt: skip
+
+
+def _strip_blank_names(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_blank_names(v) for k, v in node.items()
+                if not (k == "name" and isinstance(v, str) and v.startswith("_:"))}  # fmt: skip
+    if isinstance(node, list):
+        return [_strip_blank_names(v) for v in node]
+    return node
+
+
+def _fix_references(doc: dict[str, Any], wid: str) -> dict[str, Any]:
+    """Make cwl-utils' relative references what CWL expects in a $graph: sources local, `run` fragments."""
+    for step in doc.get("steps", []):
+        step["run"] = "#" + step["run"].lstrip("#")
+        for item in step["in"]:
+            item["source"] = item["source"].removeprefix(f"{wid}/")
+    for output in doc.get("outputs", []):
+        if "outputSource" in output:
+            output["outputSource"] = output["outputSource"].removeprefix(f"{wid}/")
+    return doc
+
+
+def export(package: Package, options: CwlOptions = CwlOptions()) -> dict[str, Any]:
+    """The CWL document of `package` as a plain dict (see `to_yaml`)."""
+    wid = options.entry_id or package.name
+    graph = [_fix_references(_strip_blank_names(cwl.save(workflow(package, options), relative_uris=True,
+                                                            base_url=BASE)), wid)]  # fmt: skip
+    for step in _steps(package, options.mode):
+        tool, extra = command_line_tool(package, step, options)
+        saved = _strip_blank_names(cwl.save(tool, relative_uris=True, base_url=BASE))
+        for key, items in extra.items():
+            if items:
+                saved[key] = [*saved.get(key, []), *items]
+        graph.append(saved)
+    for node in graph:
+        node.pop("cwlVersion", None)
+    return {"cwlVersion": "v1.2", "$namespaces": dict(NAMESPACES), "$schemas": list(SCHEMAS), **metadata(package),
+            "$graph": graph}  # fmt: skip
+
+
+def to_yaml(document: dict[str, Any]) -> str:
+    """A CWL document as YAML."""
+    return yaml.safe_dump(document, sort_keys=False, width=120, allow_unicode=True)
+
+
+def job_template(package: Package, mode: Mode = "full") -> dict[str, Any]:
+    """Example inputs for a run of the package's CWL (credentials left out: give them at run time)."""
+    steps = _steps(package, mode)
+    job: dict[str, Any] = {}
+    for step in steps:
+        for p in step.params:
+            if p.role is Role.STAGED and step is steps[0]:
+                job[p.name] = {"class": "Directory", "path": "staged/"}
+            elif p.role is Role.INPUT and p.name not in job:
+                value = package.examples.get(p.name, _default(p))
+                if value is not None:
+                    job[p.name] = value
+    return job

@@ -1,0 +1,156 @@
+"""Check exported CWL: cwltool's own validation (with Calrissian's Dask extension known), and the OGC rules.
+
+cwltool accepts one extension schema per CWL version; eoflows gives it cwltool's own extensions (for
+`cwltool:Secrets`) plus the record of `calrissian:DaskGatewayRequirement`: the five fields Calrissian reads,
+each an int/string or an expression, all required, nothing else allowed (a misspelt `clusterMaxCore` fails,
+as it would silently fall back to a plain pod in Calrissian).
+
+eoap-validator (the OGC best-practice checks) runs on a copy without extension classes: it rejects the Dask
+requirement (cwltool validation first) and crashes on custom hints (eoap-validator 0.3.1).
+"""
+
+import copy
+import io
+import json
+import logging
+import re
+import subprocess
+import sys
+import tempfile
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CALRISSIAN = "https://calrissian-cwl.github.io/schema#"
+DASK_CLASS = f"{CALRISSIAN}DaskGatewayRequirement"
+CWLTOOL_SCHEMA = "http://commonwl.org/cwltool"
+
+
+def _dask_record() -> dict[str, Any]:
+    def field(kind: str, doc: str) -> dict[str, Any]:
+        return {"type": [kind, "cwl:Expression"], "doc": doc}
+
+    return {
+        "name": DASK_CLASS,
+        "type": "record",
+        "extends": "cwl:ProcessRequirement",
+        "inVocab": False,
+        "doc": "A Dask cluster from the Dask Gateway that Calrissian was started with (--dask-gateway-url).",
+        "fields": {
+            "class": {"type": "string", "jsonldPredicate": {"_id": "@type", "_type": "@vocab"}},
+            "workerCores": field("int", "Cores per Dask worker."),
+            "workerCoresLimit": field("int", "Core limit per Dask worker."),
+            "workerMemory": field("string", "Memory per Dask worker, an integer and a unit (4G)."),
+            "clusterMaxCores": field("int", "Cores of the whole cluster at most."),
+            "clusterMaxMemory": field("string", "Memory of the whole cluster at most (16G)."),
+        },
+    }
+
+
+def register_extensions() -> None:
+    """Teach cwltool (this process) cwltool's extensions plus `calrissian:DaskGatewayRequirement`."""
+    from cwltool.process import supportedProcessRequirements, use_custom_schema
+
+    for version, source in (("v1.0", "extensions.yml"), ("v1.1", "extensions-v1.1.yml"),
+                            ("v1.2", "extensions-v1.2.yml")):  # fmt: skip
+        schema = yaml.safe_load(files("cwltool").joinpath(source).read_text("utf-8"))
+        schema["$graph"].append(_dask_record())
+        use_custom_schema(version, CWLTOOL_SCHEMA, yaml.safe_dump(schema))
+    if DASK_CLASS not in supportedProcessRequirements:
+        supportedProcessRequirements.append(DASK_CLASS)
+
+
+def cwltool_problems(target: str) -> list[str]:
+    """cwltool's validation of `target` (FILE or FILE#id) with the extensions; returns its error lines."""
+    from cwltool.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    handler = logging.StreamHandler(err)
+    code = main(["--enable-ext", "--validate", target], custom_schema_callback=register_extensions, stdout=out,
+                stderr=err, logger_handler=handler)  # fmt: skip
+    if code == 0:
+        return []
+    text = re.sub(r"\x1b\[[0-9;]*m", "", err.getvalue())
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = next((i for i, line in enumerate(lines) if line.startswith("ERROR")), 0)
+    return [line for line in lines[first:] if not line.startswith(("WARNING", "Warning"))][:20] or [
+        f"cwltool exited with status {code}"
+    ]
+
+
+def without_extensions(document: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a CWL document without namespaced requirement/hint classes (e.g. for eoap-validator)."""
+    clean = copy.deepcopy(document)
+    for process in clean.get("$graph", [clean]):
+        for key in ("requirements", "hints"):
+            kept = [r for r in process.get(key, []) if ":" not in str(r.get("class", ""))]
+            if kept:
+                process[key] = kept
+            else:
+                process.pop(key, None)
+    return clean
+
+
+def ogc_findings(document: dict[str, Any], entry: str) -> list[dict[str, Any]]:
+    """eoap-validator's findings (OGC EO Application Package rules) for the entry workflow of `document`."""
+    with tempfile.TemporaryDirectory(prefix="eoflows-cwl-") as folder:
+        path = Path(folder) / "package.cwl"
+        path.write_text(yaml.safe_dump(without_extensions(document), sort_keys=False))
+        validator = str(Path(sys.executable).with_name("eoap-validator"))
+        done = subprocess.run([validator, "--format", "json", f"{path}#{entry}"], capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+    try:
+        report = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return [
+            {
+                "rule_id": "EOAP.VALIDATOR",
+                "severity": "error",
+                "status": "failed",
+                "message": (done.stdout + done.stderr).strip()[-2000:] or f"exit status {done.returncode}",
+            }
+        ]
+    return report.get("findings", [])
+
+
+def entry_id(document: dict[str, Any]) -> str:
+    """The id of the (single) Workflow of a `$graph` document."""
+    return next(p["id"].lstrip("#") for p in document["$graph"] if p.get("class") == "Workflow")
+
+
+def _hinted(document: dict[str, Any]) -> dict[str, Any]:
+    """A copy with the Dask requirement moved to hints (cwltool checks whole workflows only in that form)."""
+    moved = copy.deepcopy(document)
+    for process in moved.get("$graph", [moved]):
+        dask = [r for r in process.get("requirements", []) if r.get("class") == "calrissian:DaskGatewayRequirement"]
+        if dask:
+            process["requirements"] = [r for r in process["requirements"] if r not in dask]
+            process["hints"] = [*process.get("hints", []), *dask]
+    return moved
+
+
+def check(path: Path) -> list[str]:
+    """Every problem cwltool and the OGC rules find in the CWL document at `path` (empty: valid).
+
+    cwltool checks the whole document (the Dask requirement in its hint form: cwltool cannot check a custom
+    requirement across a `$graph`), then each tool as written, with Calrissian's schema, so the exact
+    fields of `DaskGatewayRequirement` are enforced; eoap-validator checks the OGC rules.
+    """
+    document = yaml.safe_load(path.read_text())
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="eoflows-cwl-") as folder:
+        hinted = Path(folder) / path.name
+        hinted.write_text(yaml.safe_dump(_hinted(document), sort_keys=False))
+        problems += [f"cwltool: {line}" for line in cwltool_problems(str(hinted))]
+    for process in document.get("$graph", []):
+        if process.get("class") == "CommandLineTool":
+            target = f"{path}#{process['id'].lstrip('#')}"
+            problems += [f"cwltool {process['id']}: {line}" for line in cwltool_problems(target)]
+    for finding in ogc_findings(document, entry_id(document)):
+        if finding.get("status") in ("failed", "blocked") and finding.get("severity") == "error":
+            problems.append(
+                f"OGC {finding['rule_id']} at {finding.get('location', {}).get('path')}: {finding['message']}"
+            )
+    return problems
