@@ -43,6 +43,9 @@ class S3Storage(Block):
         "region_name": ("AWS_REGION", "AWS_DEFAULT_REGION"),
     }
 
+    #: Fields that are credentials: kept out of logs and exported documents (CWL: `cwltool:Secrets`).
+    credentials: ClassVar[tuple[str, ...]] = ("access_key_id", "secret_access_key")
+
     @classmethod
     def from_env(cls) -> "S3Storage":
         """Read the settings from the standard AWS_* environment variables."""

@@ -73,7 +73,7 @@ def env_inputs(p: Param) -> list[EnvInput]:
     found = []
     for name, variables in getattr(cls, "environment", {}).items():
         info = fields[name]
-        secret = SecretStr in get_args(info.annotation) or info.annotation is SecretStr
+        secret = name in getattr(cls, "credentials", ()) or SecretStr in (info.annotation, *get_args(info.annotation))
         found.append(EnvInput(variables[0].lower(), variables[0], variables[0], info.description or name, secret))
     return found
 
@@ -83,33 +83,40 @@ def label(p: Param) -> str:
     return p.name.replace("_", " ").capitalize()
 
 
-def _base_type(annotation: Any, tool: bool, prefix: str) -> Any:
-    if get_origin(annotation) is Literal:
+def _base_type(annotation: Any, tool: bool, prefix: str, owner: str) -> Any:
+    if get_origin(annotation) is Literal:  # named: cwltool fails on anonymous enums inside arrays
         schema = cwl.CommandInputEnumSchema if tool else cwl.InputEnumSchema
-        return schema(symbols=list(get_args(annotation)), type_="enum")
+        return schema(symbols=list(get_args(annotation)), type_="enum", name=f"{owner}_values")
     if get_origin(annotation) is list:
         (item,) = get_args(annotation)
+        # strings, not enums, in arrays: cwltool crashes on arrays of enums (cwltool issues #821, #1285);
+        # the tool's own command line checks the values, and the input's doc lists them (see `doc`)
+        items = "string" if get_origin(item) is Literal else _base_type(item, tool, prefix, owner)
         if tool:  # each item gets the option: --products a --products b
             binding = cwl.CommandLineBinding(prefix=prefix)
-            return cwl.CommandInputArraySchema(
-                items=_base_type(item, tool, prefix), type_="array", inputBinding=binding
-            )
-        return cwl.InputArraySchema(items=_base_type(item, tool, prefix), type_="array")
+            return cwl.CommandInputArraySchema(items=items, type_="array", inputBinding=binding)
+        return cwl.InputArraySchema(items=items, type_="array")
     simple = {str: "string", int: "int", float: "double", bool: "boolean", Path: "Directory"}
     if annotation in simple:
         return simple[annotation]
     raise TypeError(f"no CWL type for {annotation!r}")
 
 
-def cwl_type(p: Param, tool: bool) -> Any:
-    """The CWL type of a parameter (optional when it may be None)."""
+def cwl_type(p: Param, tool: bool, owner: str) -> Any:
+    """The CWL type of a parameter of process `owner` (an id URI); optional when it may be None."""
     prefix = f"--{p.name.replace('_', '-')}"
     args = get_args(p.annotation) if get_origin(p.annotation) in (Union, types.UnionType) else (p.annotation,)
     base = [a for a in args if a is not type(None)]
     if len(base) != 1:
         raise TypeError(f"parameter {p.name!r}: no CWL type for {p.annotation!r}")
-    typ = _base_type(base[0], tool, prefix)
+    typ = _base_type(base[0], tool, prefix, f"{owner}/{p.name}")
     return ["null", typ] if type(None) in args else typ
+
+
+def doc(p: Param) -> str:
+    """The doc of a parameter; for a list of choices, also the choices (arrays are typed string[])."""
+    (item,) = get_args(p.annotation) if get_origin(p.annotation) is list else (None,)
+    return f"{p.doc} Values: {', '.join(get_args(item))}." if get_origin(item) is Literal else p.doc
 
 
 def _default(p: Param) -> Any:
@@ -141,8 +148,9 @@ def command_line_tool(package: Package, step: Step, options: CwlOptions) -> tupl
                                                     inputBinding=binding))  # fmt: skip
         elif p.role is Role.INPUT:
             is_list = get_origin(p.annotation) is list
+            typ = cwl_type(p, tool=True, owner=_uri(tid))
             inputs.append(cwl.CommandInputParameter(
-                id=_uri(tid, p.name), type_=cwl_type(p, tool=True), label=label(p), doc=p.doc, default=_default(p),
+                id=_uri(tid, p.name), type_=typ, label=label(p), doc=doc(p), default=_default(p),
                 inputBinding=cwl.CommandLineBinding() if is_list else binding))  # fmt: skip
         elif p.role is Role.SETTINGS:
             for e in env_inputs(p):
@@ -225,9 +233,9 @@ def workflow(package: Package, options: CwlOptions) -> cwl.Workflow:
                     id=_uri(wid, p.name), type_="Directory", label=label(p), doc=p.doc))  # fmt: skip
                 source = _uri(wid, p.name)
             elif p.role is Role.INPUT:
+                typ = cwl_type(p, tool=False, owner=_uri(wid))
                 inputs.setdefault(p.name, cwl.WorkflowInputParameter(
-                    id=_uri(wid, p.name), type_=cwl_type(p, tool=False), label=label(p), doc=p.doc,
-                    default=_default(p)))  # fmt: skip
+                    id=_uri(wid, p.name), type_=typ, label=label(p), doc=doc(p), default=_default(p)))  # fmt: skip
                 source = _uri(wid, p.name)
             else:
                 for e in env_inputs(p) if p.role is Role.SETTINGS else []:
@@ -253,6 +261,12 @@ def workflow(package: Package, options: CwlOptions) -> cwl.Workflow:
             outputSource=_uri(wid, previous.name, "result"))  # fmt: skip
     return cwl.Workflow(id=_uri(wid), label=package.label, doc=package.description, inputs=list(inputs.values()),
                         outputs=[output], steps=wf_steps)  # fmt: skip
+
+
+def secret_inputs(package: Package, mode: Mode) -> list[str]:
+    """Ids of the inputs that carry credentials (for `cwltool:Secrets`)."""
+    found = {e.id: e for step in _steps(package, mode) for p in step.by_role(Role.SETTINGS) for e in env_inputs(p)}
+    return [e.id for e in found.values() if e.secret]
 
 
 def metadata(package: Package) -> dict[str, Any]:
@@ -297,8 +311,11 @@ def _fix_references(doc: dict[str, Any], wid: str) -> dict[str, Any]:
 def export(package: Package, options: CwlOptions = CwlOptions()) -> dict[str, Any]:
     """The CWL document of `package` as a plain dict (see `to_yaml`)."""
     wid = options.entry_id or package.name
-    graph = [_fix_references(_strip_blank_names(cwl.save(workflow(package, options), relative_uris=True,
-                                                            base_url=BASE)), wid)]  # fmt: skip
+    entry = _fix_references(_strip_blank_names(cwl.save(workflow(package, options), relative_uris=True,
+                                                         base_url=BASE)), wid)  # fmt: skip
+    if secrets := secret_inputs(package, options.mode):
+        entry["hints"] = [{"class": "cwltool:Secrets", "secrets": secrets}]
+    graph = [entry]
     for step in _steps(package, options.mode):
         tool, extra = command_line_tool(package, step, options)
         saved = _strip_blank_names(cwl.save(tool, relative_uris=True, base_url=BASE))

@@ -70,12 +70,15 @@ def default_run_id() -> str:
 
 
 class _Advance(Callback):
+    """fsspec progress callback: one `advance()` per file transferred."""
+
     def __init__(self, advance) -> None:
         super().__init__()
         self._advance = advance
 
-    def call(self, *args, **kwargs) -> None:
-        self._advance()
+    def relative_update(self, inc: int = 1) -> None:
+        for _ in range(inc):
+            self._advance()
 
 
 def stage_out(input: StagedDir, destination: str, run_id: str | None = None, storage: S3Storage | None = None) -> str:

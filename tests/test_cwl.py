@@ -1,0 +1,142 @@
+"""CWL export: valid for cwltool, Calrissian's extension schema and the OGC rules; runs like the flow."""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+import xarray as xr
+import yaml
+from cwl_utils.parser import load_document_by_uri
+
+from deployments.cwl import CwlOptions, export, job_template, to_yaml
+from deployments.cwl_check import check
+from eoflows.local_s3 import LocalS3
+from flows.packages import PACKAGES
+from flows.s2_indices import S2_INDICES, s2_indices
+from tasks.stac_io import FsspecStacIO
+from tests.test_staging import upload_sample
+
+BIN = Path(sys.executable).parent
+
+
+def write(tmp_path: Path, name: str, **options) -> Path:
+    path = tmp_path / f"{name}.cwl"
+    path.write_text(to_yaml(export(S2_INDICES, CwlOptions(**options))))
+    return path
+
+
+def cwltool(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    path = f"{BIN}{os.pathsep}{os.environ['PATH']}"  # the tools run `eoflows` from this environment
+    return subprocess.run([str(BIN / "cwltool"), *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {}), "PATH": path})  # fmt: skip
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+@pytest.mark.parametrize("mode", ["app", "full"])
+def test_exports_pass_cwltool_calrissian_and_ogc_checks(package: str, mode: str, tmp_path: Path) -> None:
+    document = export(PACKAGES[package], CwlOptions(mode=mode))
+    path = tmp_path / "package.cwl"
+    path.write_text(to_yaml(document))
+    assert check(path) == []  # whole document, each tool with the Dask requirement, eoap-validator
+    hinted = tmp_path / "hinted.cwl"
+    hinted.write_text(to_yaml(export(PACKAGES[package], CwlOptions(mode=mode, dask="hints"))))
+    done = cwltool("--validate", str(hinted))  # stock cwltool, no extension schema
+    assert done.returncode == 0, done.stderr[-2000:]
+    compute = next(p for p in document["$graph"] if p["id"] == f"{package}-compute")
+    (dask,) = [r for r in compute["requirements"] if r["class"] == "calrissian:DaskGatewayRequirement"]
+    assert set(dask) == {"class", "workerCores", "workerCoresLimit", "workerMemory", "clusterMaxCores",
+                         "clusterMaxMemory"}  # fmt: skip
+    for tool in (p for p in document["$graph"] if p["class"] == "CommandLineTool"):
+        (res,) = [r for r in tool["requirements"] if r["class"] == "ResourceRequirement"]
+        assert {"coresMin", "coresMax", "ramMin", "ramMax"} <= set(res)
+        assert tool["baseCommand"][:3] == ["eoflows", "step", package]
+
+
+def test_a_misspelt_dask_field_fails(tmp_path: Path) -> None:
+    path = write(tmp_path, "app")
+    path.write_text(path.read_text().replace("clusterMaxCores", "clusterMaxCore"))
+    problems = " ".join(check(path))
+    assert "invalid field 'clusterMaxCore'" in problems and "missing required field 'clusterMaxCores'" in problems
+
+
+def test_the_entry_id_main_is_accepted_by_cwltool_but_flagged_by_ogc(tmp_path: Path) -> None:
+    path = write(tmp_path, "main", entry_id="main")
+    problems = check(path)
+    assert problems and all(p.startswith("OGC SERVICE.PROCESS.ID") for p in problems)
+
+
+def test_metadata_and_docs_come_from_the_declaration(tmp_path: Path) -> None:
+    document = export(S2_INDICES, CwlOptions(mode="full"))
+    assert document["s:softwareVersion"] == S2_INDICES.version and document["cwlVersion"] == "v1.2"
+    workflow = document["$graph"][0]
+    assert (workflow["id"], workflow["label"], workflow["doc"]) == ("s2-indices", S2_INDICES.label,
+                                                                    S2_INDICES.description)  # fmt: skip
+    for node in workflow["inputs"] + workflow["outputs"] + workflow["steps"]:
+        assert node.get("label") and node.get("doc"), node["id"]
+    products = next(i for i in workflow["inputs"] if i["id"] == "products")
+    assert products["doc"].startswith(S2_INDICES.step("compute").params[2].doc)
+    secrets = [h for p in document["$graph"] for h in p.get("hints", []) if h["class"] == "cwltool:Secrets"]
+    assert all(h["secrets"] == ["aws_access_key_id", "aws_secret_access_key"] for h in secrets) and secrets
+
+
+def test_round_trip_with_cwl_utils_and_pack(tmp_path: Path) -> None:
+    path = write(tmp_path, "full", mode="full", dask="hints")
+    loaded = load_document_by_uri(f"{path}#s2-indices")
+    assert loaded.id.endswith("#s2-indices") and len(loaded.steps) == 3
+    packed = cwltool("--pack", f"{path}#s2-indices")
+    assert packed.returncode == 0, packed.stderr[-2000:]
+    packed_ids = {p["id"] for p in json.loads(packed.stdout)["$graph"]}
+    assert len(packed_ids) == 4 and any(i.endswith("compute") for i in packed_ids)
+
+
+def test_no_secret_in_documents_or_job_templates(s3: LocalS3) -> None:
+    for mode in ("app", "full"):
+        text = to_yaml(export(S2_INDICES, CwlOptions(mode=mode))) + yaml.safe_dump(job_template(S2_INDICES, mode))
+        assert s3.secret_access_key not in text
+        assert not any(key.startswith("aws_") for key in job_template(S2_INDICES, mode))
+        for process in export(S2_INDICES, CwlOptions(mode=mode))["$graph"]:
+            for parameter in process["inputs"]:
+                if parameter["id"].startswith("aws_"):
+                    assert "default" not in parameter
+
+
+def store_of(item: pystac.Item) -> str:
+    return item.assets["product"].get_absolute_href()
+
+
+def test_cwltool_runs_give_what_the_flow_gives(s3: LocalS3, sample_item: Path, tmp_path: Path) -> None:
+    """Full mode with cwltool --no-container, staged out to S3, against the Prefect flow on the same item."""
+    item = upload_sample(s3, sample_item, f"cwl-{uuid.uuid4().hex[:6]}")
+    products = ["ndvi", "ndbi", "rgb", "sir"]
+    s3.storage().save("parity-s3", overwrite=True)
+    flow_uri = s2_indices(item=item, destination="s3://eoflows-results/parity", products=products, storage="parity-s3",
+                          run_id="flow")  # fmt: skip
+    path = write(tmp_path, "full", mode="full", docker="hints", dask="hints")
+    job = {"item": item, "destination": "s3://eoflows-results/parity", "run_id": "cwl", "products": products,
+           "aws_access_key_id": s3.access_key_id, "aws_secret_access_key": s3.secret_access_key,
+           "aws_endpoint_url_s3": s3.endpoint_url}  # fmt: skip
+    (tmp_path / "job.yml").write_text(yaml.safe_dump(job))
+    done = cwltool("--enable-ext", "--no-container", "--outdir", str(tmp_path / "out"), f"{path}#s2-indices",
+                   str(tmp_path / "job.yml"))  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert s3.secret_access_key not in done.stdout + done.stderr  # cwltool:Secrets kept it out of the logs
+    cwl_uri = json.loads(done.stdout)["catalog_uri"]
+    assert cwl_uri == "s3://eoflows-results/parity/cwl/catalog.json" and flow_uri.endswith("/parity/flow/catalog.json")
+    io = FsspecStacIO(s3.storage())
+    (a,) = pystac.Catalog.from_file(flow_uri, stac_io=io).get_items(recursive=True)
+    (b,) = pystac.Catalog.from_file(cwl_uri, stac_io=io).get_items(recursive=True)
+    options = s3.storage().s3fs_options()
+    ours, theirs = (xr.open_zarr(store_of(x), consolidated=True, storage_options=options) for x in (a, b))
+    for name in products:
+        np.testing.assert_array_equal(ours[name].values, theirs[name].values)
+    drop = {"processing:datetime"}
+    assert {k: v for k, v in a.properties.items() if k not in drop} == {
+        k: v for k, v in b.properties.items() if k not in drop}  # fmt: skip
+    assert (a.id, a.geometry, a.bbox, sorted(a.assets)) == (b.id, b.geometry, b.bbox, sorted(b.assets))
+    assert a.get_single_link("derived_from").href == b.get_single_link("derived_from").href == item
