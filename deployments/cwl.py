@@ -38,6 +38,10 @@ NAMESPACES = {
 }
 SCHEMAS = ["http://schema.org/version/9.0/schemaorg-current-http.rdf"]
 REPOSITORY = "https://github.com/eoflows/eoflows"
+#: Who answers for the packages (a team address; schema.org Person as the OGC metadata profile asks).
+MAINTAINERS = {"@type": "s:Person", "s:givenName": "eoflows", "s:familyName": "maintainers",
+               "s:email": "maintainers@eoflows.dev",
+               "s:affiliation": {"@type": "s:Organization", "s:name": "eoflows", "s:url": REPOSITORY}}  # fmt: skip
 MEMORY = re.compile(r"^\d+[A-Za-z]+$")  # what Calrissian parses: integer and unit, no space
 
 Mode = Literal["app", "full"]
@@ -282,7 +286,7 @@ def metadata(package: Package) -> dict[str, Any]:
         "s:softwareHelp": {"@type": "s:CreativeWork", "s:name": "User manual", "s:url": f"{REPOSITORY}#readme"},
         "s:keywords": ["CWL", "Earth Observation", "Earth Observation application package", "Sentinel-2", "Prefect"],
         "s:publisher": {"@type": "s:Organization", "s:name": "eoflows developers", "s:url": REPOSITORY},
-        "s:author": [{"@type": "s:Organization", "s:name": "eoflows developers", "s:url": REPOSITORY}],
+        "s:author": [{"@type": "s:Role", "s:roleName": "Maintainer", "s:author": MAINTAINERS}],
         "s:softwareRequirements": [f"eoflows {__version__}"],
     }  # fmt: skip
 

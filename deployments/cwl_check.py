@@ -99,7 +99,8 @@ def ogc_findings(document: dict[str, Any], entry: str) -> list[dict[str, Any]]:
         path = Path(folder) / "package.cwl"
         path.write_text(yaml.safe_dump(without_extensions(document), sort_keys=False))
         validator = str(Path(sys.executable).with_name("eoap-validator"))
-        done = subprocess.run([validator, "--format", "json", f"{path}#{entry}"], capture_output=True, text=True,
+        done = subprocess.run([validator, "--profile", "eoap-package", "--profile", "metadata", "--format", "json",
+                               f"{path}#{entry}"], capture_output=True, text=True,
                               timeout=300)  # fmt: skip
     try:
         report = json.loads(done.stdout)

@@ -7,6 +7,7 @@ from typing import Literal
 import pytest
 
 from blocks.s3 import S3Storage
+from deployments.cwl import CwlOptions, export
 from eoflows.cli import step_command
 from eoflows.package import OutputDir, Package, Role, StagedDir, Step
 from flows.build import package_flow
@@ -36,7 +37,7 @@ def smooth(input: StagedDir, output: OutputDir, sigma: float = 1.5, mode: Litera
     return output
 
 
-def test_a_new_step_parameter_reaches_the_flow_and_the_cli() -> None:
+def test_a_new_step_parameter_reaches_the_flow_the_cli_and_the_cwl() -> None:
     package = Package("toy", "Toy", "A toy package.", (Step("fetch", fetch), Step("smooth", smooth)))
     flow = package_flow(package)
     schema = flow.parameters.model_dump()["properties"]
@@ -48,6 +49,19 @@ def test_a_new_step_parameter_reaches_the_flow_and_the_cli() -> None:
     assert list(cli.parameters) == ["input", "output", "sigma", "mode"]
     assert cli.parameters["sigma"].default == 1.5
     assert "storage" not in inspect.signature(step_command(package.step("fetch"))).parameters
+    graph = export(package, CwlOptions(mode="full"))["$graph"]
+    workflow = {i["id"]: i for i in graph[0]["inputs"]}
+    assert workflow["sigma"]["default"] == 1.5 and workflow["sigma"]["type"] == "double"
+    assert workflow["sigma"]["doc"] == "Width of the kernel, in pixels."
+    assert workflow["mode"]["type"]["symbols"] == ["a", "b"]
+    tool = next(p for p in graph if p["id"] == "toy-smooth")
+    sigma = next(i for i in tool["inputs"] if i["id"] == "sigma")
+    assert sigma["inputBinding"] == {"prefix": "--sigma"} and tool["baseCommand"] == [
+        "eoflows",
+        "step",
+        "toy",
+        "smooth",
+    ]
 
 
 def test_roles_come_from_annotations() -> None:
