@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from eoflows.errors import InputError
+
 CALRISSIAN = "https://calrissian-cwl.github.io/schema#"
 DASK_CLASS = f"{CALRISSIAN}DaskGatewayRequirement"
 CWLTOOL_SCHEMA = "http://commonwl.org/cwltool"
@@ -68,8 +70,19 @@ def cwltool_problems(target: str) -> list[str]:
 
     out, err = io.StringIO(), io.StringIO()
     handler = logging.StreamHandler(err)
-    code = main(["--enable-ext", "--validate", target], custom_schema_callback=register_extensions, stdout=out,
-                stderr=err, logger_handler=handler)  # fmt: skip
+    # cwltool's messages go to `err` only: not to the root logger (which Prefect prints), no warnings at all
+    quiet = [logging.getLogger(name) for name in ("cwltool", "salad")]
+    before = [q.propagate for q in quiet]
+    logging.disable(logging.WARNING)
+    for q in quiet:
+        q.propagate = False
+    try:
+        code = main(["--enable-ext", "--validate", target], custom_schema_callback=register_extensions, stdout=out,
+                    stderr=err, logger_handler=handler)  # fmt: skip
+    finally:
+        logging.disable(logging.NOTSET)
+        for q, propagate in zip(quiet, before, strict=True):
+            q.propagate = propagate
     if code == 0:
         return []
     text = re.sub(r"\x1b\[[0-9;]*m", "", err.getvalue())
@@ -139,12 +152,18 @@ def check(path: Path) -> list[str]:
     requirement across a `$graph`), then each tool as written, with Calrissian's schema, so the exact
     fields of `DaskGatewayRequirement` are enforced; eoap-validator checks the OGC rules.
     """
-    document = yaml.safe_load(path.read_text())
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"CWL document {str(path)!r}: not YAML ({' '.join(str(exc).split())})") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("$graph", []), list):
+        raise InputError(f"CWL document {str(path)!r}: expected a CWL process or a $graph of processes")
     problems = []
     with tempfile.TemporaryDirectory(prefix="eoflows-cwl-") as folder:
         hinted = Path(folder) / path.name
         hinted.write_text(yaml.safe_dump(_hinted(document), sort_keys=False))
-        problems += [f"cwltool: {line}" for line in cwltool_problems(str(hinted))]
+        problems += [f"cwltool: {line.replace(str(hinted), str(path)).replace(folder, str(path.parent))}"
+                     for line in cwltool_problems(str(hinted))]  # fmt: skip
     for process in document.get("$graph", []):
         if process.get("class") == "CommandLineTool":
             target = f"{path}#{process['id'].lstrip('#')}"

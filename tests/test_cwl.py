@@ -140,3 +140,31 @@ def test_cwltool_runs_give_what_the_flow_gives(s3: LocalS3, sample_item: Path, t
         k: v for k, v in b.properties.items() if k not in drop}  # fmt: skip
     assert (a.id, a.geometry, a.bbox, sorted(a.assets)) == (b.id, b.geometry, b.bbox, sorted(b.assets))
     assert a.get_single_link("derived_from").href == b.get_single_link("derived_from").href == item
+
+
+def test_cwl_commands(tmp_path: Path) -> None:
+    eoflows = str(BIN / "eoflows")
+    done = subprocess.run([eoflows, "cwl", "export", "--all", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s2-indices-full.cwl", "s2-indices-full.job.yml",
+                                                          "s2-indices.cwl", "s2-indices.job.yml"]  # fmt: skip
+
+    def validate(path: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([eoflows, "cwl", "validate", str(path)], capture_output=True, text=True)
+
+    valid = validate(tmp_path / "s2-indices.cwl")
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+    assert valid.stdout.strip().endswith("valid (cwltool, Calrissian DaskGatewayRequirement, OGC EOAP rules)")
+    text = (tmp_path / "s2-indices.cwl").read_text()
+    for name, changed, message in (
+        ("misspelt.cwl", text.replace("workerMemory: 4G", "workerMemry: 4G"), "problems (listed above)"),
+        ("garbled.cwl", text.replace("clusterMaxCores: 8", "clusterMaxCores: [8"), "not YAML"),
+    ):
+        broken = tmp_path / name
+        broken.write_text(changed)
+        invalid = validate(broken)
+        assert invalid.returncode == 1, invalid.stdout + invalid.stderr
+        (line,) = invalid.stderr.strip().splitlines()
+        assert line.startswith(f"eoflows: error: CWL document '{broken}': ") and message in line
+    job = yaml.safe_load((tmp_path / "s2-indices.job.yml").read_text())
+    assert job["input"] == {"class": "Directory", "path": "staged/"}
