@@ -12,6 +12,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.workers.process import ProcessWorker
 
+from blocks.calrissian import CalrissianSettings
 from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
 from deployments.kubernetes import K8S_POOL, base_job_template
@@ -23,9 +24,10 @@ LOCAL_POOL = "eoflows-local"
 
 def register_blocks() -> list[str]:
     """Register eoflows' block types with the Prefect API; return their slugs."""
-    for block in (S3Storage, DaskGatewaySettings):
+    blocks = (S3Storage, DaskGatewaySettings, CalrissianSettings)
+    for block in blocks:
         block.register_type_and_schema()
-    return [S3Storage.get_block_type_slug(), DaskGatewaySettings.get_block_type_slug()]
+    return [block.get_block_type_slug() for block in blocks]
 
 
 def ensure_pools(image: str = IMAGE, namespace: str = "eoflows") -> list[str]:

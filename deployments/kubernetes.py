@@ -121,3 +121,42 @@ def validate(document: dict[str, Any]) -> None:
 def to_yaml(documents: list[dict[str, Any]]) -> str:
     """Documents as one multi-document YAML stream."""
     return yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def calrissian_manifests(namespace: str, storage_class: str | None = None, size: str = "10Gi",
+                         flows_namespace: str = "eoflows") -> list[dict]:  # fmt: skip
+    """What Calrissian runs need in a namespace: its service account, roles and RWX volume claims.
+
+    `calrissian-sa` runs the Calrissian pod and its step pods (pods, pod logs, claims); `eoflows-flow-runner`
+    of `flows_namespace` (the Prefect flow-run pods, see `manifests`) launches Calrissian Jobs with their
+    ConfigMaps and Secrets in `namespace`.
+    """
+    from blocks.calrissian import CalrissianSettings
+
+    defaults = CalrissianSettings()
+    rbac = "rbac.authorization.k8s.io/v1"
+    roles = {
+        "calrissian-pods": ((defaults.service_account, namespace), [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "patch", "delete", "list", "watch", "get"]},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list"]},
+            {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["get", "list"]},
+        ]),
+        "calrissian-launcher": ((RUNNER_ACCOUNT, flows_namespace), [
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
+            {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["create", "get", "patch", "delete"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+            {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
+        ]),
+    }  # fmt: skip
+    docs: list[dict] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(namespace)}]
+    docs.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(defaults.service_account, namespace)})
+    for role, ((account, home), rules) in roles.items():
+        docs.append({"apiVersion": rbac, "kind": "Role", "metadata": _meta(role, namespace), "rules": rules})
+        docs.append({"apiVersion": rbac, "kind": "RoleBinding", "metadata": _meta(role, namespace),
+                     "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+                     "subjects": [{"kind": "ServiceAccount", "name": account, "namespace": home}]})  # fmt: skip
+    for claim in (defaults.input_claim, defaults.tmpout_claim, defaults.output_claim):
+        spec = {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": size}}}
+        docs.append({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(claim, namespace),
+                     "spec": {**spec, **({"storageClassName": storage_class} if storage_class else {})}})  # fmt: skip
+    return docs

@@ -208,6 +208,58 @@ def k8s_manifests(
     print(to_yaml(documents), end="")
 
 
+@k8s_app.command(name="calrissian-rbac")
+def k8s_calrissian_rbac(
+    *,
+    namespace: str = "eoflows",
+    storage_class: str | None = None,
+    size: str = "10Gi",
+    flows_namespace: str = "eoflows",
+) -> None:
+    """Print what Calrissian runs need in a namespace: service account, roles, bindings, RWX volume claims.
+
+    Args:
+        namespace: Namespace of the Calrissian Jobs and step pods.
+        storage_class: Storage class of the claims (must support ReadWriteMany); empty: the default.
+        size: Size of each claim.
+        flows_namespace: Namespace of the Prefect flow-run pods that launch Calrissian (eoflows k8s manifests).
+    """
+    from deployments.kubernetes import calrissian_manifests, to_yaml, validate
+
+    documents = calrissian_manifests(namespace, storage_class, size, flows_namespace)
+    for document in documents:
+        validate(document)
+    print(to_yaml(documents), end="")
+
+
+@cwl_app.command(name="run")
+def cwl_run(
+    cwl: str,
+    inputs: str,
+    *,
+    runner: Literal["cwltool", "calrissian"] = "cwltool",
+    calrissian: str | None = None,
+    outdir: str = "cwl-results",
+    dry_run: bool = False,
+) -> None:
+    """Run a CWL document (FILE[#id], URL or an eoflows package name) with cwltool or Calrissian; print outputs.
+
+    Args:
+        cwl: The CWL document, FILE#id for one process of a $graph, or an eoflows package name.
+        inputs: YAML file of the job's inputs.
+        runner: cwltool (here, without containers) or calrissian (a Kubernetes Job).
+        calrissian: Name of a saved eoflows-calrissian block; empty: its defaults, in-cluster.
+        outdir: Folder for cwltool's results (one sub-folder per run).
+        dry_run: With calrissian: print the manifests without contacting a cluster.
+    """
+    import json
+
+    from flows.run_cwl import run_cwl
+
+    result = run_cwl(cwl=cwl, inputs=inputs, runner=runner, calrissian=calrissian, outdir=outdir, dry_run=dry_run)
+    print(result["manifests"] if dry_run and runner == "calrissian" else json.dumps(result, indent=2))
+
+
 @k8s_app.command(name="job-template")
 def k8s_job_template(*, namespace: str = "eoflows", image: str | None = None) -> None:
     """Print the base job template of the eoflows-k8s work pool (JSON), as `eoflows deploy` sets it.

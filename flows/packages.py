@@ -1,4 +1,7 @@
-"""Every application package and its flow, by name: what the CLI, the deployments and the CWL export list."""
+"""Every application package and its flow, by name: what the CLI, the deployments and the CWL export list.
+
+The `run-cwl` flow (flows/run_cwl.py) runs any CWL document; it is not a package.
+"""
 
 from prefect import Flow
 

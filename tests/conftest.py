@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from prefect.logging.handlers import APILogHandler
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
 from eoflows.local_s3 import LocalS3, free_port, local_s3
@@ -21,6 +22,7 @@ from eoflows.samples.s2_eopf import write_sample
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "fixtures"
+pytest_plugins = ["tests.fake_kubernetes"]
 SMALL = 366  # pixels per side of the test scenes (3 x 3 windows of 122 px)
 
 
@@ -53,6 +55,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         os.environ.update({"PREFECT_API_URL": url, "PREFECT_HOME": str(home)})
         with temporary_settings({PREFECT_API_URL: url, PREFECT_HOME: str(home)}):
             yield url
+            APILogHandler().flush()  # send the last run logs while the server still runs
         for key, value in previous.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -1,0 +1,85 @@
+"""`run-cwl`: run any CWL application package (or an eoflows package by name) on Calrissian or with cwltool.
+
+```
+eoflows cwl run s2-indices-full.cwl#s2-indices job.yml --runner calrissian --calrissian eoap
+prefect deployment run 'run-cwl/local' -p cwl=s2-indices -p inputs='{"item": "...", "destination": "..."}'
+```
+"""
+
+import asyncio
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from prefect import flow
+
+from blocks.calrissian import CalrissianSettings
+from blocks.s3 import S3Storage
+from eoflows.errors import InputError
+from tasks.calrissian import run_cwl_on_calrissian
+from tasks.cwl_documents import CwlDocument, check_loads, fetch_cwl
+from tasks.cwl_local import run_cwl_with_cwltool
+from tasks.stac_io import read_bytes
+from tasks.staging import default_run_id
+
+
+def _document(cwl: str, folder: Path, storage: S3Storage) -> CwlDocument:
+    from flows.packages import PACKAGES
+
+    if cwl in PACKAGES:  # export the package on the fly (full mode: item URLs in, catalog URI out)
+        from deployments.cwl import CwlOptions, export, to_yaml
+
+        path = folder / f"{cwl}.cwl"
+        path.write_text(to_yaml(export(PACKAGES[cwl], CwlOptions(mode="full"))))
+        document = CwlDocument(path, cwl)
+        check_loads(document, cwl)
+        return document
+    return fetch_cwl(cwl, folder, storage)
+
+
+def _inputs(inputs: dict[str, Any] | str, storage: S3Storage) -> dict[str, Any]:
+    if isinstance(inputs, dict):
+        return inputs
+    location = inputs if "://" in inputs else str(Path(inputs).absolute())
+    try:
+        loaded = yaml.safe_load(read_bytes(location, storage, "CWL inputs"))
+    except yaml.YAMLError as exc:
+        raise InputError(f"CWL inputs {inputs!r}: not YAML ({' '.join(str(exc).split())})") from exc
+    if not isinstance(loaded, dict):
+        raise InputError(f"CWL inputs {inputs!r}: expected a mapping of input ids to values")
+    return loaded
+
+
+@flow(name="run-cwl", description="Run a CWL application package on Calrissian (Kubernetes) or with cwltool.")
+def run_cwl(
+    cwl: str,
+    inputs: dict[str, Any] | str = {},
+    runner: Literal["cwltool", "calrissian"] = "cwltool",
+    calrissian: str | None = None,
+    storage: str | None = None,
+    outdir: str = "cwl-results",
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Run a CWL document and return its outputs.
+
+    Args:
+        cwl: Path, URL or s3:// URI of a CWL document (FILE#id for one process of a $graph), or the name of an
+            eoflows package (exported on the fly in full mode).
+        inputs: The job's inputs: a mapping, or the path, URL or s3:// URI of a YAML file.
+        runner: calrissian (a Kubernetes Job) or cwltool (here, without containers).
+        calrissian: Name of a saved 'eoflows-calrissian' block; empty: its defaults, in-cluster.
+        storage: Name of a saved 'eoflows-s3-storage' block to read s3:// documents; empty: AWS_* variables.
+        outdir: Folder for cwltool's results (a sub-folder per run: the flow run id).
+        dry_run: With calrissian: return the manifests (YAML) without contacting a cluster.
+    """
+    s3 = S3Storage.load(storage) if storage else S3Storage.from_env()
+    with tempfile.TemporaryDirectory(prefix="eoflows-run-cwl-") as folder:
+        document = _document(cwl, Path(folder), s3)
+        values = _inputs(inputs, s3)
+        if runner == "calrissian":
+            settings = CalrissianSettings.load(calrissian) if calrissian else CalrissianSettings()
+            # run here, in this thread: a stop signal (flow-run cancellation) ends the loop, which cancels the
+            # run and so deletes its Job; Prefect's own loop thread would leave the run going
+            return asyncio.run(run_cwl_on_calrissian(document, values, settings, dry_run=dry_run))
+        return run_cwl_with_cwltool(document, values, Path(outdir).absolute() / default_run_id())

@@ -1,0 +1,124 @@
+"""The `run-cwl` flow: third-party and exported packages run locally with cwltool, and on a fake Kubernetes API."""
+
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+import pystac
+import pytest
+import xarray as xr
+import yaml
+
+from eoflows.errors import InputError, RemoteRunError
+from flows.run_cwl import run_cwl
+from tests.conftest import FIXTURES
+from tests.fake_kubernetes import COMPLETE, OUTPUTS, USAGE, job_created, set_status, settings_for
+from tests.test_s2_flow import artifacts_of
+
+REVTOOL, SORTTOOL = FIXTURES / "cwl/calrissian_revtool.cwl", FIXTURES / "cwl/calrissian_sorttool.cwl"
+
+
+def tables(state) -> dict[str, list[dict]]:
+    return {a.key: json.loads(a.data) for a in artifacts_of(state).get("table", [])}
+
+
+def markdown(state) -> dict[str, str]:
+    return {a.key: a.data for a in artifacts_of(state).get("markdown", [])}
+
+
+@pytest.fixture
+def lines(tmp_path: Path) -> Path:
+    path = tmp_path / "lines.txt"
+    path.write_text("banana\napple\ncherry\n")
+    return path
+
+
+def test_third_party_tools_run_with_cwltool(lines: Path, tmp_path: Path) -> None:
+    state = run_cwl(cwl=str(SORTTOOL), inputs={"reverse": True, "input": {"class": "File", "path": str(lines)}},
+                    outdir=str(tmp_path / "out"), return_state=True)  # fmt: skip
+    outputs = state.result()
+    assert Path(outputs["output"]["path"]).read_text() == "cherry\nbanana\napple\n"
+    assert Path(outputs["output"]["path"]).is_relative_to(tmp_path / "out")
+    assert json.loads(markdown(state)["cwl-outputs"].split("```json\n")[1].split("```")[0]) == outputs
+    (row,) = tables(state)["cwl-usage"]
+    assert row["step"] == "calrissian_sorttool.cwl" and row["exit code"] == 0 and row["seconds"] >= 0
+
+    job = tmp_path / "rev.yml"  # inputs as a YAML file, relative paths resolved against it by cwltool
+    job.write_text(yaml.safe_dump({"input": {"class": "File", "path": str(lines)}}))
+    outputs = run_cwl(cwl=str(REVTOOL), inputs=str(job), outdir=str(tmp_path / "out"))
+    assert Path(outputs["output"]["path"]).read_text() == "ananab\nelppa\nyrrehc\n"
+
+
+def test_an_eoflows_package_runs_by_name(sample_item: Path, tmp_path: Path) -> None:
+    """`cwl=s2-indices` exports the package and cwltool runs its three tools (`eoflows step ...`)."""
+    inputs = {"item": str(sample_item), "destination": str(tmp_path / "published"), "run_id": "cwl",
+              "products": ["ndvi", "rgb"]}  # fmt: skip
+    state = run_cwl(cwl="s2-indices", inputs=inputs, outdir=str(tmp_path / "out"), return_state=True)
+    outputs = state.result()
+    assert outputs["catalog_uri"] == str(tmp_path / "published/cwl/catalog.json")
+    (item,) = pystac.Catalog.from_file(outputs["catalog_uri"]).get_items(recursive=True)
+    products = xr.open_zarr(item.assets["product"].get_absolute_href())
+    assert {"ndvi", "rgb"} <= set(products.data_vars) and float(products.ndvi.max()) <= 1
+    usage = {row["step"]: row for row in tables(state)["cwl-usage"]}
+    assert {"stage-in", "compute", "stage-out"} <= set(usage) and all(r["exit code"] == 0 for r in usage.values())
+    compute = usage["compute"]
+    assert compute["cores"] == 2 and compute["RAM MB"] == 2048  # what the package declares for the step
+
+
+def test_failures_name_what_is_wrong(lines: Path, tmp_path: Path) -> None:
+    with pytest.raises(RemoteRunError, match=r"(?s)cwltool run of .*calrissian_revtool.cwl failed \(status \d\)"
+                                             r".*missing\.txt"):  # fmt: skip
+        run_cwl(cwl=str(REVTOOL), inputs={"input": {"class": "File", "path": str(tmp_path / "missing.txt")}},
+                outdir=str(tmp_path / "out"))  # fmt: skip
+    with pytest.raises(InputError, match=r"CWL document '.*nowhere.cwl'"):
+        run_cwl(cwl=str(tmp_path / "nowhere.cwl"), inputs={})
+    with pytest.raises(InputError, match=r"CWL document '.*calrissian_revtool.cwl#rev': no process 'rev'"):
+        run_cwl(cwl=f"{REVTOOL}#rev", inputs={})
+    bad = tmp_path / "bad.yml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(InputError, match=r"CWL inputs '.*bad.yml': expected a mapping"):
+        run_cwl(cwl=str(REVTOOL), inputs=str(bad))
+
+
+async def test_calrissian_runs_through_the_flow_with_artifacts(k8s, lines: Path) -> None:
+    settings = settings_for(k8s)
+    await settings.save("kmock-calrissian", overwrite=True)
+    run = asyncio.create_task(asyncio.to_thread(
+        run_cwl, cwl=str(SORTTOOL), inputs={"reverse": False, "input": {"class": "File", "path": str(lines)}},
+        runner="calrissian", calrissian="kmock-calrissian", return_state=True))  # fmt: skip
+    name = await job_created(k8s)
+    await set_status(k8s, name, COMPLETE)
+    state = await asyncio.wait_for(run, 60)
+    assert await state.aresult() == OUTPUTS
+    usage = tables(state)["cwl-usage"]
+    assert [r["step"] for r in usage] == [c["name"] for c in USAGE["children"]]
+    assert usage[0]["cores"] == USAGE["children"][0]["cpus"] and usage[0]["exit code"] == 0
+    posted = {r.resource.plural: r.data for r in k8s["post"]}
+    assert posted["jobs"]["metadata"]["labels"]["eoflows.dev/flow-run-id"] == str(state.state_details.flow_run_id)
+    assert [r.resource.plural for r in k8s["delete"]] == ["jobs", "configmaps"]
+
+
+async def test_stopping_the_run_deletes_its_job(k8s, lines: Path, tmp_path: Path) -> None:
+    """SIGTERM, as a worker sends when a flow run is cancelled: the Job and its ConfigMap are deleted."""
+    await settings_for(k8s).save("kmock-calrissian", overwrite=True)
+    job = tmp_path / "job.yml"
+    job.write_text(yaml.safe_dump({"reverse": False, "input": {"class": "File", "path": str(lines)}}))
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("eoflows")), "cwl", "run", str(SORTTOOL), str(job), "--runner", "calrissian",
+        "--calrissian", "kmock-calrissian", stderr=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)  # fmt: skip
+    name = await asyncio.wait_for(job_created(k8s), 120)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1 and "stopped by signal SIGTERM" in stderr.decode()
+    assert sorted((r.resource.plural, r.name) for r in k8s["delete"]) == [("configmaps", name), ("jobs", name)]
+
+
+def test_a_dry_run_renders_the_manifests_only(lines: Path) -> None:
+    inputs = {"reverse": True, "input": {"class": "File", "path": str(lines)}}
+    manifests = list(yaml.safe_load_all(run_cwl(cwl=str(SORTTOOL), inputs=inputs, runner="calrissian",
+                                                 dry_run=True)["manifests"]))  # fmt: skip
+    assert [m["kind"] for m in manifests] == ["ConfigMap", "Job"]
+    assert yaml.safe_load(manifests[0]["data"]["inputs.yml"]) == inputs
+    assert yaml.safe_load(manifests[0]["data"]["package.cwl"])["baseCommand"] == "sort"
