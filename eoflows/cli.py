@@ -109,6 +109,23 @@ def sample_s2(dest: Path, *, size: int = 1098, seed: int = 1) -> None:
     print(write_sample(dest, size=size, seed=seed))
 
 
+@sample_app.command(name="burned-area")
+def sample_burned_area(dest: Path, *, size: int = 1098, seed: int = 7, layout: Literal["v1", "v0"] = "v1") -> None:
+    """Write a synthetic pre-/post-fire pair of Sentinel-2 L2A scenes (COGs) and their items; print both paths.
+
+    Args:
+        dest: Folder to write <id>/*.tif, <id>.json for both dates and burn-scar.json into.
+        size: Pixels per side at 10 m (even; 10980 is a full tile).
+        seed: Ground and clouds seed.
+        layout: Item shape: v1 (Earth Search v1 asset keys nir, swir22, scl) or v0 (B08, B12, SCL).
+    """
+    from eoflows.samples.burn_pair import write_pair
+
+    pre, post = write_pair(dest, size=size, seed=seed, layout=layout)
+    print(pre)
+    print(post)
+
+
 def _gateway_settings(block: str | None):
     from blocks.dask_gateway import DaskGatewaySettings
 

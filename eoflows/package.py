@@ -117,7 +117,7 @@ class Step:
             if p.name not in docs:
                 raise TypeError(f"step {self.name!r}: parameter {p.name!r} of {self.run.__qualname__} has no doc")
             role, base = _role(hints[p.name])
-            params.append(Param(p.name, base, p.default, docs[p.name], role))
+            params.append(Param(p.name, base, p.default, " ".join(docs[p.name].split()), role))
         return tuple(params)
 
     def by_role(self, role: Role) -> tuple[Param, ...]:

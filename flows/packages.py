@@ -6,7 +6,8 @@ The `run-cwl` flow (flows/run_cwl.py) runs any CWL document; it is not a package
 from prefect import Flow
 
 from eoflows.package import Package
+from flows.burned_area import BURNED_AREA, burned_area
 from flows.s2_indices import S2_INDICES, s2_indices
 
-PACKAGES: dict[str, Package] = {S2_INDICES.name: S2_INDICES}
-FLOWS: dict[str, Flow] = {S2_INDICES.name: s2_indices}
+PACKAGES: dict[str, Package] = {S2_INDICES.name: S2_INDICES, BURNED_AREA.name: BURNED_AREA}
+FLOWS: dict[str, Flow] = {S2_INDICES.name: s2_indices, BURNED_AREA.name: burned_area}

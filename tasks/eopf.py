@@ -20,7 +20,7 @@ from pyproj.exceptions import CRSError
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
 from tasks.indices import Coding
-from tasks.sentinel2 import BANDS, L2A_PRODUCT_TYPE, band_name, band_path, processing_level
+from tasks.sentinel2 import BANDS, band_name, band_path, check_level2a
 from tasks.storage import open_zarr_group, open_zarr_group_with, storage_options
 
 
@@ -91,16 +91,7 @@ def is_zarr(asset: pystac.Asset) -> bool:
 
 def check_l2a(item: pystac.Item, href: str) -> str:
     """Check that `item` is a Sentinel-2 L2A EOPF product; return the href of its Zarr product store."""
-    props = item.properties
-    platform = str(props.get("platform") or props.get("constellation") or "")
-    if not platform.lower().startswith("sentinel-2"):
-        raise InputError(f"STAC item {href!r}: not a Sentinel-2 product (platform {platform or 'missing'!r})")
-    level = processing_level(props, item.collection_id)
-    if level != "L2A":
-        raise InputError(
-            f"STAC item {href!r}: not a Level-2A product (level {level or 'unknown'}, product:type "
-            f"{props.get('product:type')!r}; expected {L2A_PRODUCT_TYPE} or processing:level L2A)"
-        )
+    check_level2a(item.properties, item.collection_id, href)
     product = item.assets.get("product")
     if product is None or not is_zarr(product):
         zarrs = [k for k, a in item.assets.items() if is_zarr(a) and "data" in (a.roles or [])]

@@ -1,6 +1,8 @@
 """Sentinel-2 MSI bands: names, common names, wavelengths, resolutions and where EOPF Zarr keeps them."""
 
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
+
+from eoflows.errors import InputError
 
 
 class Band(NamedTuple):
@@ -92,3 +94,16 @@ def processing_level(properties: dict, collection: str | None = None) -> str | N
         if collection and level.lower() in collection.lower():
             return level
     return None
+
+
+def check_level2a(properties: dict[str, Any], collection: str | None, href: str) -> None:
+    """Fail unless the STAC item at `href` is a Sentinel-2 Level-2A product (any common convention)."""
+    platform = str(properties.get("platform") or properties.get("constellation") or "")
+    if not platform.lower().startswith("sentinel-2"):
+        raise InputError(f"STAC item {href!r}: not a Sentinel-2 product (platform {platform or 'missing'!r})")
+    level = processing_level(properties, collection)
+    if level != "L2A":
+        raise InputError(
+            f"STAC item {href!r}: not a Level-2A product (level {level or 'unknown'}, product:type "
+            f"{properties.get('product:type')!r}; expected {L2A_PRODUCT_TYPE} or processing:level L2A)"
+        )

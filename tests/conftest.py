@@ -1,5 +1,6 @@
 """Session-wide real parts: a Prefect API (test harness, SQLite), an S3 server (moto, own process), samples."""
 
+import contextlib
 import os
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -8,6 +9,7 @@ os.environ.setdefault("PREFECT_TASKS_DISABLE_CACHING", "true")
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -99,15 +101,12 @@ def sample_copy(sample_item: Path, tmp_path: Path) -> Path:
     return dest / sample_item.name
 
 
-@pytest.fixture(scope="session")
-def http_server(sample_item: Path) -> Iterator[str]:
-    """A real HTTP server (python -m http.server, own process) serving the sample folder."""
+@contextlib.contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    """A real HTTP server with range requests (RangeHTTPServer, own process) serving `directory`; its URL."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(sample_item.parent)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = subprocess.Popen([sys.executable, "-m", "RangeHTTPServer", str(port), "--bind", "127.0.0.1"],
+                               cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -115,9 +114,33 @@ def http_server(sample_item: Path) -> Iterator[str]:
             break
         except OSError:
             time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(10)
+    try:
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def http_server(sample_item: Path) -> Iterator[str]:
+    """HTTP server of the sample folder."""
+    with serve(sample_item.parent) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def burn_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A small synthetic pre-/post-fire pair (COGs, Earth Search v1 items; read only: copy before changing)."""
+    from eoflows.samples.burn_pair import write_pair
+
+    return write_pair(tmp_path_factory.mktemp("burn-pair"), size=SMALL * 2, seed=7)
+
+
+@pytest.fixture(scope="session")
+def burn_server(burn_pair: tuple[Path, Path]) -> Iterator[str]:
+    """HTTP server of the burn pair folder."""
+    with serve(burn_pair[0].parent) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -128,3 +151,11 @@ def gateway(prefect_api: str):
     env = {"PREFECT_API_URL": prefect_api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     with local_gateway(env=env) as server:
         yield server
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the Docker build-stage replay (minutes of pip) in the background as soon as its test is collected."""
+    if any(item.name == "test_the_image_build_installs_eoflows_in_a_fresh_venv" for item in items):
+        from tests.test_dockerfile import start_image_build
+
+        start_image_build(Path(tempfile.mkdtemp(prefix="eoflows-image-build-")))

@@ -146,8 +146,8 @@ def test_cwl_commands(tmp_path: Path) -> None:
     eoflows = str(BIN / "eoflows")
     done = subprocess.run([eoflows, "cwl", "export", "--all", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["s2-indices-full.cwl", "s2-indices-full.job.yml",
-                                                          "s2-indices.cwl", "s2-indices.job.yml"]  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{name}{mode}.{ext}" for name in PACKAGES for mode in ("", "-full") for ext in ("cwl", "job.yml"))  # fmt: skip
 
     def validate(path: Path) -> subprocess.CompletedProcess:
         return subprocess.run([eoflows, "cwl", "validate", str(path)], capture_output=True, text=True)

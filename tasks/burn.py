@@ -1,0 +1,87 @@
+"""Burned area intensity: NBR, dNBR and USGS burn severity classes (NumPy only).
+
+NBR = (NIR - SWIR2) / (NIR + SWIR2) on surface reflectance; dNBR = NBR_pre - NBR_post (positive where
+vegetation burned), float32 with NaN where either date has no data, a masked scene class, or a zero
+denominator. Severity classes are those of the USGS FIREMON table (Key & Benson 2006), as republished by
+UN-SPIDER's burn severity recommended practice, on unscaled dNBR.
+"""
+
+from typing import Final
+
+import numpy as np
+
+from tasks.indices import normalized_difference
+
+#: Severity classes: (code, name, lower dNBR bound of the class), in order; 0 is no data.
+SEVERITY: Final = (
+    (1, "enhanced regrowth, high", -np.inf),
+    (2, "enhanced regrowth, low", -0.25),
+    (3, "unburned", -0.1),
+    (4, "low severity", 0.1),
+    (5, "moderate-low severity", 0.27),
+    (6, "moderate-high severity", 0.44),
+    (7, "high severity", 0.66),
+)
+SEVERITY_NODATA: Final = 0
+SEVERITY_SOURCE: Final = (
+    "Key, C. H., Benson, N. C. (2006). Landscape Assessment (LA): Sampling and analysis methods. USDA Forest "
+    "Service RMRS-GTR-164-CD (FIREMON), as republished by UN-SPIDER (burn severity recommended practice); "
+    "thresholds in dNBR x 1000: -251, -101, 99, 269, 439, 659"
+)
+#: SCL classes masked by `mask_clouds`: no data, saturated/defective, dark area, cloud shadows, clouds
+#: (medium, high probability), thin cirrus, snow.
+CLOUD_SHADOW_SNOW: Final = (0, 1, 2, 3, 8, 9, 10, 11)
+
+
+def reflectance(dn: np.ndarray, scale: float, offset: float, nodata: float | None) -> np.ndarray:
+    """Surface reflectance (float32) of digital numbers, NaN where `dn` is `nodata` (or NaN)."""
+    out = dn.astype(np.float32) * np.float32(scale) + np.float32(offset)
+    if nodata is not None and not np.isnan(nodata):
+        out[dn == nodata] = np.nan
+    return out
+
+
+def masked(values: np.ndarray, scl: np.ndarray | None, classes: tuple[int, ...]) -> np.ndarray:
+    """`values` with NaN where the scene classification is one of `classes` (unchanged without SCL)."""
+    if scl is None or not classes:
+        return values
+    return np.where(np.isin(scl, classes), np.float32(np.nan), values)
+
+
+def nbr(nir: np.ndarray, swir: np.ndarray) -> np.ndarray:
+    """Normalized burn ratio, NaN where an input is NaN or NIR + SWIR2 is zero (as every normalized index)."""
+    return normalized_difference(nir, swir)
+
+
+def dnbr(pre_nbr: np.ndarray, post_nbr: np.ndarray) -> np.ndarray:
+    """Differenced NBR, pre minus post (float32, NaN where either is NaN)."""
+    return (pre_nbr - post_nbr).astype(np.float32, copy=False)
+
+
+def classify(values: np.ndarray) -> np.ndarray:
+    """USGS burn severity class codes (uint8, 1..7) of dNBR values; 0 where dNBR is NaN."""
+    bounds = np.array([lower for _, _, lower in SEVERITY[1:]], np.float32)
+    classes = (np.searchsorted(bounds, values, side="right") + 1).astype(np.uint8)
+    classes[np.isnan(values)] = SEVERITY_NODATA
+    return classes
+
+
+#: Colours of the severity classes (UN-SPIDER / USGS map convention), RGB.
+SEVERITY_COLOURS: Final = {
+    1: (26, 152, 80),
+    2: (145, 207, 96),
+    3: (217, 239, 139),
+    4: (254, 224, 139),
+    5: (252, 141, 89),
+    6: (215, 48, 39),
+    7: (122, 4, 121),
+}
+
+
+def colour(values: np.ndarray) -> np.ndarray:
+    """RGBA (h, w, 4) uint8 picture of dNBR values coloured by severity class, transparent where NaN."""
+    classes = classify(values)
+    table = np.zeros((256, 4), np.uint8)
+    for code, rgb in SEVERITY_COLOURS.items():
+        table[code] = (*rgb, 255)
+    return table[classes]

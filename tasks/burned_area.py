@@ -1,0 +1,346 @@
+"""The steps of `burned-area`: stage in a pre- and a post-event Sentinel-2 L2A item, compute dNBR as a COG.
+
+Compute reads both scenes window by window onto the post-event NIR grid (20 m bands and a pre-event scene on
+another grid are resampled per window, only the tiles under the window are fetched), computes dNBR and
+severity classes per window on the task runner's Dask cluster (or local threads), writes the windows into a
+tiled GeoTIFF as they come back, then converts it to a COG with overviews. Nothing ever holds a whole band.
+"""
+
+import resource
+import shutil
+import time
+from concurrent.futures import as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pystac
+
+from blocks.dask_gateway import DaskGatewaySettings
+from blocks.s3 import S3Storage
+from eoflows.errors import EoflowsError, InputError
+from eoflows.package import OutputDir, StagedDir
+from tasks.burn import (
+    CLOUD_SHADOW_SNOW,
+    SEVERITY,
+    SEVERITY_NODATA,
+    SEVERITY_SOURCE,
+    classify,
+    colour,
+    dnbr,
+    masked,
+    nbr,
+    reflectance,
+)
+from tasks.eopf import Grid
+from tasks.executor import chunk_executor
+from tasks.logs import logger
+from tasks.progress import progress
+from tasks.quicklook import png_bytes
+from tasks.reports import report_table
+from tasks.scenes import Scene, open_scene, overlap, read_on_grid
+from tasks.sentinel2 import SCL_CLASSES, check_level2a
+from tasks.stac_io import read_item
+from tasks.stac_out import derived_item
+from tasks.staging import source_href, stage_items, staged_items, write_catalog
+
+EVENT = "eoflows:event"  # property of a staged item: "pre", "post" or "pre post"
+NirBand = Literal["B08", "B8A"]
+Resampling = Literal["nearest", "bilinear", "cubic", "average"]
+WINDOW = 1024  # output pixels per window side (a multiple of the COG's 512-pixel tiles)
+
+
+def _bbox_overlap(a: list[float], b: list[float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def stage_in_pair(pre_item: str, post_item: str, output: OutputDir, storage: S3Storage | None = None) -> Path:
+    """Stage a pre- and a post-event Sentinel-2 L2A STAC item into one catalog folder (data read in place).
+
+    Args:
+        pre_item: URL, local path or s3:// URI of the STAC item before the event.
+        post_item: URL, local path or s3:// URI of the STAC item after the event.
+        output: Folder that receives catalog.json and <item-id>/<item-id>.json for both items.
+        storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
+    """
+    hrefs = {e: (h if "://" in h else str(Path(h).absolute())) for e, h in (("pre", pre_item), ("post", post_item))}
+    items = {event: read_item(href, storage) for event, href in hrefs.items()}
+    for event, item in items.items():
+        check_level2a(item.properties, item.collection_id, f"{event}_item {hrefs[event]}")
+    pre, post = items["pre"], items["post"]
+    if pre.bbox and post.bbox and not _bbox_overlap(pre.bbox, post.bbox):
+        raise InputError(f"pre_item {pre_item!r} and post_item {post_item!r} do not overlap "
+                         f"(bbox {pre.bbox} and {post.bbox})")  # fmt: skip
+    log = logger()
+    if pre.id == post.id:
+        log.warning("pre_item and post_item are the same item (%s): dNBR will be 0 wherever there is data", pre.id)
+        post.properties[EVENT] = "pre post"
+        staged = [post]
+    else:
+        if pre.datetime and post.datetime and pre.datetime >= post.datetime:
+            log.warning("pre_item %s (%s) is not earlier than post_item %s (%s)", pre.id, pre.datetime, post.id,
+                        post.datetime)  # fmt: skip
+        pre.properties[EVENT], post.properties[EVENT] = "pre", "post"
+        staged = [pre, post]
+    log.info("Staging pre-event item %s and post-event item %s", pre.id, post.id)
+    return stage_items(staged, output)
+
+
+def staged_pair(folder: Path) -> tuple[pystac.Item, pystac.Item]:
+    """The pre- and post-event items of a stage-in folder."""
+    items = staged_items(folder)
+    found = {e: i for i in items for e in str(i.properties.get(EVENT, "")).split()}
+    if set(found) != {"pre", "post"}:
+        raise InputError(f"staged folder {str(folder)!r}: expected a pre- and a post-event item ({EVENT} property)")
+    return found["pre"], found["post"]
+
+
+def plan_windows(grid: Grid) -> list[tuple[slice, slice]]:
+    """Windows (rows, cols) covering `grid`: WINDOW pixels a side, or halves of a smaller grid (multiples of 256)."""
+    size = min(WINDOW, max(256, -(-max(grid.height, grid.width) // 512) * 256))
+    return [(slice(r, min(r + size, grid.height)), slice(c, min(c + size, grid.width)))
+            for r in range(0, grid.height, size) for c in range(0, grid.width, size)]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BurnJob:
+    """What every window of one computation shares (sent once to each Dask worker)."""
+
+    pre: Scene
+    post: Scene
+    grid: Grid  # the output grid
+    nir: str  # b08 or b8a
+    classes: tuple[int, ...]  # SCL classes masked
+    resampling: str
+    severity: bool
+
+
+def scene_nbr(job: BurnJob, scene: Scene, rows: slice, cols: slice) -> np.ndarray:
+    """NBR of one scene over a window of the output grid (NaN for no data and masked classes)."""
+    bands = {}
+    for band in (job.nir, "b12"):
+        raster = scene.bands[band]
+        dn = read_on_grid(raster, job.grid, rows, cols, job.resampling)
+        coding = raster.coding
+        bands[band] = reflectance(dn, coding.scale, coding.offset, coding.nodata)
+    scl = read_on_grid(scene.bands["scl"], job.grid, rows, cols, "nearest") if job.classes else None
+    return nbr(*(masked(bands[b], scl, job.classes) for b in (job.nir, "b12")))
+
+
+def burn_window(job: BurnJob, rows: slice, cols: slice) -> dict:
+    """dNBR (and severity classes) of one window of the output grid, with what it cost."""
+    t0, cpu0 = time.perf_counter(), time.thread_time()
+    values = dnbr(scene_nbr(job, job.pre, rows, cols), scene_nbr(job, job.post, rows, cols))
+    return {
+        "rows": rows,
+        "cols": cols,
+        "dnbr": values,
+        "severity": classify(values) if job.severity else None,
+        "seconds": time.perf_counter() - t0,
+        "cpu": time.thread_time() - cpu0,
+    }
+
+
+def _profile(grid: Grid, dtype: str, nodata: float) -> dict:
+    from rasterio.transform import Affine
+
+    return {"driver": "GTiff", "dtype": dtype, "count": 1, "width": grid.width, "height": grid.height,
+            "crs": grid.crs, "transform": Affine(*grid.transform), "nodata": nodata, "tiled": True,
+            "blockxsize": 512, "blockysize": 512, "compress": "zstd", "BIGTIFF": "IF_SAFER"}  # fmt: skip
+
+
+def to_cog(tiled: Path, cog: Path, overview_resampling: str) -> None:
+    """Copy a tiled GeoTIFF to a Cloud Optimized GeoTIFF (512-pixel tiles, overviews, deflate)."""
+    import rasterio.shutil
+
+    rasterio.shutil.copy(str(tiled), str(cog), driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES", BLOCKSIZE=512,
+                         OVERVIEW_RESAMPLING=overview_resampling, BIGTIFF="IF_SAFER")  # fmt: skip
+
+
+def quicklook(cog: Path, max_size: int = 1024) -> bytes:
+    """PNG of dNBR coloured by severity class, from the COG's overviews."""
+    import rasterio
+
+    with rasterio.open(cog) as src:
+        step = max(1, -(-max(src.width, src.height) // max_size))
+        values = src.read(1, out_shape=(-(-src.height // step), -(-src.width // step)))
+    return png_bytes(colour(values))
+
+
+def compute_burned_area(
+    input: StagedDir,
+    output: OutputDir,
+    nir: NirBand = "B08",
+    mask_clouds: bool = False,
+    mask_classes: list[int] = [],
+    severity: bool = True,
+    resampling: Resampling = "nearest",
+    storage: S3Storage | None = None,
+    dask: DaskGatewaySettings | None = None,
+) -> Path:
+    """Compute burned area intensity (dNBR = NBR pre - NBR post) of a staged pre/post pair as a COG.
+
+    Args:
+        input: Stage-in folder (catalog.json, the pre- and the post-event Sentinel-2 L2A items).
+        output: Folder that receives the dNBR COG, the severity COG, the quicklook, the item and catalog.json.
+        nir: NIR band of NBR: B08 (10 m, as the original application) or B8A (20 m narrow NIR; the output is then
+            on the 20 m grid).
+        mask_clouds: Set no data where either scene's SCL says no data, defective, dark area, cloud shadow,
+            cloud, cirrus or snow (classes 0 1 2 3 8 9 10 11).
+        mask_classes: Further SCL classes (0-11) set to no data in either scene.
+        severity: Also write the USGS burn severity classes (uint8 COG, 0 = no data).
+        resampling: How 20 m bands and a pre-event scene on another grid are brought to the output grid.
+        storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
+        dask: Dask Gateway to run on (a block in flows; the dask-gateway configuration and Calrissian's
+            DASK_CLUSTER otherwise); none: the flow's local Dask cluster, or local threads.
+    """
+    bad = [c for c in mask_classes if c not in SCL_CLASSES]
+    if bad:
+        raise InputError(f"mask_classes {bad}: SCL classes are integers 0-11 ({', '.join(map(str, SCL_CLASSES))})")
+    classes = tuple(sorted(set(mask_classes) | (set(CLOUD_SHADOW_SNOW) if mask_clouds else set())))
+    nir_band = nir.lower()
+    bands = [nir_band, "b12", *(["scl"] if classes else [])]
+    pre_item, post_item = staged_pair(input)
+    pre_href, post_href = source_href(pre_item), source_href(post_item)
+    pre = open_scene(pre_item, pre_href, bands, storage)
+    post = pre if pre_item is post_item else open_scene(post_item, post_href, bands, storage)
+    grid = post.footprint(nir_band)
+    covered = overlap(grid, pre.footprint(nir_band))
+    if covered == 0:
+        raise InputError(f"pre-event item {pre_href!r} does not overlap the grid of post-event item {post_href!r}")
+    log = logger()
+    out_id = f"{post_item.id}-burned-area"
+    folder = output / out_id
+    folder.mkdir(parents=True, exist_ok=True)
+    windows = plan_windows(grid)
+    log.info("Computing dNBR (%s, %s) of %s -> %s on the %d x %d grid of %s (%s, %g m), %d windows%s",
+             nir, resampling, pre_item.id, post_item.id, grid.width, grid.height, post_item.id, grid.crs, grid.res,
+             len(windows), f", masking SCL classes {list(classes)}" if classes else "")  # fmt: skip
+    if covered < 0.999:
+        log.warning("The pre-event scene covers %.0f%% of the post-event grid; the rest is no data", covered * 100)
+    t0 = time.perf_counter()
+    paths = {"dnbr": folder / f"{out_id}-dnbr.tif", "severity": folder / f"{out_id}-severity.tif"}
+    try:
+        job = BurnJob(pre, post, grid, nir_band, classes, resampling, severity)
+        done = _write_windows(job, windows, dask, folder)
+        for name in ("dnbr", "severity") if severity else ("dnbr",):
+            tiled = folder / f".{name}.tiled.tif"
+            to_cog(tiled, paths[name], "AVERAGE" if name == "dnbr" else "MODE")
+            tiled.unlink()
+        thumbnail = folder / f"{out_id}.png"
+        thumbnail.write_bytes(quicklook(paths["dnbr"]))
+        stats = _statistics(paths["dnbr"])
+        result = burned_area_item(pre_item, post_item, pre_href, post_href, out_id, grid, paths, thumbnail,
+                                  severity, nir, classes, stats)  # fmt: skip
+        write_catalog([result], output, "processing-results", f"burned-area results of {pre_item.id} -> {post_item.id}")
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, EoflowsError | KeyboardInterrupt) or not isinstance(exc, Exception):
+            raise
+        raise EoflowsError(f"compute of dNBR {pre_item.id} -> {post_item.id}: {type(exc).__name__}: {exc}") from exc
+    wall = time.perf_counter() - t0
+    report_table(
+        "compute-usage",
+        f"Usage of the compute step for {out_id}",
+        [
+            {"measure": "wall time (s)", "value": round(wall, 2)},
+            {"measure": "CPU time in windows (s)", "value": round(sum(d["cpu"] for d in done), 2)},
+            {"measure": "windows", "value": len(windows)},
+            {"measure": "burned (dNBR >= 0.1) share of valid pixels", "value": stats["burned share"]},
+            {"measure": "mean dNBR", "value": stats["mean"]},
+            {"measure": "output stored (MB)", "value": round(sum(p.stat().st_size for p in folder.iterdir()) / 1e6, 1)},
+            {
+                "measure": "peak RSS of the step process (MB)",
+                "value": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            },  # fmt: skip
+        ],
+    )
+    log.info("Wrote dNBR of %s in %.1f s (mean %.3f)", out_id, wall, stats["mean"])
+    return output
+
+
+def _write_windows(job: BurnJob, windows: list, dask: DaskGatewaySettings | None, folder: Path) -> list[dict]:
+    """Run every window and write it into the tiled GeoTIFFs as it comes back."""
+    import rasterio
+    from rasterio.windows import Window
+
+    log = logger()
+    outputs = {"dnbr": rasterio.open(folder / ".dnbr.tiled.tif", "w", **_profile(job.grid, "float32", np.nan))}
+    if job.severity:
+        outputs["severity"] = rasterio.open(folder / ".severity.tiled.tif", "w",
+                                            **_profile(job.grid, "uint8", SEVERITY_NODATA))  # fmt: skip
+    done = []
+    try:
+        with chunk_executor(dask) as (executor, where, _), progress(len(windows), "computing dNBR") as advance:
+            log.info("Windows run on %s", where)
+            futures = [executor.submit(burn_window, job, rows, cols) for rows, cols in windows]
+            try:
+                for future in as_completed(futures):
+                    result = future.result()
+                    rows, cols = result.pop("rows"), result.pop("cols")
+                    window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+                    for name, dataset in outputs.items():
+                        dataset.write(result.pop(name), 1, window=window)
+                    result.pop("severity", None)
+                    done.append(result)
+                    advance()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    finally:
+        for dataset in outputs.values():
+            dataset.close()
+    return done
+
+
+def _statistics(cog: Path) -> dict:
+    import rasterio
+
+    total, count, burned = 0.0, 0, 0
+    with rasterio.open(cog) as src:
+        for _, window in src.block_windows(1):
+            block = src.read(1, window=window)
+            valid = block[~np.isnan(block)]
+            total += float(valid.sum(dtype=np.float64))
+            count += valid.size
+            burned += int((valid >= 0.1).sum())
+    return {"mean": round(total / count, 4) if count else None, "valid pixels": count,
+            "burned share": round(burned / count, 4) if count else None}  # fmt: skip
+
+
+def burned_area_item(pre: pystac.Item, post: pystac.Item, pre_href: str, post_href: str, out_id: str, grid: Grid,
+                     paths: dict[str, Path], thumbnail: Path, with_severity: bool, nir: str,
+                     classes: tuple[int, ...], stats: dict) -> pystac.Item:  # fmt: skip
+    """The STAC item of the dNBR COG, severity COG and quicklook (asset hrefs relative to the item)."""
+    lineage = f"eoflows burned-area: dNBR = NBR({pre.id}) - NBR({post.id}), NBR = ({nir} - B12) / ({nir} + B12)"
+    if classes:
+        lineage += f", SCL classes {list(classes)} masked"
+    out = derived_item(post, out_id, grid, post_href, lineage)
+    if pre is not post:
+        out.add_link(pystac.Link("derived_from", pre_href, pystac.MediaType.JSON, f"Input item {pre.id}"))
+    if pre.datetime and post.datetime:
+        out.properties["start_datetime"] = min(pre.datetime, post.datetime).isoformat().replace("+00:00", "Z")
+        out.properties["end_datetime"] = max(pre.datetime, post.datetime).isoformat().replace("+00:00", "Z")
+    cog = pystac.MediaType.COG
+    out.add_asset("dnbr", pystac.Asset(
+        f"./{paths['dnbr'].name}", "Burned area intensity (dNBR)", "dNBR = NBR pre-event - NBR post-event",
+        media_type=cog, roles=["data"],
+        extra_fields={"bands": [{"name": "dnbr", "data_type": "float32", "nodata": "nan", "raster:scale": 1.0,
+                                 "raster:offset": 0.0, "statistics": {"mean": stats["mean"]}}],
+                      "file:size": paths["dnbr"].stat().st_size}))  # fmt: skip
+    if with_severity:
+        out.add_asset("severity", pystac.Asset(
+            f"./{paths['severity'].name}", "Burn severity classes (USGS)", SEVERITY_SOURCE, media_type=cog,
+            roles=["data"],
+            extra_fields={"bands": [{"name": "severity", "data_type": "uint8", "nodata": SEVERITY_NODATA}],
+                          "classification:classes": [{"value": code, "name": name.replace(", ", "-").replace(" ", "-"),
+                                                      "description": name} for code, name, _ in SEVERITY],
+                          "file:size": paths["severity"].stat().st_size}))  # fmt: skip
+    out.add_asset("thumbnail", pystac.Asset(
+        f"./{thumbnail.name}", "Quicklook (dNBR by severity class)", media_type=pystac.MediaType.PNG,
+        roles=["thumbnail", "overview"], extra_fields={"file:size": thumbnail.stat().st_size}))  # fmt: skip
+    out.stac_extensions += ["https://stac-extensions.github.io/file/v2.1.0/schema.json",
+                            "https://stac-extensions.github.io/classification/v2.0.0/schema.json"]  # fmt: skip
+    return out
