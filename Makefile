@@ -18,12 +18,13 @@ demo: install
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m eoflows.demo
 
 test: install
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: install
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/s2_indices.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/gateway_overhead.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/burned_area.py
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/downsample.py
 
 lint: install
 	$(BIN)/ruff check .

@@ -50,7 +50,7 @@ def cwltool_problems(target: str) -> list[str]:
     text = re.sub(r"\x1b\[[0-9;]*m", "", err.getvalue())
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     first = next((i for i, line in enumerate(lines) if line.startswith("ERROR")), 0)
-    return [line for line in lines[first:] if not line.startswith(("WARNING", "Warning"))][:20] or [
+    return [line for line in lines[first:] if not line.startswith(("WARNING", "Warning"))] or [
         f"cwltool exited with status {code}"
     ]
 

@@ -126,6 +126,22 @@ def sample_burned_area(dest: Path, *, size: int = 1098, seed: int = 7, layout: L
     print(post)
 
 
+@sample_app.command(name="landsat")
+def sample_landsat(dest: Path, *, width: int = 781, height: int = 771, seed: int = 3) -> None:
+    """Write a synthetic Landsat 8 Collection 2 scene (SR_B5 and QA_PIXEL COGs) into DEST; print both paths.
+
+    Args:
+        dest: Folder to write the two GeoTIFFs into.
+        width: Pixels per row (30 m; a full scene is about 7800).
+        height: Rows (a full scene is about 7700).
+        seed: Landscape seed.
+    """
+    from eoflows.samples.landsat import write_landsat
+
+    for path in write_landsat(dest, width=width, height=height, seed=seed):
+        print(path)
+
+
 def _gateway_settings(block: str | None):
     from blocks.dask_gateway import DaskGatewaySettings
 

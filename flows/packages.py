@@ -7,7 +7,8 @@ from prefect import Flow
 
 from eoflows.package import Package
 from flows.burned_area import BURNED_AREA, burned_area
+from flows.downsample import DOWNSAMPLE, downsample_flow
 from flows.s2_indices import S2_INDICES, s2_indices
 
-PACKAGES: dict[str, Package] = {S2_INDICES.name: S2_INDICES, BURNED_AREA.name: BURNED_AREA}
-FLOWS: dict[str, Flow] = {S2_INDICES.name: s2_indices, BURNED_AREA.name: burned_area}
+PACKAGES: dict[str, Package] = {p.name: p for p in (S2_INDICES, BURNED_AREA, DOWNSAMPLE)}
+FLOWS: dict[str, Flow] = {S2_INDICES.name: s2_indices, BURNED_AREA.name: burned_area, DOWNSAMPLE.name: downsample_flow}

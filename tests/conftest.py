@@ -155,6 +155,8 @@ def gateway(prefect_api: str):
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     """Start the Docker build-stage replay (minutes of pip) in the background as soon as its test is collected."""
+    if hasattr(config, "workerinput"):  # pytest-xdist worker: the other worker runs meanwhile, no need
+        return
     if any(item.name == "test_the_image_build_installs_eoflows_in_a_fresh_venv" for item in items):
         from tests.test_dockerfile import start_image_build
 

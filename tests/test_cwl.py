@@ -48,10 +48,16 @@ def test_exports_pass_cwltool_calrissian_and_ogc_checks(package: str, mode: str,
     hinted.write_text(to_yaml(export(PACKAGES[package], CwlOptions(mode=mode, dask="hints"))))
     done = cwltool("--validate", str(hinted))  # stock cwltool, no extension schema
     assert done.returncode == 0, done.stderr[-2000:]
-    compute = next(p for p in document["$graph"] if p["id"] == f"{package}-compute")
-    (dask,) = [r for r in compute["requirements"] if r["class"] == "calrissian:DaskGatewayRequirement"]
-    assert set(dask) == {"class", "workerCores", "workerCoresLimit", "workerMemory", "clusterMaxCores",
-                         "clusterMaxMemory"}  # fmt: skip
+    tools = {p["id"]: p for p in document["$graph"]}
+    for step in PACKAGES[package].steps:  # the Dask requirement exactly where a step declares Dask sizes
+        if f"{package}-{step.name}" not in tools:  # app mode: the compute tool only
+            continue
+        tool = tools[f"{package}-{step.name}"]
+        dask = [r for r in tool["requirements"] if r["class"] == "calrissian:DaskGatewayRequirement"]
+        assert len(dask) == (step.dask is not None)
+        for requirement in dask:
+            assert set(requirement) == {"class", "workerCores", "workerCoresLimit", "workerMemory", "clusterMaxCores",
+                                        "clusterMaxMemory"}  # fmt: skip
     for tool in (p for p in document["$graph"] if p["class"] == "CommandLineTool"):
         (res,) = [r for r in tool["requirements"] if r["class"] == "ResourceRequirement"]
         assert {"coresMin", "coresMax", "ramMin", "ramMax"} <= set(res)

@@ -1,0 +1,121 @@
+"""`downsample`: sizes, georeferencing, resampling by band kind, metadata, HTTP and S3 sources, CWL parity."""
+
+import json
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+import rasterio
+from PIL import Image
+
+from eoflows.errors import EoflowsError, InputError
+from eoflows.local_s3 import LocalS3
+from eoflows.samples.landsat import QA, write_landsat
+from flows.downsample import downsample_flow
+from flows.run_cwl import run_cwl
+from tasks.downsample import downsample, gdalinfo, stage_in_url
+from tasks.stac_io import FsspecStacIO
+from tasks.staging import stage_out
+from tasks.storage import filesystem
+from tests.conftest import serve
+
+
+@pytest.fixture(scope="module")
+def landsat(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """SR_B5 and QA_PIXEL of a small synthetic scene (781 x 771)."""
+    return write_landsat(tmp_path_factory.mktemp("landsat"))
+
+
+def run_steps(url: str, tmp_path: Path, storage=None, **options) -> Path:
+    stage_in_url(url, tmp_path / "in", storage)
+    downsample(tmp_path / "in", tmp_path / "out", **options)
+    (tif,) = (tmp_path / "out").glob("*/*.TIF")
+    return tif
+
+
+def test_outputs_keep_georeferencing_and_resample_by_band_kind(landsat: tuple[Path, Path], tmp_path: Path) -> None:
+    band, qa = landsat
+    tifs = {kind: run_steps(str(path), tmp_path / kind) for kind, path in (("band", band), ("qa", qa))}
+    for kind, source in (("band", band), ("qa", qa)):
+        tif = tifs[kind]
+        with rasterio.open(source) as src, rasterio.open(tif) as out:
+            assert (out.width, out.height) == (100, round(771 * 100 / 781)) and out.crs == src.crs
+            assert out.nodata == src.nodata and out.dtypes == src.dtypes
+            assert out.transform.a == pytest.approx(30 * 781 / 100) and out.transform.e == pytest.approx(-30 * 771 / 99)
+            assert (out.transform.c, out.transform.f) == (src.transform.c, src.transform.f)
+            values, original = out.read(1), src.read(1)
+        if kind == "qa":  # nearest: only flag values that exist, no averaged flags
+            assert set(np.unique(values)) <= set(QA.values()) and QA["water"] in values
+        else:  # average: new values, same mean reflectance
+            assert not set(np.unique(values)) <= set(np.unique(original))
+            assert values[values > 0].mean() == pytest.approx(original[original > 0].mean(), rel=0.02)
+        with Image.open(tif.with_name(tif.stem + ".browse.png")) as browse:
+            assert browse.size == (250, 247) and browse.mode == "LA"
+        met = json.loads(tif.with_name(tif.stem + ".met.json").read_text())
+        with rasterio.open(tif) as out:
+            assert met["size"] == [out.width, out.height] and met["driver"] == "GTiff"
+            assert met["geoTransform"] == [out.transform.c, out.transform.a, 0.0, out.transform.f, 0.0, out.transform.e]
+            assert met["coordinateSystem"]["wkt"] == out.crs.to_wkt()
+            data = out.read(1, masked=True)
+            assert met["bands"][0]["type"] == "UInt16" and met["bands"][0]["noDataValue"] == out.nodata
+            assert (met["bands"][0]["minimum"], met["bands"][0]["maximum"]) == (float(data.min()), float(data.max()))
+        assert met == gdalinfo(tif)
+        item = pystac.Item.from_file(str(tif.with_name(tif.stem + ".json")))
+        assert item.properties["proj:code"] == "EPSG:32610" and item.properties["proj:shape"] == [99, 100]
+        assert item.assets["data"].extra_fields["bands"][0]["statistics"]["maximum"] == met["bands"][0]["maximum"]
+        assert {"thumbnail", "metadata"} <= set(item.assets)
+
+
+def test_http_to_s3_and_the_exported_cwl_give_the_same_files(
+    s3: LocalS3, landsat: tuple[Path, Path], tmp_path: Path
+) -> None:
+    qa = landsat[1]
+    s3.storage().save("downsample-s3", overwrite=True)
+    with serve(qa.parent) as url:
+        run_id = uuid.uuid4().hex
+        uri = downsample_flow(url=f"{url}/{qa.name}", destination="s3://eoflows-results/downsample", run_id=run_id,
+                              storage="downsample-s3")  # fmt: skip
+        outputs = run_cwl(cwl="downsample", inputs={"url": f"{url}/{qa.name}", "destination": str(tmp_path / "cwl"),
+                                                    "run_id": "cwl"}, outdir=str(tmp_path / "cwltool"))  # fmt: skip
+    name = f"{qa.stem}_downsampled"
+    assert uri == f"s3://eoflows-results/downsample/{run_id}/catalog.json"
+    (item,) = pystac.Catalog.from_file(uri, stac_io=FsspecStacIO(s3.storage())).get_items(recursive=True)
+    assert item.id == name and item.get_single_link("derived_from").href == f"{url}/{qa.name}"
+    fs, _ = filesystem(uri, s3.storage())
+    cwl_folder = Path(outputs["catalog_uri"]).parent / name
+    for suffix in (".TIF", ".browse.png", ".met.json"):
+        published = fs.cat(f"eoflows-results/downsample/{run_id}/{name}/{name}{suffix}")
+        assert published == (cwl_folder / f"{name}{suffix}").read_bytes(), suffix
+
+
+def test_s3_source(s3: LocalS3, landsat: tuple[Path, Path], tmp_path: Path) -> None:
+    fs, _ = filesystem("s3://eoflows-source/", s3.storage())
+    fs.put(str(landsat[0]), f"eoflows-source/landsat/{landsat[0].name}")
+    tif = run_steps(f"s3://eoflows-source/landsat/{landsat[0].name}", tmp_path, s3.storage(), width=50)
+    with rasterio.open(tif) as out:
+        assert out.width == 50
+
+
+def test_bad_input_is_refused_clearly_and_nothing_is_published(landsat: tuple[Path, Path], tmp_path: Path) -> None:
+    (tmp_path / "empty.TIF").write_bytes(b"")
+    (tmp_path / "text.TIF").write_text("not an image")
+    with serve(tmp_path) as url:
+        with pytest.raises(InputError, match=r"url '.*/missing.TIF': not found"):
+            stage_in_url(f"{url}/missing.TIF", tmp_path / "a")
+        with pytest.raises(InputError, match=r"url '.*/empty.TIF': an empty file \(0 bytes\)"):
+            stage_in_url(f"{url}/empty.TIF", tmp_path / "b")
+        with pytest.raises(InputError, match=r"url '.*/text.TIF': not a GeoTIFF"):
+            stage_in_url(f"{url}/text.TIF", tmp_path / "c")
+    assert [p.relative_to(tmp_path) for f in "abc" for p in (tmp_path / f).glob("*/*")] == []  # no partial download
+    stage_in_url(str(landsat[1]), tmp_path / "in")
+    with pytest.raises(InputError, match=r"width 1000: larger than the input's 781 pixels"):
+        downsample(tmp_path / "in", tmp_path / "out", width=1000)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    downsample(tmp_path / "in", tmp_path / "out")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(EoflowsError, match=r"destination '.*a-file/run'"):
+        stage_out(tmp_path / "out", str(blocker), run_id="run")
+    assert blocker.read_text() == "x"
