@@ -143,11 +143,12 @@ def burn_window(job: BurnJob, rows: slice, cols: slice) -> dict:
 
 
 def _profile(grid: Grid, dtype: str, nodata: float) -> dict:
+    """The intermediate tiled GeoTIFF: uncompressed, so the data is encoded once (by the COG driver)."""
     from rasterio.transform import Affine
 
     return {"driver": "GTiff", "dtype": dtype, "count": 1, "width": grid.width, "height": grid.height,
             "crs": grid.crs, "transform": Affine(*grid.transform), "nodata": nodata, "tiled": True,
-            "blockxsize": 512, "blockysize": 512, "compress": "zstd", "BIGTIFF": "IF_SAFER"}  # fmt: skip
+            "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER"}  # fmt: skip
 
 
 def to_cog(tiled: Path, cog: Path, overview_resampling: str) -> None:
