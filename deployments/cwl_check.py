@@ -50,9 +50,21 @@ def cwltool_problems(target: str) -> list[str]:
     text = re.sub(r"\x1b\[[0-9;]*m", "", err.getvalue())
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     first = next((i for i, line in enumerate(lines) if line.startswith("ERROR")), 0)
-    return [line for line in lines[first:] if not line.startswith(("WARNING", "Warning"))] or [
+    return _unwrapped([line for line in lines[first:] if not line.startswith(("WARNING", "Warning"))]) or [
         f"cwltool exited with status {code}"
     ]
+
+
+def _unwrapped(lines: list[str]) -> list[str]:
+    """cwltool's messages, one per line: it wraps them at a width that depends on the file path's length."""
+    messages: list[str] = []
+    for line in lines:
+        starts = line.startswith(("ERROR", "*", "tried", "but")) or re.match(r"^\S+:\d+:\d+:", line)
+        if messages and not starts:
+            messages[-1] += f" {line}"
+        else:
+            messages.append(line)
+    return messages
 
 
 def without_extensions(document: dict[str, Any]) -> dict[str, Any]:
