@@ -11,11 +11,8 @@ with local_gateway() as gw:
 """
 
 import os
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,7 +21,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from blocks.dask_gateway import DaskGatewaySettings
-from eoflows.local_s3 import free_port
+from eoflows.local_servers import free_port, http_process
 
 CONFIG = """
 from dask_gateway_server.options import Float, Options, String
@@ -89,23 +86,7 @@ def local_gateway(password: str = "eoflows-test", env: dict[str, str] | None = N
         server = Path(sys.executable).with_name("dask-gateway-server")
         path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
         env_ = {**os.environ, **extra, "PATH": path}
-        process = subprocess.Popen([str(server), "-f", str(config)], cwd=folder, env=env_,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
         address = f"http://127.0.0.1:{web}"
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    urllib.request.urlopen(f"{address}/api/health", timeout=1).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("dask-gateway-server did not start") from None
-                    time.sleep(0.1)
+        with http_process([str(server), "-f", str(config)], f"{address}/api/health", "dask-gateway-server",
+                          stop_timeout=15, cwd=folder, env=env_):  # fmt: skip
             yield LocalGateway(address, f"gateway://127.0.0.1:{tcp}", password)
-        finally:
-            process.terminate()
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()

@@ -11,11 +11,7 @@ with local_s3(buckets=["results"]) as s3:
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +20,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from blocks.s3 import S3Storage
+from eoflows.local_servers import free_port, http_process
 
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}]}
 
@@ -65,26 +62,6 @@ class LocalS3:
         }
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"moto server exited with status {process.returncode}")
-        try:
-            urllib.request.urlopen(url + "/moto-api/", timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"moto server at {url} did not answer within {timeout} s")
-
-
 @contextmanager
 def local_s3(buckets: tuple[str, ...] | list[str] = ()) -> Iterator[LocalS3]:
     """Start moto's S3 server on a free port with request signing enforced; stop it on exit."""
@@ -94,11 +71,8 @@ def local_s3(buckets: tuple[str, ...] | list[str] = ()) -> Iterator[LocalS3]:
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}  # the 3 IAM calls below, then auth for all
     server = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        _wait(url, process)
+    with http_process([str(server), "-H", "127.0.0.1", "-p", str(port)], f"{url}/moto-api/", "moto server",
+                      env=env):  # fmt: skip
         iam = boto3.client(
             "iam",
             endpoint_url=url,
@@ -120,9 +94,3 @@ def local_s3(buckets: tuple[str, ...] | list[str] = ()) -> Iterator[LocalS3]:
         for bucket in buckets:
             client.create_bucket(Bucket=bucket)
         yield s3
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()

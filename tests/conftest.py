@@ -7,11 +7,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_TASKS_DISABLE_CACHING", "true")
 
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +16,8 @@ import pytest
 from prefect.logging.handlers import APILogHandler
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-from eoflows.local_s3 import LocalS3, free_port, local_s3
+from eoflows.local_s3 import LocalS3, local_s3
+from eoflows.local_servers import free_port, http_process
 from eoflows.samples.s2_eopf import write_sample
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -39,20 +37,9 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     prefect = str(Path(sys.executable).with_name("prefect"))
-    log = open(home / "server.log", "w")  # noqa: SIM115 - open for the server's lifetime
-    server = subprocess.Popen([prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
-                              stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=2).close()
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    tail = (home / "server.log").read_text()[-2000:]
-                    raise RuntimeError(f"prefect server did not start: {tail}") from None
-                time.sleep(0.3)
+    command = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    with http_process(command, f"{url}/health", "prefect server", timeout=120, stop_timeout=20, log=home / "server.log",
+                      env=env):  # fmt: skip
         previous = {k: os.environ.get(k) for k in ("PREFECT_API_URL", "PREFECT_HOME")}
         os.environ.update({"PREFECT_API_URL": url, "PREFECT_HOME": str(home)})
         with temporary_settings({PREFECT_API_URL: url, PREFECT_HOME: str(home)}):
@@ -63,13 +50,6 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
 
 
 @pytest.fixture(autouse=True)
@@ -105,20 +85,10 @@ def sample_copy(sample_item: Path, tmp_path: Path) -> Path:
 def serve(directory: Path) -> Iterator[str]:
     """A real HTTP server with range requests (RangeHTTPServer, own process) serving `directory`; its URL."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "RangeHTTPServer", str(port), "--bind", "127.0.0.1"],
-                               cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    try:
+    with http_process([sys.executable, "-m", "RangeHTTPServer", str(port), "--bind", "127.0.0.1"], url,
+                      "RangeHTTPServer", cwd=directory):  # fmt: skip
         yield url
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 @pytest.fixture(scope="session")

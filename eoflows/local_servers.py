@@ -1,0 +1,52 @@
+"""Local servers for the demo and the tests: a free port, and a child process serving HTTP.
+
+The process is waited for until it answers, and always stopped.
+"""
+
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def http_process(command: list[str], health_url: str, name: str, timeout: float = 30.0, stop_timeout: float = 10.0,
+                 log: Path | None = None, **popen: Any) -> Iterator[subprocess.Popen]:  # fmt: skip
+    """Start `command`, wait until `health_url` answers, yield the process; terminate it (then kill) on exit.
+
+    Its output goes to `log` when given (its tail is in the error if it does not start), else nowhere.
+    """
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - open for the server's lifetime
+    process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL, **popen)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                urllib.request.urlopen(health_url, timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    state = "exited" if process.poll() is not None else f"did not answer within {timeout:g} s"
+                    tail = f": {log.read_text()[-2000:]}" if log else ""
+                    raise RuntimeError(f"{name} at {health_url} {state}{tail}") from None
+                time.sleep(0.1)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(stop_timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        if log:
+            out.close()
