@@ -7,7 +7,6 @@ tiled GeoTIFF as they come back, then converts it to a COG with overviews. Nothi
 """
 
 import resource
-import shutil
 import time
 from concurrent.futures import as_completed
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ import pystac
 
 from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
-from eoflows.errors import EoflowsError, InputError
+from eoflows.errors import InputError
 from eoflows.package import OutputDir, StagedDir
 from tasks.burn import (
     CLOUD_SHADOW_SNOW,
@@ -43,7 +42,7 @@ from tasks.scenes import Scene, open_scene, overlap, read_on_grid
 from tasks.sentinel2 import SCL_CLASSES, check_level2a
 from tasks.stac_io import read_item
 from tasks.stac_out import derived_item
-from tasks.staging import source_href, stage_items, staged_items, write_catalog
+from tasks.staging import removed_on_failure, source_href, stage_items, staged_items, write_catalog
 
 EVENT = "eoflows:event"  # property of a staged item: "pre", "post" or "pre post"
 NirBand = Literal["B08", "B8A"]
@@ -222,7 +221,7 @@ def compute_burned_area(
         log.warning("The pre-event scene covers %.0f%% of the post-event grid; the rest is no data", covered * 100)
     t0 = time.perf_counter()
     paths = {"dnbr": folder / f"{out_id}-dnbr.tif", "severity": folder / f"{out_id}-severity.tif"}
-    try:
+    with removed_on_failure(folder, f"compute of dNBR {pre_item.id} -> {post_item.id}"):
         job = BurnJob(pre, post, grid, nir_band, classes, resampling, severity)
         done = _write_windows(job, windows, dask, folder)
         for name in ("dnbr", "severity") if severity else ("dnbr",):
@@ -235,11 +234,6 @@ def compute_burned_area(
         result = burned_area_item(pre_item, post_item, pre_href, post_href, out_id, grid, paths, thumbnail,
                                   severity, nir, classes, stats)  # fmt: skip
         write_catalog([result], output, "processing-results", f"burned-area results of {pre_item.id} -> {post_item.id}")
-    except BaseException as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        if isinstance(exc, EoflowsError | KeyboardInterrupt) or not isinstance(exc, Exception):
-            raise
-        raise EoflowsError(f"compute of dNBR {pre_item.id} -> {post_item.id}: {type(exc).__name__}: {exc}") from exc
     wall = time.perf_counter() - t0
     report_table(
         "compute-usage",

@@ -24,7 +24,7 @@ from tasks.logs import logger
 from tasks.quicklook import png_bytes
 from tasks.stac_io import io_error
 from tasks.stac_out import PROCESSING_SCHEMA
-from tasks.staging import staged_items, write_catalog
+from tasks.staging import removed_on_failure, staged_items, write_catalog
 from tasks.storage import filesystem
 
 Resampling = Literal["auto", "nearest", "mode", "average", "bilinear", "cubic"]
@@ -205,7 +205,7 @@ def downsample(
         log.info("Downsampling %s (%d x %d, %s) to %d x %d with %s resampling%s", source, src.width, src.height,
                  src.dtypes[0], out_w, out_h, method, " (bit-flag band)" if all(flags) else "")  # fmt: skip
         folder.mkdir(parents=True, exist_ok=True)
-        try:
+        with removed_on_failure(folder, f"downsample of {source}"):
             data = src.read(out_shape=(src.count, out_h, out_w), resampling=GdalResampling[method], masked=True)
             profile = {**src.profile, "driver": "GTiff", "width": out_w, "height": out_h, "compress": "deflate",
                        "transform": src.transform @ Affine.scale(src.width / out_w, src.height / out_h)}  # fmt: skip
@@ -225,11 +225,6 @@ def downsample(
             met.write_text(json.dumps(info, indent=2))
             result = downsampled_item(item, name, tif, png, met, info, source, method)
             write_catalog([result], output, "processing-results", f"downsample results of {item.id}")
-        except BaseException as exc:
-            shutil.rmtree(folder, ignore_errors=True)
-            if isinstance(exc, EoflowsError) or not isinstance(exc, Exception):
-                raise
-            raise EoflowsError(f"downsample of {source}: {type(exc).__name__}: {exc}") from exc
     log.info("Wrote %s (%d x %d), its browse image and metadata", tif.name, out_w, out_h)
     return output
 

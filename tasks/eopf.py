@@ -126,17 +126,25 @@ def band_assets(item: pystac.Item, store: str) -> dict[str, pystac.Asset]:
     return found
 
 
+def proj_crs(props: dict[str, Any], href: str, wkt: bool = False) -> str | None:
+    """``EPSG:<code>`` of projection-extension properties (`proj:code`, `proj:epsg`; `proj:wkt2` if `wkt`)."""
+    code = props.get("proj:code") or (f"EPSG:{props['proj:epsg']}" if props.get("proj:epsg") else None)
+    code = code or (props.get("proj:wkt2") if wkt else None)
+    if not code:
+        return None
+    try:
+        epsg = CRS.from_user_input(code).to_epsg()
+    except CRSError as exc:
+        raise InputError(f"STAC item {href!r}: unknown CRS {code!r} ({exc})") from exc
+    return f"EPSG:{epsg}" if epsg else str(code)
+
+
 def crs_of(item: pystac.Item, root_attrs: dict[str, Any], href: str) -> str:
     """The CRS of the product as ``EPSG:<code>``."""
     discovered = (root_attrs.get("stac_discovery") or {}).get("properties") or {}
     for props in (item.properties, discovered):
-        code = props.get("proj:code") or (f"EPSG:{props['proj:epsg']}" if props.get("proj:epsg") else None)
-        if code:
-            try:
-                epsg = CRS.from_user_input(code).to_epsg()
-            except CRSError as exc:
-                raise InputError(f"STAC item {href!r}: unknown CRS {code!r} ({exc})") from exc
-            return f"EPSG:{epsg}" if epsg else str(code)
+        if crs := proj_crs(props, href):
+            return crs
     raise InputError(f"STAC item {href!r}: no CRS (no proj:code or proj:epsg in the item or the product metadata)")
 
 

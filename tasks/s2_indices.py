@@ -7,7 +7,6 @@ on the task runner's Dask cluster (or local threads). Nothing ever holds a whole
 """
 
 import resource
-import shutil
 import time
 import warnings
 from concurrent.futures import as_completed
@@ -20,7 +19,7 @@ import zarr
 
 from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
-from eoflows.errors import EoflowsError, InputError
+from eoflows.errors import InputError
 from eoflows.package import OutputDir, StagedDir
 from tasks.eopf import EopfSource, check_l2a, open_source
 from tasks.executor import chunk_executor
@@ -42,7 +41,7 @@ from tasks.reports import report_table
 from tasks.sentinel2 import BANDS, stac_band_name
 from tasks.stac_io import read_item
 from tasks.stac_out import derived_item
-from tasks.staging import source_href, stage_items, staged_items, write_catalog
+from tasks.staging import removed_on_failure, source_href, stage_items, staged_items, write_catalog
 
 QUICKLOOK_BANDS = COMPOSITES["rgb"]
 
@@ -169,7 +168,7 @@ def compute_indices(
         *source.chunk,
     )
     t0 = time.perf_counter()
-    try:
+    with removed_on_failure(folder, f"compute of {item.id} (product {source.store})"):
         create_store(str(store), grid, products, source.chunk, item.id)
         described = f"computing {len(products)} products"
         with chunk_executor(dask) as (executor, where, remote), progress(len(windows), described) as advance:
@@ -196,11 +195,6 @@ def compute_indices(
         quicklook.write_bytes(png_bytes(assemble(sampling, [(d["position"], d["piece"]) for d in done])))
         result = products_item(item, href, source, out_id, products, store, quicklook)
         write_catalog([result], output, "processing-results", f"s2-indices results of {item.id}")
-    except BaseException as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        if isinstance(exc, EoflowsError | KeyboardInterrupt) or not isinstance(exc, Exception):
-            raise
-        raise EoflowsError(f"compute of {item.id} (product {source.store}): {type(exc).__name__}: {exc}") from exc
     wall = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
     log.info("Wrote %d products (%.1f MB) in %.1f s", len(products), size / 1e6, wall)

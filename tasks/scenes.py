@@ -18,12 +18,10 @@ from typing import Any
 import fsspec
 import numpy as np
 import pystac
-from pyproj import CRS
-from pyproj.exceptions import CRSError
 
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
-from tasks.eopf import Grid, check_l2a, crs_of, is_zarr, open_array, open_source
+from tasks.eopf import Grid, check_l2a, crs_of, is_zarr, open_array, open_source, proj_crs
 from tasks.indices import Coding
 from tasks.logs import logger
 from tasks.sentinel2 import SCL_GROUP, band_name, check_level2a
@@ -80,14 +78,8 @@ def _grid(proj: dict[str, Any], crs: str, where: str) -> Grid | None:
 def item_crs(item: pystac.Item, asset: pystac.Asset | None, href: str) -> str | None:
     """``EPSG:<code>`` (or WKT) of an asset or its item, from the projection extension; None when absent."""
     for props in (asset.extra_fields if asset else {}, item.properties):
-        code = props.get("proj:code") or (f"EPSG:{props['proj:epsg']}" if props.get("proj:epsg") else None)
-        code = code or props.get("proj:wkt2")
-        if code:
-            try:
-                epsg = CRS.from_user_input(code).to_epsg()
-            except CRSError as exc:
-                raise InputError(f"STAC item {href!r}: unknown CRS {code!r} ({exc})") from exc
-            return f"EPSG:{epsg}" if epsg else str(code)
+        if crs := proj_crs(props, href, wkt=True):
+            return crs
     return None
 
 

@@ -11,6 +11,9 @@ destination always means a complete result.
 
 import datetime as dt
 import secrets
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pystac
@@ -132,6 +135,18 @@ def stage_out(input: StagedDir, destination: str, run_id: str | None = None, sto
         raise io_error("destination", target, exc) from exc
     log.info("Published %s", catalog_uri)
     return catalog_uri
+
+
+@contextmanager
+def removed_on_failure(folder: Path, what: str) -> Iterator[None]:
+    """Remove a step's output `folder` when the block fails; an unexpected error becomes an EoflowsError on `what`."""
+    try:
+        yield
+    except BaseException as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(exc, EoflowsError) or not isinstance(exc, Exception):
+            raise
+        raise EoflowsError(f"{what}: {type(exc).__name__}: {exc}") from exc
 
 
 def _rewrite_hrefs(catalog: pystac.Catalog, folder: Path, target: str) -> None:
