@@ -6,7 +6,7 @@ label and doc, each settings block the environment variables it is read from (cr
 `cwltool:Secrets` inputs, never defaults), and the Dask step carries `calrissian:DaskGatewayRequirement`.
 
 - ``app`` mode: the OGC application package: one entry `Workflow` and the compute tool; staged products in
-  and out as `Directory` (what eoap-cwlwrap wraps with stage-in and stage-out).
+  and out as `Directory` (what eoap-cwlwrap wraps with stage-in and stage-out: `deployments.cwl_wrap`).
 - ``full`` mode: stage-in -> compute -> stage-out; item URLs in, the published catalog's URI out.
 
 ```python
@@ -291,12 +291,12 @@ def metadata(package: Package) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _strip_blank_names(node: Any) -> Any:
+def strip_blank_names(node: Any) -> Any:
     if isinstance(node, dict):
-        return {k: _strip_blank_names(v) for k, v in node.items()
+        return {k: strip_blank_names(v) for k, v in node.items()
                 if not (k == "name" and isinstance(v, str) and v.startswith("_:"))}  # fmt: skip
     if isinstance(node, list):
-        return [_strip_blank_names(v) for v in node]
+        return [strip_blank_names(v) for v in node]
     return node
 
 
@@ -312,25 +312,33 @@ def _fix_references(doc: dict[str, Any], wid: str) -> dict[str, Any]:
     return doc
 
 
-def export(package: Package, options: CwlOptions = CwlOptions()) -> dict[str, Any]:
-    """The CWL document of `package` as a plain dict (see `to_yaml`)."""
-    wid = options.entry_id or package.name
-    entry = _fix_references(_strip_blank_names(cwl.save(workflow(package, options), relative_uris=True,
-                                                         base_url=BASE)), wid)  # fmt: skip
-    if secrets := secret_inputs(package, options.mode):
-        entry["hints"] = [{"class": "cwltool:Secrets", "secrets": secrets}]
-    graph = [entry]
-    for step in _steps(package, options.mode):
-        tool, extra = command_line_tool(package, step, options)
-        saved = _strip_blank_names(cwl.save(tool, relative_uris=True, base_url=BASE))
-        for key, items in extra.items():
-            if items:
-                saved[key] = [*saved.get(key, []), *items]
-        graph.append(saved)
+def tool_document(package: Package, step: Step, options: CwlOptions) -> dict[str, Any]:
+    """The `CommandLineTool` of one step as a plain dict, extension requirements and hints included."""
+    tool, extra = command_line_tool(package, step, options)
+    saved = strip_blank_names(cwl.save(tool, relative_uris=True, base_url=BASE))
+    for key, items in extra.items():
+        if items:
+            saved[key] = [*saved.get(key, []), *items]
+    return saved
+
+
+def document(package: Package, graph: list[dict[str, Any]]) -> dict[str, Any]:
+    """A CWL document of `package`: its processes as a `$graph`, with namespaces and schema.org metadata."""
     for node in graph:
         node.pop("cwlVersion", None)
     return {"cwlVersion": "v1.2", "$namespaces": dict(NAMESPACES), "$schemas": list(SCHEMAS), **metadata(package),
             "$graph": graph}  # fmt: skip
+
+
+def export(package: Package, options: CwlOptions = CwlOptions()) -> dict[str, Any]:
+    """The CWL document of `package` as a plain dict (see `to_yaml`)."""
+    wid = options.entry_id or package.name
+    entry = _fix_references(strip_blank_names(cwl.save(workflow(package, options), relative_uris=True,
+                                                         base_url=BASE)), wid)  # fmt: skip
+    if secrets := secret_inputs(package, options.mode):
+        entry["hints"] = [{"class": "cwltool:Secrets", "secrets": secrets}]
+    tools = [tool_document(package, step, options) for step in _steps(package, options.mode)]
+    return document(package, [entry, *tools])
 
 
 def to_yaml(document: dict[str, Any]) -> str:

@@ -23,13 +23,11 @@ from typing import Any
 import yaml
 
 from eoflows.errors import InputError
-from tasks.cwltool_extensions import register_extensions
+from tasks.cwltool_extensions import cwltool_main
 
 
 def cwltool_problems(target: str) -> list[str]:
     """cwltool's validation of `target` (FILE or FILE#id) with the extensions; returns its error lines."""
-    from cwltool.main import main
-
     out, err = io.StringIO(), io.StringIO()
     handler = logging.StreamHandler(err)
     # cwltool's messages go to `err` only: not to the root logger (which Prefect prints), no warnings at all
@@ -39,8 +37,7 @@ def cwltool_problems(target: str) -> list[str]:
     for q in quiet:
         q.propagate = False
     try:
-        code = main(["--enable-ext", "--validate", target], custom_schema_callback=register_extensions, stdout=out,
-                    stderr=err, logger_handler=handler)  # fmt: skip
+        code = cwltool_main(["--enable-ext", "--validate", target], stdout=out, stderr=err, logger_handler=handler)
     finally:
         logging.disable(logging.NOTSET)
         for q, propagate in zip(quiet, before, strict=True):
@@ -119,12 +116,13 @@ def _hinted(document: dict[str, Any]) -> dict[str, Any]:
     return moved
 
 
-def check(path: Path) -> list[str]:
+def check(path: Path, ogc: bool = True) -> list[str]:
     """Every problem cwltool and the OGC rules find in the CWL document at `path` (empty: valid).
 
     cwltool checks the whole document (the Dask requirement in its hint form: cwltool cannot check a custom
     requirement across a `$graph`), then each tool as written, with Calrissian's schema, so the exact
-    fields of `DaskGatewayRequirement` are enforced; eoap-validator checks the OGC rules.
+    fields of `DaskGatewayRequirement` are enforced; eoap-validator checks the OGC rules unless `ogc` is
+    false (a package wrapped by eoap-cwlwrap is what a platform runs, its entry is `main`).
     """
     try:
         document = yaml.safe_load(path.read_text())
@@ -142,7 +140,7 @@ def check(path: Path) -> list[str]:
         if process.get("class") == "CommandLineTool":
             target = f"{path}#{process['id'].lstrip('#')}"
             problems += [f"cwltool {process['id']}: {line}" for line in cwltool_problems(target)]
-    for finding in ogc_findings(document, entry_id(document)):
+    for finding in ogc_findings(document, entry_id(document)) if ogc else []:
         if finding.get("status") in ("failed", "blocked") and finding.get("severity") == "error":
             problems.append(
                 f"OGC {finding['rule_id']} at {finding.get('location', {}).get('path')}: {finding['message']}"

@@ -330,7 +330,7 @@ def _write(text: str, output: Path | None) -> None:
 def cwl_export(
     package: str | None = None,
     *,
-    mode: Literal["app", "full"] = "app",
+    mode: Literal["app", "full", "wrapped"] = "app",
     image: str | None = None,
     entry_id: str | None = None,
     dask: Literal["requirements", "hints", "none"] = "requirements",
@@ -338,11 +338,13 @@ def cwl_export(
     output: Annotated[Path | None, Parameter(alias="-o")] = None,
     all: Path | None = None,
 ) -> None:
-    """Export a package as CWL: `app` (the OGC application package) or `full` (stage-in, compute, stage-out).
+    """Export a package as CWL: `app` (the OGC application package), `full` or `wrapped` (with eoap-cwlwrap).
 
     Args:
         package: The package to export.
-        mode: app: compute only, staged Directory in and out; full: item URLs in, the catalog URI out.
+        mode: app: compute only, staged Directory in and out; full: stage-in, compute, stage-out, item URLs in,
+            the catalog URI out; wrapped: the app package wrapped by eoap-cwlwrap with eoflows' stage-in and
+            stage-out (entry main, eoap URI records in and out).
         image: Container image of the tools; default the image of this eoflows version (pin a digest on release).
         entry_id: Id of the entry workflow; default the package name (use `main` for runners that need it).
         dask: Where calrissian:DaskGatewayRequirement goes: requirements (Calrissian >= 0.19), hints, none.
@@ -351,6 +353,7 @@ def cwl_export(
         all: Export every package in both modes, with job templates, into this folder.
     """
     from deployments.cwl import CwlOptions, export, job_template, to_yaml
+    from deployments.cwl_wrap import wrap_package
     from eoflows import IMAGE
     from flows.packages import PACKAGES
 
@@ -363,7 +366,10 @@ def cwl_export(
         return
     if package is None:
         raise InputError("cwl export: give a PACKAGE or --all DIR")
-    _write(to_yaml(export(_package(package), CwlOptions(mode=mode, **options))), output)
+    if mode == "wrapped":
+        _write(to_yaml(wrap_package(_package(package), CwlOptions(**options))), output)
+    else:
+        _write(to_yaml(export(_package(package), CwlOptions(mode=mode, **options))), output)
 
 
 @cwl_app.command(name="job")
@@ -386,22 +392,23 @@ def cwl_job(
 
 
 @cwl_app.command(name="validate")
-def cwl_validate(file: Path) -> None:
+def cwl_validate(file: Path, *, ogc: bool = True) -> None:
     """Check a CWL document with cwltool (Calrissian's Dask extension known) and the OGC EOAP rules.
 
     Args:
         file: The CWL document.
+        ogc: Also check the OGC EOAP rules (--no-ogc for a wrapped package: its entry is eoap-cwlwrap's main).
     """
     from deployments.cwl_check import check
 
     if not file.is_file():
         raise InputError(f"CWL document {str(file)!r}: not found")
-    problems = check(file)
+    problems = check(file, ogc=ogc)
     for problem in problems:
         print(problem)
     if problems:
         raise InputError(f"CWL document {str(file)!r}: {len(problems)} problems (listed above)")
-    print(f"{file}: valid (cwltool, Calrissian DaskGatewayRequirement, OGC EOAP rules)")
+    print(f"{file}: valid (cwltool, Calrissian DaskGatewayRequirement{', OGC EOAP rules' if ogc else ''})")
 
 
 def _one_line(error: BaseException) -> str:

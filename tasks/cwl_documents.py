@@ -44,7 +44,10 @@ def fetch_cwl(location: str, folder: Path, storage: S3Storage | None = None) -> 
 
 def check_loads(document: CwlDocument, location: str) -> None:
     """Fail with a clear error unless cwl-utils loads the document (and the entry exists)."""
-    from cwl_utils.parser import load_document_by_uri
+    import requests
+    from cwl_utils.parser import LoadingOptions, load_document_by_uri
+
+    from tasks.cwltool_extensions import LocalSchemas
 
     try:
         content = document.content()
@@ -54,7 +57,7 @@ def check_loads(document: CwlDocument, location: str) -> None:
     if document.entry and document.entry not in ids:
         raise InputError(f"CWL document {location!r}: no process {document.entry!r} (it has {', '.join(ids)})")
     try:
-        load_document_by_uri(document.target)
+        load_document_by_uri(document.target, LoadingOptions(fetcher=LocalSchemas({}, requests.Session())))
     except Exception as exc:
         raise InputError(f"CWL document {location!r}: does not load ({' '.join(str(exc).split())[:500]})") from exc
 

@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 
 from eoflows.errors import RemoteRunError
 from tasks.cwl_documents import CwlDocument, processes, step_resources
-from tasks.cwltool_extensions import register_extensions
+from tasks.cwltool_extensions import cwltool_main
 from tasks.logs import logger
 from tasks.reports import report_markdown, report_table
 
@@ -97,15 +97,12 @@ def run_with_cwltool(document: CwlDocument, inputs: dict[str, Any], outdir: Path
         os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     target = f"{path}#{document.entry}" if document.entry else str(path)
     args = ["--enable-ext", "--outdir", str(outdir), *([] if container else ["--no-container"]), target, str(job)]
-    from cwltool.main import main
-
     log, out, cwltool_log = logger(), io.StringIO(), _CwltoolLog()
     log.info("Running %s with cwltool (%s)", document.target, "containers" if container else "no container")
     propagates = logging.getLogger("cwltool").propagate
     logging.getLogger("cwltool").propagate = False  # forwarded to the run log, not to the root logger as well
     try:
-        code = main(["--disable-color", *args], custom_schema_callback=register_extensions, stdout=out,
-                    stderr=io.StringIO(), logger_handler=cwltool_log)  # fmt: skip
+        code = cwltool_main(["--disable-color", *args], stdout=out, stderr=io.StringIO(), logger_handler=cwltool_log)
     finally:
         logging.getLogger("cwltool").propagate = propagates
     if code != 0:

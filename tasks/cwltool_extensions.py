@@ -1,19 +1,36 @@
-"""cwltool's extension schema, plus Calrissian's `DaskGatewayRequirement`, for checking and running CWL.
+"""What cwltool is told when eoflows checks and runs CWL: extension schemas and the eoap string formats.
 
 cwltool accepts one extension schema per CWL version; eoflows gives it cwltool's own extensions (for
 `cwltool:Secrets`) plus the record of `calrissian:DaskGatewayRequirement`: the five fields Calrissian reads,
 each an int/string or an expression, all required, nothing else allowed (a misspelt `clusterMaxCore` fails,
 as it would silently fall back to a plain pod in Calrissian).
+
+Packages wrapped by eoap-cwlwrap import the eoap string-format schema (`STRING_FORMAT`, whose `URI` type
+carries stage-in and stage-out references). eoflows' cwltool answers that URL with the same types from here,
+so wrapped packages check and run offline; every other URL is fetched as usual.
+
+```python
+from tasks.cwltool_extensions import cwltool_main
+cwltool_main(["--enable-ext", "--validate", "wrapped.cwl"])
+```
 """
 
 from importlib.resources import files
 from typing import Any
+from urllib.parse import urldefrag
 
 import yaml
+from schema_salad.fetcher import DefaultFetcher
 
 CALRISSIAN = "https://calrissian-cwl.github.io/schema#"
 DASK_CLASS = f"{CALRISSIAN}DaskGatewayRequirement"
 CWLTOOL_SCHEMA = "http://commonwl.org/cwltool"
+STRING_FORMAT = "https://raw.githubusercontent.com/eoap/schemas/main/string_format.yaml"
+URI = f"{STRING_FORMAT}#URI"
+#: The record types of the eoap string-format schema: each holds its string in a `value` field.
+STRING_FORMATS = ("Date", "DateTime", "Duration", "Email", "Hostname", "IDNEmail", "IDNHostname", "IPv4", "IPv6",
+                  "IRI", "IRIReference", "Password", "JsonPointer", "RelativeJsonPointer", "UUID", "URI",
+                  "URIReference", "URITemplate", "Time")  # fmt: skip
 
 
 def _dask_record() -> dict[str, Any]:
@@ -48,3 +65,32 @@ def register_extensions() -> None:
         use_custom_schema(version, CWLTOOL_SCHEMA, yaml.safe_dump(schema))
     if DASK_CLASS not in supportedProcessRequirements:
         supportedProcessRequirements.append(DASK_CLASS)
+
+
+def _string_format_schema() -> str:
+    """The eoap string-format schema's types, as YAML."""
+    return yaml.safe_dump([{"type": "record", "name": name, "doc": f"A string of format {name}.",
+                            "fields": [{"name": "value", "type": "string", "doc": f"The {name} string."}]}
+                           for name in STRING_FORMATS])  # fmt: skip
+
+
+class LocalSchemas(DefaultFetcher):
+    """schema-salad's fetcher, the eoap string-format schema answered locally (cwltool `fetcher_constructor`)."""
+
+    def fetch_text(self, url: str, content_types: list[str] | None = None) -> str:
+        """The text at `url`; the string-format schema from here."""
+        return _string_format_schema() if url == STRING_FORMAT else super().fetch_text(url, content_types)
+
+    def check_exists(self, url: str) -> bool:
+        """Whether `url` exists; the string-format schema and its types do."""
+        return urldefrag(url).url == STRING_FORMAT or super().check_exists(url)
+
+
+def cwltool_main(argv: list[str], **kwargs: Any) -> int:
+    """cwltool's `main` with eoflows' extensions known and the string-format schema local; its exit status."""
+    from cwltool.context import LoadingContext
+    from cwltool.main import arg_parser, main
+
+    context = LoadingContext(vars(arg_parser().parse_args(argv)))
+    context.fetcher_constructor = LocalSchemas
+    return main(argv, loadingContext=context, custom_schema_callback=register_extensions, **kwargs)

@@ -13,12 +13,18 @@ import pytest
 import xarray as xr
 import yaml
 from cwl_utils.parser import load_document_by_uri
+from eoap_cwlwrap.types import URL_TYPE
 
 from deployments.cwl import CwlOptions, export, job_template, to_yaml
-from deployments.cwl_check import check
+from deployments.cwl_check import check, cwltool_problems
+from deployments.cwl_wrap import wrap_package
+from eoflows.cli import main
+from eoflows.errors import InputError
 from eoflows.local_s3 import LocalS3
+from eoflows.package import Role
 from flows.packages import PACKAGES
 from flows.s2_indices import S2_INDICES, s2_indices
+from tasks.cwltool_extensions import URI
 from tasks.stac_io import FsspecStacIO
 from tests.test_staging import upload_sample
 
@@ -174,3 +180,39 @@ def test_cwl_commands(tmp_path: Path) -> None:
         assert line.startswith(f"eoflows: error: CWL document '{broken}': ") and message in line
     job = yaml.safe_load((tmp_path / "s2-indices.job.yml").read_text())
     assert job["input"] == {"class": "Directory", "path": "staged/"}
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_app_packages_wrap_with_eoap_cwlwrap_and_pass_cwltool(package: str, tmp_path: Path) -> None:
+    """eoap-cwlwrap wraps the app export with eoflows' stage tools; cwltool validates the result offline."""
+    path = tmp_path / "wrapped.cwl"
+    with pytest.raises(SystemExit) as done:
+        main(["cwl", "export", package, "--mode", "wrapped", "--dask", "hints", "-o", str(path)])
+    assert done.value.code == 0
+    assert cwltool_problems(str(path)) == []  # the eoap string-format schema it imports is answered locally
+    wrapper, stage_in, *app, stage_out = yaml.safe_load(path.read_text())["$graph"]
+    assert app == export(PACKAGES[package], CwlOptions(mode="app", dask="hints"))["$graph"]
+    assert [s["run"] for s in wrapper["steps"]] == [f"#{package}-stage-in", f"#{package}", f"#{package}-stage-out"]
+    ids = [i["id"] for i in wrapper["inputs"]]
+    assert len(ids) == len(set(ids))  # the storage settings once, shared by the stage tools and the package
+    (uri,) = [i for i in wrapper["inputs"] if i["type"] == URI == URL_TYPE]
+    assert uri["id"] == "input" and uri["doc"] == PACKAGES[package].steps[0].by_role(Role.INPUT)[0].doc
+    assert [o["type"] for o in wrapper["outputs"]] == [URI]
+    full = {p["id"]: p for p in export(PACKAGES[package], CwlOptions(mode="full"))["$graph"]}
+    for tool in (stage_in, stage_out):  # the full mode's stage tools, typed for eoap-cwlwrap
+        assert tool["baseCommand"] == full[tool["id"]]["baseCommand"]
+
+
+def test_the_wrapper_id_is_not_a_package_entry_id() -> None:
+    with pytest.raises(InputError, match="entry id 'main': taken by eoap-cwlwrap"):
+        wrap_package(S2_INDICES, CwlOptions(entry_id="main"))
+
+
+def test_the_wrapped_package_validates_as_exported(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Dask requirement where Calrissian reads it, each tool checked too; no OGC rules (the entry is `main`)."""
+    path = tmp_path / "wrapped.cwl"
+    path.write_text(to_yaml(wrap_package(S2_INDICES)))
+    with pytest.raises(SystemExit) as done:
+        main(["cwl", "validate", "--no-ogc", str(path)])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.strip().endswith(f"{path}: valid (cwltool, Calrissian DaskGatewayRequirement)")
