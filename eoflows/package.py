@@ -131,6 +131,23 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Feed:
+    """How the `monitor` flow feeds items found by a STAC search to a package's inputs.
+
+    One input: each item runs once (`item`), or each item's asset chosen by the monitor (`url`, with
+    `asset=True`). Two inputs: a pre- and a post-event item of one tile, chosen around an event date.
+    """
+
+    inputs: tuple[str, ...]
+    asset: bool = False
+
+    @property
+    def pair(self) -> bool:
+        """True when the package takes a pre-/post-event pair."""
+        return len(self.inputs) == 2
+
+
+@dataclass(frozen=True)
 class Package:
     """An application package: named steps run in order, each consuming the previous one's folder."""
 
@@ -142,9 +159,14 @@ class Package:
     version: str = __version__
     #: Example values of required inputs, for job templates and docs (never credentials).
     examples: dict[str, Any] = field(default_factory=dict)
+    #: How the `monitor` flow feeds it items found by a STAC search (None: it cannot be monitored).
+    feed: Feed | None = None
 
     def __post_init__(self) -> None:
         self.params  # noqa: B018 - fail at import time on conflicting declarations
+        names = {p.name for p in self.params}
+        if self.feed and not set(self.feed.inputs) <= names:
+            raise TypeError(f"package {self.name!r}: feed inputs {self.feed.inputs} are not all parameters")
 
     @cached_property
     def params(self) -> tuple[Param, ...]:

@@ -6,7 +6,7 @@ eoflows run burned-area --pre-item https://.../S2B_10TFK_20210713_0_L2A \
 ```
 """
 
-from eoflows.package import DaskSizes, Package, Resources, Step
+from eoflows.package import DaskSizes, Feed, Package, Resources, Step
 from flows.build import package_flow
 from tasks.burned_area import compute_burned_area, stage_in_pair
 from tasks.staging import stage_out
@@ -32,6 +32,7 @@ BURNED_AREA = Package(
         ),
         Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True),
     ),
+    feed=Feed(("pre_item", "post_item")),
     examples={
         "pre_item": "https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2B_10TFK_20210713_0_L2A",
         "post_item": "https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2A_10TFK_20210718_0_L2A",

@@ -5,7 +5,7 @@ eoflows run downsample --url https://.../LC08_L2SP_..._QA_PIXEL.TIF --destinatio
 ```
 """
 
-from eoflows.package import Package, Resources, Step
+from eoflows.package import Feed, Package, Resources, Step
 from flows.build import package_flow
 from tasks.downsample import downsample, stage_in_url
 from tasks.staging import stage_out
@@ -23,6 +23,7 @@ DOWNSAMPLE = Package(
         Step("compute", downsample, Resources(cores=(1, 1), ram_mb=(1024, 1024))),
         Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
     ),
+    feed=Feed(("url",), asset=True),
     examples={
         "url": "https://landsatlook.usgs.gov/data/collection02/level-2/standard/oli-tirs/2021/044/033/"
         "LC08_L2SP_044033_20210329_20210408_02_T1/LC08_L2SP_044033_20210329_20210408_02_T1_QA_PIXEL.TIF",

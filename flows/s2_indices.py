@@ -5,7 +5,7 @@ eoflows run s2-indices --item https://.../items/S2A_MSIL2A_... --destination s3:
 ```
 """
 
-from eoflows.package import DaskSizes, Package, Resources, Step
+from eoflows.package import DaskSizes, Feed, Package, Resources, Step
 from flows.build import package_flow
 from tasks.s2_indices import compute_indices, stage_in_eopf
 from tasks.staging import stage_out
@@ -31,6 +31,7 @@ S2_INDICES = Package(
         ),
         Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True),
     ),
+    feed=Feed(("item",)),
     examples={
         "item": "https://stac.core.eopf.eodc.eu/collections/sentinel-2-l2a/items/"
         "S2A_MSIL2A_20251113T102311_N0511_R065_T32TNQ_20251113T142515",

@@ -7,6 +7,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_TASKS_DISABLE_CACHING", "true")
 
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -35,7 +36,13 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("prefect-home")
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "3",
+    }  # schedules made by tests fire within seconds
     prefect = str(Path(sys.executable).with_name("prefect"))
     command = [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with http_process(command, f"{url}/health", "prefect server", timeout=120, stop_timeout=20, log=home / "server.log",
@@ -50,6 +57,17 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def deployed(prefect_api: str) -> str:
+    """`eoflows deploy` on the session's Prefect server (blocks, pools, every deployment of prefect.yaml)."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([str(Path(sys.executable).with_name("eoflows")), "deploy", "--project", str(root)],
+                          capture_output=True, text=True, cwd=root, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "s2-indices/local" in done.stdout and "monitor/local" in done.stdout
+    return done.stdout
 
 
 @pytest.fixture(autouse=True)

@@ -31,14 +31,6 @@ def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> 
                           env={**os.environ, **(env or {})}, timeout=timeout)  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def deployed(prefect_api: str) -> str:
-    done = cli("eoflows", "deploy", "--project", str(ROOT))
-    assert done.returncode == 0, done.stderr
-    assert "s2-indices/local" in done.stdout and "s2-indices/kubernetes" in done.stdout
-    return done.stdout
-
-
 def deployment(name: str):
     with get_client(sync_client=True) as client:
         return client.read_deployment_by_name(name)
