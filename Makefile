@@ -25,6 +25,7 @@ bench: install
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/gateway_overhead.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/burned_area.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/downsample.py
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/monitor.py
 
 lint: install
 	$(BIN)/ruff check .

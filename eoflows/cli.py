@@ -5,6 +5,7 @@ Commands are derived from the package declarations: `eoflows run <package>` take
 """
 
 import inspect
+import json
 import logging
 import re
 import signal
@@ -218,6 +219,33 @@ def deploy(*, project: Path = Path("."), namespace: str = "eoflows", image: str 
     output = deploy_all(project.absolute())
     names = sorted(set(re.findall(r"Deployment '([^']+)' successfully", output)))
     print("deployments: " + ", ".join(names))
+
+
+@app.command(name="schedule")
+def schedule(
+    deployment: str,
+    *,
+    cron: str | None = None,
+    interval: float | None = None,
+    timezone: str = "UTC",
+    param: Annotated[list[str], Parameter(alias="-p")] = [],
+    inactive: bool = False,
+) -> None:
+    """Add a schedule with its own parameters to a deployment, as the Prefect UI does (needs PREFECT_API_URL).
+
+    Args:
+        deployment: The deployment, as FLOW/NAME (e.g. monitor/local).
+        cron: Cron expression, e.g. "0 6 * * *" (or give --interval).
+        interval: Seconds between runs (or give --cron).
+        timezone: Time zone of the schedule.
+        param: A parameter of the scheduled runs, KEY=VALUE (VALUE as JSON when it parses); repeat.
+        inactive: Create the schedule paused.
+    """
+    from deployments.schedules import create_schedule, parse_parameters
+
+    created = create_schedule(deployment, parse_parameters(param), cron, interval, timezone, not inactive)
+    print(f"schedule {created.id} of {deployment}: {cron or f'every {interval:g} s'} ({timezone}), "
+          f"{'active' if created.active else 'inactive'}, parameters {json.dumps(created.parameters)}")  # fmt: skip
 
 
 @k8s_app.command(name="manifests")

@@ -86,9 +86,8 @@ def _inputs(package: Package, items: tuple[pystac.Item, ...], asset: str | None)
     for name, item in zip(package.feed.inputs, items, strict=True):
         if package.feed.asset:
             if asset not in item.assets:
-                raise InputError(
-                    f"asset {asset!r}: item {item.id!r} has none (it has {', '.join(sorted(item.assets))})"
-                )
+                have = ", ".join(sorted(item.assets)) or "none"
+                raise InputError(f"asset {asset!r}: item {item.id!r} has none (its assets: {have})")
             inputs[name] = item.assets[asset].get_absolute_href()
         elif not (href := item.get_self_href()):
             raise InputError(f"item {item.id!r}: the API gave it no self link to pass to the package")
@@ -136,6 +135,27 @@ def run_unit(deployment: str, unit: Unit, parameters: dict[str, Any], limit: str
         raise RemoteRunError(f"{link} ended {child.state.name}: {child.state.message}")
     log.info("Done: %s on %s (%s)", deployment, unit.key, child.name)
     return link
+
+
+def run_all(deployment: str, to_run: list[Unit], parameters: dict[str, Any], limit: str) -> dict[str, tuple[str, str]]:
+    """Run every unit (concurrently, as the limit allows); (processed, flow run link) or (failed, error) each."""
+    log = get_run_logger()
+    futures = {run_unit.submit(deployment, u, parameters, limit): u for u in to_run}
+    outcome = {}
+    if not futures:
+        return outcome
+    with progress(len(futures), f"{deployment} runs") as advance:
+        for future in as_completed(list(futures)):
+            unit = futures[future]
+            future.wait()
+            if future.state.is_completed():
+                outcome[unit.key] = ("processed", future.result())
+            else:
+                error = future.state.result(raise_on_failure=False)
+                outcome[unit.key] = ("failed", " ".join(str(error).split())[:500])
+                log.error("Failed: %s on %s: %s", deployment, unit.key, outcome[unit.key][1])
+            advance()
+    return outcome
 
 
 def pairs_markdown(pairs: list[Pair], event: dt.date, max_cloud_cover: float | None) -> str:
@@ -258,22 +278,9 @@ def monitor(
              len(todo), len(done), len(to_run), max_concurrent, concurrency_limit)  # fmt: skip
 
     common = {**values, **settings, "destination": destination, **({"storage": storage} if storage else {})}
-    futures = {run_unit.submit(name, u, common, concurrency_limit): u for u in to_run}
     outcome: dict[str, tuple[str, str]] = {k: ("skipped", "already published") for k in done}
     outcome |= {u.key: ("failed", u.problem) for u in todo if u.problem and u.key not in done}
-    if futures:
-        with progress(len(futures), f"{package} runs") as advance:
-            for future in as_completed(list(futures)):
-                unit = futures[future]
-                future.wait()
-                state = future.state
-                if state.is_completed():
-                    outcome[unit.key] = ("processed", future.result())
-                else:
-                    error = state.result(raise_on_failure=False)
-                    outcome[unit.key] = ("failed", " ".join(str(error).split())[:500])
-                    log.error("Failed: %s on %s: %s", name, unit.key, outcome[unit.key][1])
-                advance()
+    outcome |= run_all(name, to_run, common, concurrency_limit)
 
     failed = sorted(k for k, (status, _) in outcome.items() if status == "failed")
     counts = {

@@ -207,3 +207,22 @@ def test_a_schedule_made_through_the_api_triggers_a_monitor_run(
     assert run.auto_scheduled and run.parameters["start"] == "2025-07-25T00:00:00Z"
     assert [p.parent.name.rsplit("_", 1)[0] for p in tmp_path.glob("*/catalog.json")] == ["S2-august-01"]
     assert "**1** processed" in artifact(run.id, "monitor-summary")
+
+
+def test_eoflows_schedule_gives_the_schedule_checked_parameters(deployed: str, tmp_path: Path) -> None:
+    eoflows = str(Path(sys.executable).with_name("eoflows"))
+    base = [eoflows, "schedule", "monitor/local", "--cron", "0 6 * * *", "--timezone", "Europe/Rome", "--inactive",
+            "-p", "stac_api=http://127.0.0.1:1/", "-p", "package=s2-indices", "-p", f"destination={tmp_path}",
+            "-p", "last_days=2", "-p", 'collections=["sentinel-2-l2a"]']  # fmt: skip
+    bad = subprocess.run([*base, "-p", "package=evi"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode != 0 and "Validation failed for field 'package'" in bad.stderr
+    done = subprocess.run(base, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("monitor/local")
+    assert deployment.global_concurrency_limit.limit == 1  # one monitor run at a time (prefect.yaml)
+    assert deployment.concurrency_options.collision_strategy == "ENQUEUE"
+    (made,) = [s for s in deployment.schedules if str(s.id) in done.stdout]
+    assert (made.schedule.cron, made.schedule.timezone, made.active) == ("0 6 * * *", "Europe/Rome", False)
+    assert made.parameters == {"stac_api": "http://127.0.0.1:1/", "package": "s2-indices", "last_days": 2,
+                               "destination": str(tmp_path), "collections": ["sentinel-2-l2a"]}  # fmt: skip
