@@ -50,7 +50,10 @@ def test_the_latest_clear_item_before_and_the_earliest_after_are_paired_per_tile
 def test_a_pair_becomes_one_run_and_an_unpaired_tile_none() -> None:
     pairs = choose_pairs([item("a", 5, 1.0), item("b", 15, 1.0), item("c", 5, 1.0, tile="T2")], EVENT, 20.0)
     (run,) = units(PACKAGES["burned-area"], [], pairs, None, "0badcafe")
-    assert run.inputs == {"pre_item": "http://api/collections/s2/items/a", "post_item": "http://api/collections/s2/items/b"}
+    assert run.inputs == {
+        "pre_item": "http://api/collections/s2/items/a",
+        "post_item": "http://api/collections/s2/items/b",
+    }
     assert run.run_id == "a_b_0badcafe" and run.problem is None
 
 
