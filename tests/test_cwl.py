@@ -216,3 +216,19 @@ def test_the_wrapped_package_validates_as_exported(tmp_path: Path, capsys: pytes
         main(["cwl", "validate", "--no-ogc", str(path)])
     assert done.value.code == 0
     assert capsys.readouterr().out.strip().endswith(f"{path}: valid (cwltool, Calrissian DaskGatewayRequirement)")
+
+
+def test_the_wrapped_package_runs_with_cwltool(sample_item: Path, tmp_path: Path) -> None:
+    """URI in -> eoflows stage-in -> app -> eoflows stage-out -> URI out, with cwltool --no-container."""
+    path = tmp_path / "wrapped.cwl"
+    path.write_text(to_yaml(wrap_package(S2_INDICES, CwlOptions(dask="hints"))))
+    job = tmp_path / "job.yml"
+    job.write_text(yaml.safe_dump({"input": {"value": str(sample_item)}, "destination": str(tmp_path / "published"),
+                                   "run_id": "wrapped", "products": ["ndvi"]}))  # fmt: skip
+    done = subprocess.run([str(BIN / "eoflows"), "cwl", "run", f"{path}#main", str(job), "--outdir",
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    catalog = tmp_path / "published" / "wrapped" / "catalog.json"
+    assert json.loads(done.stdout)["results"] == {"value": str(catalog)}
+    (item,) = pystac.Catalog.from_file(str(catalog)).get_items(recursive=True)
+    assert list(xr.open_zarr(store_of(item), consolidated=True).data_vars) == ["ndvi"]
