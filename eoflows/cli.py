@@ -144,9 +144,10 @@ def sample_landsat(dest: Path, *, width: int = 781, height: int = 771, seed: int
 
 
 def _gateway_settings(block: str | None):
+    from blocks import saved_or_env
     from blocks.dask_gateway import DaskGatewaySettings
 
-    return DaskGatewaySettings.load(block) if block else DaskGatewaySettings.from_env()
+    return saved_or_env(DaskGatewaySettings, block)
 
 
 def _print_rows(rows: list[dict[str, Any]], empty: str) -> None:

@@ -16,6 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.tasks import Task
 
+from blocks import saved_or_env
 from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
 from eoflows.package import Package, Param, Role, Step, settings_class, summary
@@ -68,8 +69,7 @@ def load_settings(package: Package, values: dict[str, Any]) -> dict[str, Any]:
     loaded = {}
     for p in package.params:
         if p.role is Role.SETTINGS:
-            cls = settings_class(p.annotation)
-            loaded[p.name] = cls.load(values[p.name]) if values[p.name] else cls.from_env()
+            loaded[p.name] = saved_or_env(settings_class(p.annotation), values[p.name])
     return loaded
 
 

@@ -31,6 +31,7 @@ from prefect.futures import as_completed
 from prefect.settings import PREFECT_UI_URL
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from blocks import saved_or_env
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError, RemoteRunError
 from eoflows.package import Package, Role
@@ -165,7 +166,7 @@ def pairs_markdown(pairs: list[Pair], event: dt.date, max_cloud_cover: float | N
         "",
     ]
     for pair in pairs:
-        state = "paired" if pair.pre and pair.post else f"no {'pre' if not pair.pre else 'post'}-event item"
+        state = pair.missing or "paired"
         lines += [
             f"### {pair.tile}: {state}",
             "",
@@ -227,7 +228,7 @@ def monitor(
         max_concurrent: How many package runs may run at once (the Prefect concurrency limit's size).
         concurrency_limit: Name of the Prefect global concurrency limit that holds max_concurrent.
         max_items: At most this many items are searched for.
-        storage: Name of a saved 'eoflows-s3' block for an s3:// destination (AWS_* environment variables otherwise).
+        storage: Name of a saved 'eoflows-s3-storage' block for an s3:// destination (AWS_* variables otherwise).
     """
     log = get_run_logger()
     spec = PACKAGES[package]
@@ -269,8 +270,7 @@ def monitor(
         )
 
     todo = units(spec, items, pairs, asset, tag)
-    storage_block = S3Storage.load(storage) if storage else S3Storage.from_env()
-    fs, _ = filesystem(destination, storage_block)
+    fs, _ = filesystem(destination, saved_or_env(S3Storage, storage))
     catalog = {u.key: join(destination, u.run_id, "catalog.json") for u in todo}
     done = {u.key for u in todo if fs.exists(catalog[u.key])}
     to_run = [u for u in todo if u.key not in done and not u.problem]
@@ -317,6 +317,6 @@ def summary_markdown(
         published = f"[catalog.json]({catalog[unit.key]})" if status != "failed" else "-"
         lines.append(f"| {unit.run_id} | {items} | {status} | {published} | {detail.replace('|', '/')} |")
     for pair in pairs:
-        if not (pair.pre and pair.post):
-            lines.append(f"| - | tile {pair.tile} | no pair | - | no {'pre' if not pair.pre else 'post'}-event item |")
+        if pair.missing:
+            lines.append(f"| - | tile {pair.tile} | no pair | - | {pair.missing} |")
     return "\n".join(lines)

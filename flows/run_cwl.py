@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from prefect import flow
 
+from blocks import saved_or_env
 from blocks.calrissian import CalrissianSettings
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
@@ -73,7 +74,7 @@ def run_cwl(
         outdir: Folder for cwltool's results (a sub-folder per run: the flow run id).
         dry_run: With calrissian: return the manifests (YAML) without contacting a cluster.
     """
-    s3 = S3Storage.load(storage) if storage else S3Storage.from_env()
+    s3 = saved_or_env(S3Storage, storage)
     with tempfile.TemporaryDirectory(prefix="eoflows-run-cwl-") as folder:
         document = _document(cwl, Path(folder), s3)
         values = _inputs(inputs, s3)

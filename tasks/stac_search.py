@@ -179,6 +179,11 @@ class Pair:
     post: pystac.Item | None
     verdicts: tuple[Verdict, ...]
 
+    @property
+    def missing(self) -> str | None:
+        """What keeps the tile from running ("no pre-event item", ...), None when paired."""
+        return None if self.pre and self.post else f"no {'post' if self.pre else 'pre'}-event item"
+
 
 def _cloud_problem(item: pystac.Item, max_cloud_cover: float | None) -> str | None:
     if max_cloud_cover is None:
