@@ -29,7 +29,7 @@ from prefect.client.schemas.filters import (  # noqa: E402
 from prefect.settings import PREFECT_API_URL  # noqa: E402
 from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
-from eoflows.local_stac import api_item, local_stac_api  # noqa: E402
+from eoflows.local.stac_api import api_item, local_stac_api  # noqa: E402
 from eoflows.samples.s2_eopf import write_sample  # noqa: E402
 from flows.monitor import monitor  # noqa: E402
 

@@ -170,7 +170,7 @@ def gateway_list(*, block: str | None = None) -> None:
     Args:
         block: Name of a saved eoflows-dask-gateway block; empty: the dask-gateway configuration.
     """
-    from tasks.gateway import list_clusters
+    from tasks.remote.gateway import list_clusters
 
     _print_rows(list_clusters(_gateway_settings(block)), "no clusters")
 
@@ -182,7 +182,7 @@ def gateway_options(*, block: str | None = None) -> None:
     Args:
         block: Name of a saved eoflows-dask-gateway block; empty: the dask-gateway configuration.
     """
-    from tasks.gateway import describe_field, gateway, offered_options
+    from tasks.remote.gateway import describe_field, gateway, offered_options
 
     with gateway(_gateway_settings(block)) as client:
         fields = offered_options(client)._fields
@@ -197,7 +197,7 @@ def gateway_stop(name: str, *, block: str | None = None) -> None:
         name: The cluster name (see `eoflows gateway list`).
         block: Name of a saved eoflows-dask-gateway block; empty: the dask-gateway configuration.
     """
-    from tasks.gateway import stop_cluster
+    from tasks.remote.gateway import stop_cluster
 
     stop_cluster(_gateway_settings(block), name)
     print(f"stopped {name}")
@@ -381,10 +381,10 @@ def cwl_export(
         output: File to write; default standard output.
         all: Export every package in both modes, with job templates, into this folder.
     """
-    from deployments.cwl import CwlOptions, export, job_template, to_yaml
-    from deployments.cwl_wrap import wrap_package
     from eoflows import IMAGE
     from flows.packages import PACKAGES
+    from tasks.cwl.export import CwlOptions, export, job_template, to_yaml
+    from tasks.cwl.wrap import wrap_package
 
     options = dict(image=image or IMAGE, entry_id=entry_id, dask=dask, docker=docker)
     if all is not None:
@@ -415,7 +415,7 @@ def cwl_job(
         mode: The export mode the inputs are for.
         output: File to write; default standard output.
     """
-    from deployments.cwl import job_template
+    from tasks.cwl.export import job_template
 
     _write(yaml.safe_dump(job_template(_package(package), mode), sort_keys=False), output)
 
@@ -428,7 +428,7 @@ def cwl_validate(file: Path, *, ogc: bool = True) -> None:
         file: The CWL document.
         ogc: Also check the OGC EOAP rules (--no-ogc for a wrapped package: its entry is eoap-cwlwrap's main).
     """
-    from deployments.cwl_check import check
+    from tasks.cwl.check import check
 
     if not file.is_file():
         raise InputError(f"CWL document {str(file)!r}: not found")

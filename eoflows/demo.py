@@ -17,7 +17,7 @@ OUT = Path(os.environ.get("DEMO_OUTPUT", "demo-output")).absolute()
 
 
 def _report(catalog_uri: str, storage, local_copy: Path) -> None:
-    from tasks.stac_io import FsspecStacIO
+    from tasks.data.stac_io import FsspecStacIO
 
     catalog = pystac.Catalog.from_file(catalog_uri, stac_io=FsspecStacIO(storage))
     print(f"\nCatalog: {catalog_uri}")
@@ -35,7 +35,7 @@ def _report(catalog_uri: str, storage, local_copy: Path) -> None:
 def main() -> int:
     """Run the demo; return the exit status."""
     from eoflows.samples.s2_eopf import write_sample
-    from tasks.storage import filesystem
+    from tasks.data.storage import filesystem
 
     t0 = time.perf_counter()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -48,7 +48,7 @@ def main() -> int:
         uri = s2_indices(item=str(item), destination=dest, run_id="demo")
         storage = None
     else:
-        from eoflows.local_s3 import local_s3
+        from eoflows.local.s3 import local_s3
 
         with local_s3(buckets=["eoflows-demo"]) as s3:
             print(f"S3 server (moto) at {s3.endpoint_url}, bucket eoflows-demo", flush=True)

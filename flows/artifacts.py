@@ -8,7 +8,7 @@ from PIL import Image
 from prefect.artifacts import create_markdown_artifact
 
 from blocks.s3 import S3Storage
-from tasks.stac_io import FsspecStacIO, read_bytes
+from tasks.data.stac_io import FsspecStacIO, read_bytes
 
 
 def _size(n: int | None) -> str:

@@ -9,7 +9,7 @@ eoflows run burned-area --pre-item https://.../S2B_10TFK_20210713_0_L2A \
 from eoflows.package import DaskSizes, Feed, Package, Resources, Step
 from flows.build import package_flow
 from tasks.burned_area import compute_burned_area, stage_in_pair
-from tasks.staging import stage_out
+from tasks.data.staging import stage_out
 
 BURNED_AREA = Package(
     name="burned-area",

@@ -7,8 +7,8 @@ eoflows run downsample --url https://.../LC08_L2SP_..._QA_PIXEL.TIF --destinatio
 
 from eoflows.package import Feed, Package, Resources, Step
 from flows.build import package_flow
+from tasks.data.staging import stage_out
 from tasks.downsample import downsample, stage_in_url
-from tasks.staging import stage_out
 
 DOWNSAMPLE = Package(
     name="downsample",

@@ -18,18 +18,18 @@ from blocks import saved_or_env
 from blocks.calrissian import CalrissianSettings
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
-from tasks.calrissian import run_cwl_on_calrissian
-from tasks.cwl_documents import CwlDocument, check_loads, fetch_cwl
-from tasks.cwl_local import run_cwl_with_cwltool
-from tasks.stac_io import read_bytes
-from tasks.staging import default_run_id
+from tasks.cwl.cwltool_runner import run_cwl_with_cwltool
+from tasks.cwl.documents import CwlDocument, check_loads, fetch_cwl
+from tasks.data.stac_io import read_bytes
+from tasks.data.staging import default_run_id
+from tasks.remote.calrissian import run_cwl_on_calrissian
 
 
 def _document(cwl: str, folder: Path, storage: S3Storage) -> CwlDocument:
     from flows.packages import PACKAGES
 
     if cwl in PACKAGES:  # export the package on the fly (full mode: item URLs in, catalog URI out)
-        from deployments.cwl import CwlOptions, export, to_yaml
+        from tasks.cwl.export import CwlOptions, export, to_yaml
 
         path = folder / f"{cwl}.cwl"
         path.write_text(to_yaml(export(PACKAGES[cwl], CwlOptions(mode="full"))))

@@ -62,7 +62,7 @@ def task_runner(settings: DaskGatewaySettings | None = None) -> Iterator[DaskTas
         with local_task_runner() as runner:
             yield runner
         return
-    from tasks.gateway import existing_cluster, new_cluster
+    from tasks.remote.gateway import existing_cluster, new_cluster
 
     if settings.cluster_name:
         with existing_cluster(settings) as cluster:

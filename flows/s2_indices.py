@@ -7,8 +7,8 @@ eoflows run s2-indices --item https://.../items/S2A_MSIL2A_... --destination s3:
 
 from eoflows.package import DaskSizes, Feed, Package, Resources, Step
 from flows.build import package_flow
+from tasks.data.staging import stage_out
 from tasks.s2_indices import compute_indices, stage_in_eopf
-from tasks.staging import stage_out
 
 S2_INDICES = Package(
     name="s2-indices",

@@ -20,7 +20,17 @@ from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
 from eoflows.package import OutputDir, StagedDir
-from tasks.burn import (
+from tasks.data.eopf import Grid
+from tasks.data.scenes import Scene, open_scene, overlap, read_on_grid
+from tasks.data.sentinel2 import SCL_CLASSES, check_level2a
+from tasks.data.stac_io import read_item
+from tasks.data.stac_items import derived_item
+from tasks.data.staging import removed_on_failure, source_href, stage_items, staged_items, write_catalog
+from tasks.executor import chunk_executor
+from tasks.logs import logger
+from tasks.progress import progress
+from tasks.reports import report_table
+from tasks.science.burn import (
     CLOUD_SHADOW_SNOW,
     SEVERITY,
     SEVERITY_NODATA,
@@ -32,17 +42,7 @@ from tasks.burn import (
     nbr,
     reflectance,
 )
-from tasks.eopf import Grid
-from tasks.executor import chunk_executor
-from tasks.logs import logger
-from tasks.progress import progress
-from tasks.quicklook import png_bytes
-from tasks.reports import report_table
-from tasks.scenes import Scene, open_scene, overlap, read_on_grid
-from tasks.sentinel2 import SCL_CLASSES, check_level2a
-from tasks.stac_io import read_item
-from tasks.stac_out import derived_item
-from tasks.staging import removed_on_failure, source_href, stage_items, staged_items, write_catalog
+from tasks.science.quicklook import png_bytes
 
 EVENT = "eoflows:event"  # property of a staged item: "pre", "post" or "pre post"
 NirBand = Literal["B08", "B8A"]

@@ -90,7 +90,7 @@ def chunk_executor(
             yield executor, f"Prefect tasks on the flow's {type(runner).__name__}", True
         return
     if dask is not None and dask.enabled:
-        from tasks.gateway import cluster_for
+        from tasks.remote.gateway import cluster_for
 
         with cluster_for(dask) as cluster, cluster.get_client(set_as_default=False) as client:
             yield client.get_executor(), f"Dask Gateway cluster {cluster.name} ({cluster.dashboard_link})", True

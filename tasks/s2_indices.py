@@ -2,7 +2,7 @@
 
 Compute is one pass: the output grid is cut into windows that match the input chunks, and each window
 reads its chunks of every needed band once, computes all requested products with one kernel
-(`tasks.indices.compute_products`) and writes them into their own output chunks, while other windows run
+(`tasks.science.indices.compute_products`) and writes them into their own output chunks, while other windows run
 on the task runner's Dask cluster (or local threads). Nothing ever holds a whole band.
 """
 
@@ -21,9 +21,17 @@ from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
 from eoflows.package import OutputDir, StagedDir
-from tasks.eopf import EopfSource, check_l2a, open_source
+from tasks.data.eopf import EopfSource, check_l2a, open_source
+from tasks.data.products_store import chunk_templates, create_store, encode_window, write_chunks, write_window
+from tasks.data.sentinel2 import BANDS, stac_band_name
+from tasks.data.stac_io import read_item
+from tasks.data.stac_items import derived_item
+from tasks.data.staging import removed_on_failure, source_href, stage_items, staged_items, write_catalog
 from tasks.executor import chunk_executor
-from tasks.indices import (
+from tasks.logs import logger
+from tasks.progress import progress
+from tasks.reports import report_table
+from tasks.science.indices import (
     COMPOSITES,
     INDICES,
     LONG_NAMES,
@@ -33,15 +41,7 @@ from tasks.indices import (
     compute_products,
     iter_products,
 )
-from tasks.logs import logger
-from tasks.products_store import chunk_templates, create_store, encode_window, write_chunks, write_window
-from tasks.progress import progress
-from tasks.quicklook import Sampling, assemble, png_bytes
-from tasks.reports import report_table
-from tasks.sentinel2 import BANDS, stac_band_name
-from tasks.stac_io import read_item
-from tasks.stac_out import derived_item
-from tasks.staging import removed_on_failure, source_href, stage_items, staged_items, write_catalog
+from tasks.science.quicklook import Sampling, assemble, png_bytes
 
 QUICKLOOK_BANDS = COMPOSITES["rgb"]
 

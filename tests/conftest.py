@@ -17,8 +17,8 @@ import pytest
 from prefect.logging.handlers import APILogHandler
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-from eoflows.local_s3 import LocalS3, local_s3
-from eoflows.local_servers import free_port, http_process
+from eoflows.local.s3 import LocalS3, local_s3
+from eoflows.local.servers import free_port, http_process
 from eoflows.samples.s2_eopf import write_sample
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -134,7 +134,7 @@ def burn_server(burn_pair: tuple[Path, Path]) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def gateway(prefect_api: str):
     """dask-gateway-server on 127.0.0.1 (local backend); its clusters report to the session's Prefect API."""
-    from eoflows.local_gateway import local_gateway
+    from eoflows.local.gateway import local_gateway
 
     env = {"PREFECT_API_URL": prefect_api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     with local_gateway(env=env) as server:

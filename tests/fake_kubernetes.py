@@ -11,7 +11,7 @@ import pytest
 from prefect_kubernetes.credentials import KubernetesClusterConfig
 
 from blocks.calrissian import CalrissianSettings
-from tasks.calrissian import MARKS
+from tasks.remote.calrissian import MARKS
 from tests.conftest import FIXTURES
 
 NS = "eoap"

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tasks.burn import CLOUD_SHADOW_SNOW, classify, colour, dnbr, masked, nbr, reflectance
+from tasks.science.burn import CLOUD_SHADOW_SNOW, classify, colour, dnbr, masked, nbr, reflectance
 
 
 def expected_dnbr(pre_nir, pre_swir, post_nir, post_swir, pre_scl, post_scl, classes, nodata=0):

@@ -13,13 +13,13 @@ import rasterio
 from rio_cogeo.cogeo import cog_validate
 
 from eoflows.errors import EoflowsError, InputError
-from eoflows.local_s3 import LocalS3
+from eoflows.local.s3 import LocalS3
 from eoflows.samples.burn_pair import write_pair
 from flows.burned_area import burned_area
 from tasks.burned_area import compute_burned_area, stage_in_pair
-from tasks.scenes import find_asset, open_scene
-from tasks.stac_io import FsspecStacIO
-from tasks.storage import filesystem
+from tasks.data.scenes import find_asset, open_scene
+from tasks.data.stac_io import FsspecStacIO
+from tasks.data.storage import filesystem
 from tests.conftest import FIXTURES
 from tests.test_eopf import real_item_on
 from tests.test_s2_flow import artifacts_of

@@ -13,12 +13,12 @@ import pytest
 import yaml
 
 from blocks.calrissian import CalrissianSettings
-from deployments.cwl import CwlOptions, export, to_yaml
 from deployments.kubernetes import KUBERNETES_VERSION, calrissian_manifests
 from eoflows.errors import InputError, RemoteRunError
 from flows.s2_indices import S2_INDICES
-from tasks.calrissian import RemoteRunTimeout, render, run_on_calrissian
-from tasks.cwl_documents import CwlDocument
+from tasks.cwl.documents import CwlDocument
+from tasks.cwl.export import CwlOptions, export, to_yaml
+from tasks.remote.calrissian import RemoteRunTimeout, render, run_on_calrissian
 from tests.conftest import FIXTURES
 from tests.fake_kubernetes import (
     COMPLETE,

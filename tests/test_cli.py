@@ -11,7 +11,7 @@ import xarray as xr
 from prefect.settings import PREFECT_API_URL
 
 from eoflows.cli import main
-from eoflows.local_s3 import LocalS3
+from eoflows.local.s3 import LocalS3
 from eoflows.package import Role
 from flows.build import flow_params
 from flows.packages import PACKAGES

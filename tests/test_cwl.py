@@ -15,17 +15,17 @@ import yaml
 from cwl_utils.parser import load_document_by_uri
 from eoap_cwlwrap.types import URL_TYPE
 
-from deployments.cwl import CwlOptions, export, job_template, to_yaml
-from deployments.cwl_check import check, cwltool_problems
-from deployments.cwl_wrap import wrap_package
 from eoflows.cli import main
 from eoflows.errors import InputError
-from eoflows.local_s3 import LocalS3
+from eoflows.local.s3 import LocalS3
 from eoflows.package import Role
 from flows.packages import PACKAGES
 from flows.s2_indices import S2_INDICES, s2_indices
-from tasks.cwltool_extensions import URI
-from tasks.stac_io import FsspecStacIO
+from tasks.cwl.check import check, cwltool_problems
+from tasks.cwl.export import CwlOptions, export, job_template, to_yaml
+from tasks.cwl.extensions import URI
+from tasks.cwl.wrap import wrap_package
+from tasks.data.stac_io import FsspecStacIO
 from tests.test_staging import upload_sample
 
 BIN = Path(sys.executable).parent

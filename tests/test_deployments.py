@@ -19,7 +19,7 @@ from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration
 
 from deployments.kubernetes import manifests, validate
 from eoflows import IMAGE
-from eoflows.local_s3 import LocalS3
+from eoflows.local.s3 import LocalS3
 from tests.test_staging import upload_sample
 
 ROOT = Path(__file__).resolve().parents[1]

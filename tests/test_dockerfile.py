@@ -71,7 +71,7 @@ def test_the_image_build_installs_eoflows_in_a_fresh_venv(tmp_path: Path) -> Non
         assert done.returncode == 0, done.stderr[-3000:]
     done = subprocess.run([str(venv / "bin" / "eoflows"), "--version"], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "0.1.0", done.stderr
-    probe = "import flows.packages, deployments.kubernetes, tasks.gateway, prefect_kubernetes, dask_gateway"
+    probe = "import flows.packages, deployments.kubernetes, tasks.remote.gateway, prefect_kubernetes, dask_gateway"
     assert subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True).returncode == 0
     # the image has no test tools: the dev extra is not installed
     assert subprocess.run([str(venv / "bin" / "python"), "-c", "import moto"], capture_output=True).returncode != 0

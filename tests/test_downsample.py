@@ -11,14 +11,14 @@ import rasterio
 from PIL import Image
 
 from eoflows.errors import EoflowsError, InputError
-from eoflows.local_s3 import LocalS3
+from eoflows.local.s3 import LocalS3
 from eoflows.samples.landsat import QA, write_landsat
 from flows.downsample import downsample_flow
 from flows.run_cwl import run_cwl
+from tasks.data.stac_io import FsspecStacIO
+from tasks.data.staging import stage_out
+from tasks.data.storage import filesystem
 from tasks.downsample import downsample, gdalinfo, stage_in_url
-from tasks.stac_io import FsspecStacIO
-from tasks.staging import stage_out
-from tasks.storage import filesystem
 from tests.conftest import serve
 
 

@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from eoflows.errors import InputError
-from tasks.eopf import check_l2a, open_source
+from tasks.data.eopf import check_l2a, open_source
 from tests.conftest import FIXTURES, SMALL
 
 STAC = FIXTURES / "stac"

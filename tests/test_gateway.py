@@ -13,11 +13,11 @@ from pydantic import SecretStr, ValidationError
 
 from blocks.dask_gateway import DaskGatewaySettings
 from eoflows.errors import EoflowsError, InputError, RemoteRunError
-from eoflows.local_gateway import LocalGateway
+from eoflows.local.gateway import LocalGateway
 from flows.runners import task_runner
 from flows.s2_indices import s2_indices
-from tasks.gateway import gateway as gateway_client
-from tasks.gateway import new_cluster
+from tasks.remote.gateway import gateway as gateway_client
+from tasks.remote.gateway import new_cluster
 from tests.test_s2_flow import artifacts_of, check_products, published_item
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tasks import indices as ix
+from tasks.science import indices as ix
 from tests import reference as ref
 
 CODING = ix.Coding("uint16", 1e-4, -0.1, 0)

@@ -25,7 +25,7 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.client.schemas.sorting import FlowRunSort
 
-from eoflows.local_stac import LocalStacApi, api_item, local_stac_api
+from eoflows.local.stac_api import LocalStacApi, api_item, local_stac_api
 from eoflows.samples.s2_eopf import write_sample
 from flows.monitor import monitor
 

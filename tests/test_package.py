@@ -7,11 +7,11 @@ from typing import Literal
 import pytest
 
 from blocks.s3 import S3Storage
-from deployments.cwl import CwlOptions, export
 from eoflows.cli import step_command
 from eoflows.package import OutputDir, Package, Role, StagedDir, Step
 from flows.build import package_flow
 from flows.s2_indices import S2_INDICES
+from tasks.cwl.export import CwlOptions, export
 
 
 def fetch(url: str, output: OutputDir, storage: S3Storage | None = None) -> Path:

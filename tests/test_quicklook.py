@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from tasks.quicklook import Sampling, assemble, png_bytes
+from tasks.science.quicklook import Sampling, assemble, png_bytes
 
 
 def test_a_full_size_quicklook_fits_in_1024_pixels() -> None:

@@ -17,10 +17,10 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRun
 from prefect.exceptions import ParameterTypeError
 
 from eoflows.errors import InputError
-from eoflows.local_s3 import LocalS3
+from eoflows.local.s3 import LocalS3
 from flows.s2_indices import s2_indices
-from tasks.indices import PRODUCTS
-from tasks.stac_io import FsspecStacIO
+from tasks.data.stac_io import FsspecStacIO
+from tasks.science.indices import PRODUCTS
 from tests import reference as ref
 from tests.test_eopf import real_item_on
 from tests.test_staging import upload_sample

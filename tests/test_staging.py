@@ -9,10 +9,10 @@ import pytest
 import s3fs
 
 from eoflows.errors import InputError, StageError
-from eoflows.local_s3 import LocalS3
+from eoflows.local.s3 import LocalS3
+from tasks.data.stac_io import SOURCE_REL, FsspecStacIO
+from tasks.data.staging import stage_out
 from tasks.s2_indices import compute_indices, stage_in_eopf
-from tasks.stac_io import SOURCE_REL, FsspecStacIO
-from tasks.staging import stage_out
 
 
 @pytest.fixture(scope="session")

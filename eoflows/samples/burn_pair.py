@@ -23,7 +23,7 @@ from eoflows import __version__
 from eoflows.errors import InputError
 from eoflows.samples.landscape import Cover, block_mean, scene
 from eoflows.samples.s2_eopf import scl_codes
-from tasks.sentinel2 import BANDS
+from tasks.data.sentinel2 import BANDS
 
 SCALE, OFFSET = 1e-4, -0.1
 EPSG, X0, Y0, TILE = 32633, 499980, 5100000, "33TWL"  # UTM 33N, MGRS tile 33TWL

@@ -23,7 +23,7 @@ from pyproj import Transformer
 from eoflows import __version__
 from eoflows.errors import InputError
 from eoflows.samples.landscape import Cover, block_mean, scene
-from tasks.sentinel2 import (
+from tasks.data.sentinel2 import (
     BANDS,
     L2A_PRODUCT_TYPE,
     SCL_CLASSES,

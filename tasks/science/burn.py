@@ -10,7 +10,7 @@ from typing import Final
 
 import numpy as np
 
-from tasks.indices import normalized_difference
+from tasks.science.indices import normalized_difference
 
 #: Severity classes: (code, name, lower dNBR bound of the class), in order; 0 is no data.
 SEVERITY: Final = (

@@ -10,7 +10,7 @@ carries stage-in and stage-out references). eoflows' cwltool answers that URL wi
 so wrapped packages check and run offline; every other URL is fetched as usual.
 
 ```python
-from tasks.cwltool_extensions import cwltool_main
+from tasks.cwl.extensions import cwltool_main
 cwltool_main(["--enable-ext", "--validate", "wrapped.cwl"])
 ```
 """

@@ -13,8 +13,8 @@ from dask_gateway.options import Options
 
 from blocks.dask_gateway import DaskGatewaySettings
 from eoflows.errors import EoflowsError, InputError, RemoteRunError
+from tasks.data.stac_io import _root_cause
 from tasks.logs import logger
-from tasks.stac_io import _root_cause
 
 
 def _auth(settings: DaskGatewaySettings) -> BasicAuth | JupyterHubAuth | KerberosAuth:

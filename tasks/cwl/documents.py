@@ -9,8 +9,8 @@ import yaml
 
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
-from tasks.stac_io import read_bytes
-from tasks.storage import scheme
+from tasks.data.stac_io import read_bytes
+from tasks.data.storage import scheme
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def check_loads(document: CwlDocument, location: str) -> None:
     import requests
     from cwl_utils.parser import LoadingOptions, load_document_by_uri
 
-    from tasks.cwltool_extensions import LocalSchemas
+    from tasks.cwl.extensions import LocalSchemas
 
     try:
         content = document.content()

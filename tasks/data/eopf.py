@@ -19,9 +19,9 @@ from pyproj.exceptions import CRSError
 
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
-from tasks.indices import Coding
-from tasks.sentinel2 import BANDS, band_name, band_path, check_level2a
-from tasks.storage import open_zarr_group, open_zarr_group_with, storage_options
+from tasks.data.sentinel2 import BANDS, band_name, band_path, check_level2a
+from tasks.data.storage import open_zarr_group, open_zarr_group_with, storage_options
+from tasks.science.indices import Coding
 
 
 @dataclass(frozen=True)

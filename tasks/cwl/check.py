@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from eoflows.errors import InputError
-from tasks.cwltool_extensions import cwltool_main
+from tasks.cwl.extensions import cwltool_main
 
 
 def cwltool_problems(target: str) -> list[str]:

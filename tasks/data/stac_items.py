@@ -6,7 +6,7 @@ import pystac
 from pystac.extensions.projection import ProjectionExtension
 
 from eoflows import __version__
-from tasks.eopf import Grid
+from tasks.data.eopf import Grid
 
 PROCESSING_SCHEMA = "https://stac-extensions.github.io/processing/v1.2.0/schema.json"
 #: Properties of the input that still describe a derived product (their extensions are carried over too).

@@ -28,7 +28,7 @@ from prefect.runtime import flow_run
 
 from blocks.calrissian import CalrissianSettings, memory_mib
 from eoflows.errors import InputError, RemoteRunError
-from tasks.cwl_documents import CwlDocument, resource_needs, secret_inputs
+from tasks.cwl.documents import CwlDocument, resource_needs, secret_inputs
 from tasks.logs import logger
 from tasks.reports import report_markdown, report_table
 

@@ -14,7 +14,7 @@ each id (the stage tools and the package read the same storage settings), the ty
 types carry absolute names) and no tool bindings; its `URI` input takes the stage-in reference's label and doc.
 
 ```python
-from deployments.cwl_wrap import wrap_package
+from tasks.cwl.wrap import wrap_package
 print(to_yaml(wrap_package(S2_INDICES)))
 ```
 """
@@ -23,10 +23,10 @@ import copy
 from dataclasses import replace
 from typing import Any
 
-from deployments.cwl import CwlOptions, document, env_inputs, export, label, secret_inputs, tool_document
 from eoflows.errors import EoflowsError, InputError
 from eoflows.package import Package, Param, Role
-from tasks.cwltool_extensions import STRING_FORMAT, URI
+from tasks.cwl.export import CwlOptions, document, env_inputs, export, label, secret_inputs, tool_document
+from tasks.cwl.extensions import STRING_FORMAT, URI
 
 WRAPPER = "main"  # the id of eoap-cwlwrap's workflow
 

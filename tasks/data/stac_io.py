@@ -9,7 +9,7 @@ from pystac.stac_io import StacIO
 
 from blocks.s3 import S3Storage
 from eoflows.errors import EoflowsError, InputError, StageError
-from tasks.storage import filesystem
+from tasks.data.storage import filesystem
 
 #: Link relation recording where an item was read from.
 SOURCE_REL = "via"

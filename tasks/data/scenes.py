@@ -21,12 +21,12 @@ import pystac
 
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
-from tasks.eopf import Grid, check_l2a, crs_of, is_zarr, open_array, open_source, proj_crs
-from tasks.indices import Coding
+from tasks.data.eopf import Grid, check_l2a, crs_of, is_zarr, open_array, open_source, proj_crs
+from tasks.data.sentinel2 import SCL_GROUP, band_name, check_level2a
+from tasks.data.stac_io import io_error
+from tasks.data.storage import scheme, storage_options
 from tasks.logs import logger
-from tasks.sentinel2 import SCL_GROUP, band_name, check_level2a
-from tasks.stac_io import io_error
-from tasks.storage import scheme, storage_options
+from tasks.science.indices import Coding
 
 # rasterio's in-memory datasets (reproject of arrays) warn before their transform is set; every grid read
 # here is checked to be georeferenced, so that warning says nothing (a filter per call would race in threads)

@@ -2,7 +2,7 @@
 
 Without a container engine (the default), the document's `DockerRequirement`s become hints in a working copy
 and cwltool runs the tools from the local PATH (`--no-container`); eoflows' own `eoflows` command is put on
-that PATH. The Calrissian Dask requirement is known to cwltool (`tasks.cwltool_extensions`) and ignored.
+that PATH. The Calrissian Dask requirement is known to cwltool (`tasks.cwl.extensions`) and ignored.
 """
 
 import io
@@ -19,8 +19,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from eoflows.errors import RemoteRunError
-from tasks.cwl_documents import CwlDocument, processes, step_resources
-from tasks.cwltool_extensions import cwltool_main
+from tasks.cwl.documents import CwlDocument, processes, step_resources
+from tasks.cwl.extensions import cwltool_main
 from tasks.logs import logger
 from tasks.reports import report_markdown, report_table
 

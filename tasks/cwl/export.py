@@ -6,11 +6,11 @@ label and doc, each settings block the environment variables it is read from (cr
 `cwltool:Secrets` inputs, never defaults), and the Dask step carries `calrissian:DaskGatewayRequirement`.
 
 - ``app`` mode: the OGC application package: one entry `Workflow` and the compute tool; staged products in
-  and out as `Directory` (what eoap-cwlwrap wraps with stage-in and stage-out: `deployments.cwl_wrap`).
+  and out as `Directory` (what eoap-cwlwrap wraps with stage-in and stage-out: `tasks.cwl.wrap`).
 - ``full`` mode: stage-in -> compute -> stage-out; item URLs in, the published catalog's URI out.
 
 ```python
-from deployments.cwl import CwlOptions, export, to_yaml
+from tasks.cwl.export import CwlOptions, export, to_yaml
 print(to_yaml(export(S2_INDICES, CwlOptions(mode="full"))))
 ```
 """

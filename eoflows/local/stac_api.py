@@ -19,7 +19,7 @@ from typing import Any
 
 import pystac
 
-from eoflows.local_servers import free_port, http_process
+from eoflows.local.servers import free_port, http_process
 
 
 class LocalStacApi:

@@ -23,9 +23,9 @@ from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.storage import MemoryStore
 
 from eoflows import __version__
-from tasks.eopf import Grid
-from tasks.indices import COMPOSITES, INDICES, LONG_NAMES
-from tasks.sentinel2 import stac_band_name
+from tasks.data.eopf import Grid
+from tasks.data.sentinel2 import stac_band_name
+from tasks.science.indices import COMPOSITES, INDICES, LONG_NAMES
 
 CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
 
