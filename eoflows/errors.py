@@ -18,3 +18,10 @@ class StageError(EoflowsError):
 
 class RemoteRunError(EoflowsError):
     """A run delegated to another system (Calrissian, cwltool, a Dask cluster) failed."""
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The first exception of the chain that led to `exc` (following `__cause__`, then `__context__`)."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__
+    return exc

@@ -37,9 +37,8 @@ from eoflows.errors import InputError, RemoteRunError
 from eoflows.package import Package, Role
 from flows.packages import PACKAGES
 from tasks.data.storage import filesystem, join
-from tasks.progress import progress
 from tasks.remote.stac_search import Pair, choose_pairs, property_filter, search, time_window
-from tasks.reports import report_markdown
+from tasks.reporting import progress, report_markdown
 
 PackageName = Literal[tuple(PACKAGES)]  # type: ignore[valid-type]
 WIRING = ("destination", "run_id")  # inputs the monitor sets itself

@@ -27,9 +27,7 @@ from tasks.data.stac_io import read_item
 from tasks.data.stac_items import derived_item
 from tasks.data.staging import removed_on_failure, source_href, stage_items, staged_items, write_catalog
 from tasks.executor import chunk_executor
-from tasks.logs import logger
-from tasks.progress import progress
-from tasks.reports import report_table
+from tasks.reporting import logger, progress, report_table
 from tasks.science.burn import (
     CLOUD_SHADOW_SNOW,
     SEVERITY,

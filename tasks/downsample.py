@@ -24,7 +24,7 @@ from tasks.data.stac_io import io_error
 from tasks.data.stac_items import PROCESSING_SCHEMA
 from tasks.data.staging import removed_on_failure, staged_items, write_catalog
 from tasks.data.storage import filesystem
-from tasks.logs import logger
+from tasks.reporting import logger
 from tasks.science.quicklook import png_bytes
 
 Resampling = Literal["auto", "nearest", "mode", "average", "bilinear", "cubic"]

@@ -21,8 +21,7 @@ from prefect.cache_policies import NO_CACHE
 from eoflows.errors import RemoteRunError
 from tasks.cwl.documents import CwlDocument, processes, step_resources
 from tasks.cwl.extensions import cwltool_main
-from tasks.logs import logger
-from tasks.reports import report_markdown, report_table
+from tasks.reporting import logger, report_markdown, report_table
 
 
 def docker_as_hint(content: dict[str, Any]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from tasks.data.eopf import Grid, check_l2a, crs_of, is_zarr, open_array, open_s
 from tasks.data.sentinel2 import SCL_GROUP, band_name, check_level2a
 from tasks.data.stac_io import io_error
 from tasks.data.storage import scheme, storage_options
-from tasks.logs import logger
+from tasks.reporting import logger
 from tasks.science.indices import Coding
 
 # rasterio's in-memory datasets (reproject of arrays) warn before their transform is set; every grid read

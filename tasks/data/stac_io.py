@@ -8,23 +8,17 @@ import pystac
 from pystac.stac_io import StacIO
 
 from blocks.s3 import S3Storage
-from eoflows.errors import EoflowsError, InputError, StageError
+from eoflows.errors import EoflowsError, InputError, StageError, root_cause
 from tasks.data.storage import filesystem
 
 #: Link relation recording where an item was read from.
 SOURCE_REL = "via"
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    while exc.__cause__ is not None or exc.__context__ is not None:
-        exc = exc.__cause__ or exc.__context__
-    return exc
-
-
 def io_error(what: str, href: str, exc: BaseException) -> EoflowsError:
     """An eoflows error for a failed read or write of `href`, saying which of the usual causes it was."""
     text = str(exc).strip() or type(exc).__name__
-    cause = _root_cause(exc)
+    cause = root_cause(exc)
     if isinstance(cause, ConnectionError | socket.gaierror | TimeoutError) or "Connect" in type(cause).__name__:
         return StageError(f"{what} {href!r}: cannot reach it ({type(cause).__name__}: {cause})")
     if isinstance(exc, FileNotFoundError):

@@ -25,8 +25,7 @@ from eoflows.errors import EoflowsError, InputError, StageError
 from eoflows.package import StagedDir
 from tasks.data.stac_io import SOURCE_REL, FsspecStacIO, io_error
 from tasks.data.storage import filesystem, join, scheme
-from tasks.logs import logger
-from tasks.progress import progress
+from tasks.reporting import logger, progress
 
 
 def write_catalog(items: list[pystac.Item], folder: Path, catalog_id: str, description: str) -> Path:

@@ -29,8 +29,7 @@ from prefect.runtime import flow_run
 from blocks.calrissian import CalrissianSettings, memory_mib
 from eoflows.errors import InputError, RemoteRunError
 from tasks.cwl.documents import CwlDocument, resource_needs, secret_inputs
-from tasks.logs import logger
-from tasks.reports import report_markdown, report_table
+from tasks.reporting import logger, report_markdown, report_table
 
 CONFIG, SECRET = "/calrissian/config", "/calrissian/secret"
 MARKS = {"outputs": "==> eoflows outputs <==", "usage": "==> eoflows usage <==", "end": "==> eoflows end <=="}

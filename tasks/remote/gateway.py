@@ -12,9 +12,8 @@ from dask_gateway import BasicAuth, Gateway, GatewayCluster, JupyterHubAuth, Ker
 from dask_gateway.options import Options
 
 from blocks.dask_gateway import DaskGatewaySettings
-from eoflows.errors import EoflowsError, InputError, RemoteRunError
-from tasks.data.stac_io import _root_cause
-from tasks.logs import logger
+from eoflows.errors import EoflowsError, InputError, RemoteRunError, root_cause
+from tasks.reporting import logger
 
 
 def _auth(settings: DaskGatewaySettings) -> BasicAuth | JupyterHubAuth | KerberosAuth:
@@ -28,7 +27,7 @@ def _auth(settings: DaskGatewaySettings) -> BasicAuth | JupyterHubAuth | Kerbero
 
 def gateway_error(settings: DaskGatewaySettings, exc: BaseException) -> EoflowsError:
     """An eoflows error for a failed gateway call, naming the gateway and the likely cause."""
-    cause = _root_cause(exc)
+    cause = root_cause(exc)
     status = getattr(exc, "status", None) or getattr(cause, "status", None)
     where = f"Dask Gateway {settings.address!r}"
     if status in (401, 403):

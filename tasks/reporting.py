@@ -1,16 +1,28 @@
-"""Progress of long work: a Prefect progress artifact inside a run, a progress bar on the terminal otherwise."""
+"""What a person sees of long work: log lines, progress and small tables, in the Prefect UI or on the terminal.
 
+Inside a Prefect flow or task run: the run logger, a progress artifact and table/markdown artifacts. Elsewhere
+(a step run alone by the CLI or a CWL tool): the standard `eoflows` logger, a progress bar on standard error,
+and the tables as log lines.
+"""
+
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.context import FlowRunContext, TaskRunContext
+from prefect.exceptions import MissingContextError
+from prefect.logging import get_run_logger
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-from tasks.logs import logger
 
 Advance = Callable[[], None]
 
@@ -18,6 +30,14 @@ Advance = Callable[[], None]
 def in_prefect_run() -> bool:
     """True inside a Prefect flow or task run."""
     return TaskRunContext.get() is not None or FlowRunContext.get() is not None
+
+
+def logger() -> logging.Logger | logging.LoggerAdapter:
+    """Prefect's run logger inside a flow or task run, the standard `eoflows` logger elsewhere."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("eoflows")
 
 
 @contextmanager
@@ -49,3 +69,22 @@ def progress(total: int, description: str, every_s: float = 1.0) -> Iterator[Adv
     with Progress(*columns, console=Console(file=sys.stderr), transient=False) as bar:
         task = bar.add_task(description, total=total)
         yield lambda: bar.advance(task)
+
+
+def report_table(key: str, title: str, rows: list[dict[str, Any]]) -> None:
+    """Publish `rows` as a table artifact named `key` (lowercase, digits, dashes) or log them."""
+    if in_prefect_run():
+        create_table_artifact(rows, key=key, description=title, _sync=True)  # also from async tasks
+        return
+    log = logger()
+    log.info("%s", title)
+    for row in rows:
+        log.info("  %s", " | ".join(str(v) for v in row.values()))
+
+
+def report_markdown(key: str, title: str, text: str) -> None:
+    """Publish `text` as a markdown artifact named `key` in a Prefect run, or log it."""
+    if in_prefect_run():
+        create_markdown_artifact(text, key=key, description=title, _sync=True)
+        return
+    logger().info("%s\n%s", title, text)
