@@ -21,7 +21,7 @@ from prefect import Flow
 
 from eoflows import __version__
 from eoflows.errors import EoflowsError, InputError
-from eoflows.package import Package, Param, Role, Step, settings_class
+from eoflows.package import Package, Param, Role, Step, settings_class, with_signature
 
 app = App(
     name="eoflows",
@@ -44,23 +44,14 @@ for sub in (run_app, step_app, sample_app, gateway_app, k8s_app, cwl_app):
 
 
 def _command(name: str, params: list[Param], doc: str, body: Callable[..., Any]) -> Callable[..., Any]:
-    """A CLI function with keyword-only `params` (options) and a Google-style docstring."""
+    """A CLI function with keyword-only `params` (options) that prints what `body` returns."""
 
     def command(**kwargs: Any) -> None:
         result = body(**kwargs)
         if result is not None:
             print(result)
 
-    command.__name__ = name.replace("-", "_")
-    command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [
-            inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default, annotation=p.annotation)
-            for p in params
-        ]
-    )
-    args = "\n".join(f"    {p.name}: {p.doc}" for p in params)
-    command.__doc__ = f"{doc}\n\nArgs:\n{args}\n"
-    return command
+    return with_signature(command, name, params, doc, None)
 
 
 def step_command(step: Step) -> Callable[..., Any]:

@@ -13,12 +13,16 @@ Args:
 Parameters annotated `StagedDir` receive the previous step's folder, `OutputDir` the folder the step
 writes (the CWL ``runtime.outdir``), and parameters typed with a settings block (such as `S3Storage`) come
 from the environment or a saved block, never from the command line. Every other parameter is a user input:
-the Prefect flow, the CLI and the CWL export all derive theirs from it, so a new parameter is one edit.
+the Prefect flow, the CLI and the CWL export all derive theirs from it (`with_signature` dresses their
+functions), so a new parameter is one edit.
+
+A package is three steps, as an EO application package: `stage_in` (references -> a staged folder),
+`compute` (the application itself: what the OGC app package exports) and `stage_out` (publish).
 """
 
 import inspect
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
@@ -97,9 +101,34 @@ def summary(doc: str | None) -> str:
     return " ".join(inspect.cleandoc(doc or "").split("\n\n")[0].split())
 
 
+def with_signature(
+    body: Callable[..., Any], name: str, params: Sequence[Param], summary_line: str, returns: Any = Any
+) -> Callable[..., Any]:
+    """`body` (called with keyword arguments) dressed as a function of the keyword-only `params`.
+
+    Its name, signature, annotations and Google-style docstring are what Prefect reads into a flow's parameter
+    schema and cyclopts into a command's options and help.
+    """
+    body.__name__ = body.__qualname__ = name.replace("-", "_")
+    body.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default, annotation=p.annotation)
+            for p in params
+        ],
+        return_annotation=returns,
+    )
+    body.__annotations__ = {**{p.name: p.annotation for p in params}, "return": returns}
+    args = "\n".join(f"    {p.name}: {p.doc}" for p in params)
+    body.__doc__ = f"{summary_line}\n\nArgs:\n{args}\n"
+    return body
+
+
 @dataclass(frozen=True)
 class Step:
-    """One step of a package: a typed function plus its resources, Dask needs and network access."""
+    """One step of a package: a typed function plus its resources, Dask needs and network access.
+
+    In a flow, a step with `dask` sizes runs while the flow's task runner is a Dask task runner (`flows.build`).
+    """
 
     name: str
     run: Callable[..., Any]
@@ -149,12 +178,14 @@ class Feed:
 
 @dataclass(frozen=True)
 class Package:
-    """An application package: named steps run in order, each consuming the previous one's folder."""
+    """An application package: stage-in, compute and stage-out, each consuming the previous one's folder."""
 
     name: str
     label: str
     description: str
-    steps: tuple[Step, ...]
+    stage_in: Step
+    compute: Step  # the application: what the OGC application package (CWL `app` mode) exports
+    stage_out: Step
     image: str = IMAGE
     version: str = __version__
     #: Example values of required inputs, for job templates and docs (never credentials).
@@ -167,6 +198,11 @@ class Package:
         names = {p.name for p in self.params}
         if self.feed and not set(self.feed.inputs) <= names:
             raise TypeError(f"package {self.name!r}: feed inputs {self.feed.inputs} are not all parameters")
+
+    @property
+    def steps(self) -> tuple[Step, Step, Step]:
+        """The steps in the order they run."""
+        return self.stage_in, self.compute, self.stage_out
 
     @cached_property
     def params(self) -> tuple[Param, ...]:

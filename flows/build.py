@@ -1,11 +1,12 @@
 """Turn a package declaration into a Prefect flow: stage-in -> compute -> stage-out as tasks.
 
 The flow's parameters are the package's user inputs (names, types, defaults and docs read from the step
-signatures) plus, for each settings parameter, the name of a saved block; nothing is declared twice. Steps
-that need Dask run on the Dask task runner chosen in `flows.runners`; the others run in the flow process.
+signatures) plus, for each settings parameter, the name of a saved block; nothing is declared twice. Every
+step runs in the flow process, next to the work folder; while a step that needs Dask runs, the flow's task
+runner (in Prefect's run context) is the Dask task runner chosen in `flows.runners`, so the windows the step
+submits (`tasks.windows`) run on that cluster.
 """
 
-import inspect
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,16 @@ from typing import Any
 from prefect import Flow, flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
 from prefect.tasks import Task
 
 from blocks import saved_or_env
 from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
-from eoflows.package import Package, Param, Role, Step, settings_class, summary
+from eoflows.package import Package, Param, Role, Step, settings_class, summary, with_signature
 from flows.artifacts import publish_products_artifact
 from flows.runners import describe_cluster, task_runner
-from tasks.executor import active_task_runner
 
 
 def settings_param(p: Param) -> Param:
@@ -40,23 +41,6 @@ def flow_params(package: Package) -> list[Param]:
     """The parameters of the package's flow: user inputs in declaration order, then settings."""
     inputs = [p for p in package.params if p.role is Role.INPUT]
     return inputs + [settings_param(p) for p in package.params if p.role is Role.SETTINGS]
-
-
-def signature(params: list[Param], returns: Any) -> inspect.Signature:
-    """A keyword-only signature for `params`."""
-    return inspect.Signature(
-        [
-            inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=p.default, annotation=p.annotation)
-            for p in params
-        ],
-        return_annotation=returns,
-    )
-
-
-def docstring(summary_line: str, params: list[Param]) -> str:
-    """A Google-style docstring (Prefect and cyclopts read parameter docs from it)."""
-    args = "\n".join(f"    {p.name}: {p.doc}" for p in params)
-    return f"{summary_line}\n\nArgs:\n{args}\n"
 
 
 def step_task(step: Step) -> Task:
@@ -88,19 +72,16 @@ def run_package(package: Package, tasks: dict[str, Task], values: dict[str, Any]
                     Role.INPUT: values.get(p.name),
                 }[p.role]
             log.info("Step %s: %s", step.name, step.doc)
-            if step.dask:
-                dask = next((v for v in kwargs.values() if isinstance(v, DaskGatewaySettings)), None)
-                log.info("Step %s runs on %s", step.name, dask.describe() if dask else "a local Dask cluster")
-                with task_runner(dask) as runner:
-                    create_table_artifact(
-                        describe_cluster(runner, dask), key="dask-cluster", description=f"Dask cluster of {step.name}"
-                    )
-                    token = active_task_runner.set(runner)  # the step's windows become tasks on this runner
-                    try:
-                        result = tasks[step.name](**kwargs)
-                    finally:
-                        active_task_runner.reset(token)
-            else:
+            if not step.dask:
+                result = tasks[step.name](**kwargs)
+                continue
+            dask = next((v for v in kwargs.values() if isinstance(v, DaskGatewaySettings)), None)
+            log.info("Step %s runs on %s", step.name, dask.describe() if dask else "a local Dask cluster")
+            # for the time of the step, the flow's task runner is the Dask one: the step's windows go there
+            with task_runner(dask) as runner, FlowRunContext.get().model_copy(update={"task_runner": runner}):
+                create_table_artifact(
+                    describe_cluster(runner, dask), key="dask-cluster", description=f"Dask cluster of {step.name}"
+                )
                 result = tasks[step.name](**kwargs)
     return result
 
@@ -117,10 +98,7 @@ def package_flow(package: Package) -> Flow:
         publish_products_artifact(f"{package.name}-products", catalog_uri, storage)
         return catalog_uri
 
-    run.__name__ = run.__qualname__ = package.name.replace("-", "_")
-    run.__signature__ = signature(params, str)  # type: ignore[attr-defined]
-    run.__annotations__ = {**{p.name: p.annotation for p in params}, "return": str}
-    run.__doc__ = docstring(package.description, params)
+    with_signature(run, package.name, params, package.description, str)
     return flow(name=package.name, description=package.description, version=package.version, validate_parameters=True)(
         run
     )

@@ -19,19 +19,17 @@ BURNED_AREA = Package(
         "pre- and a post-event Sentinel-2 L2A scene as a Cloud Optimized GeoTIFF, with USGS burn severity "
         "classes, a quicklook and a STAC item, and publish them to a folder or S3."
     ),
-    steps=(
-        Step("stage-in", stage_in_pair, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
-        Step(
-            "compute",
-            compute_burned_area,
-            Resources(cores=(2, 2), ram_mb=(2048, 2048)),
-            dask=DaskSizes(
-                worker_cores=1, worker_cores_limit=2, worker_memory="4G", cluster_max_cores=8, cluster_max_memory="32G"
-            ),
-            network=True,
+    stage_in=Step("stage-in", stage_in_pair, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
+    compute=Step(
+        "compute",
+        compute_burned_area,
+        Resources(cores=(2, 2), ram_mb=(2048, 2048)),
+        dask=DaskSizes(
+            worker_cores=1, worker_cores_limit=2, worker_memory="4G", cluster_max_cores=8, cluster_max_memory="32G"
         ),
-        Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True),
+        network=True,
     ),
+    stage_out=Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True),
     feed=Feed(("pre_item", "post_item")),
     examples={
         "pre_item": "https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2B_10TFK_20210713_0_L2A",

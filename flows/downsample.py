@@ -18,11 +18,9 @@ DOWNSAMPLE = Package(
         "nearest resampling for bit-flag bands, average otherwise), a browse PNG and its gdalinfo-style "
         "metadata JSON with a STAC item, and publish them to a folder or S3."
     ),
-    steps=(
-        Step("stage-in", stage_in_url, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
-        Step("compute", downsample, Resources(cores=(1, 1), ram_mb=(1024, 1024))),
-        Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
-    ),
+    stage_in=Step("stage-in", stage_in_url, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
+    compute=Step("compute", downsample, Resources(cores=(1, 1), ram_mb=(1024, 1024))),
+    stage_out=Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
     feed=Feed(("url",), asset=True),
     examples={
         "url": "https://landsatlook.usgs.gov/data/collection02/level-2/standard/oli-tirs/2021/044/033/"

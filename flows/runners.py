@@ -50,7 +50,7 @@ def local_task_runner() -> DaskTaskRunner:
             "processes": True,
             "dashboard_address": "127.0.0.1:0",
             "silence_logs": logging.WARNING,
-            "env": {"MALLOC_ARENA_MAX": "2", **prefect_api_env()},  # see tasks.executor.limit_malloc_arenas
+            "env": {"MALLOC_ARENA_MAX": "2", **prefect_api_env()},  # see tasks.windows.limit_malloc_arenas
         },
     )
 

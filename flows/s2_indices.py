@@ -18,19 +18,17 @@ S2_INDICES = Package(
         "(rgb, vea, civ, law, sir, fcu, atp) of a Sentinel-2 L2A EOPF Zarr product as one Zarr store, with a "
         "quicklook and a STAC item, and publish them to a folder or S3."
     ),
-    steps=(
-        Step("stage-in", stage_in_eopf, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
-        Step(
-            "compute",
-            compute_indices,
-            Resources(cores=(2, 2), ram_mb=(2048, 2048)),
-            dask=DaskSizes(
-                worker_cores=1, worker_cores_limit=2, worker_memory="4G", cluster_max_cores=8, cluster_max_memory="32G"
-            ),
-            network=True,
+    stage_in=Step("stage-in", stage_in_eopf, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
+    compute=Step(
+        "compute",
+        compute_indices,
+        Resources(cores=(2, 2), ram_mb=(2048, 2048)),
+        dask=DaskSizes(
+            worker_cores=1, worker_cores_limit=2, worker_memory="4G", cluster_max_cores=8, cluster_max_memory="32G"
         ),
-        Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True),
+        network=True,
     ),
+    stage_out=Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True),
     feed=Feed(("item",)),
     examples={
         "item": "https://stac.core.eopf.eodc.eu/collections/sentinel-2-l2a/items/"

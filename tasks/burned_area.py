@@ -6,10 +6,9 @@ severity classes per window on the task runner's Dask cluster (or local threads)
 tiled GeoTIFF as they come back, then converts it to a COG with overviews. Nothing ever holds a whole band.
 """
 
-import resource
 import time
-from concurrent.futures import as_completed
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -21,13 +20,13 @@ from blocks.s3 import S3Storage
 from eoflows.errors import InputError
 from eoflows.package import OutputDir, StagedDir
 from tasks.data.eopf import Grid
+from tasks.data.png import png_bytes
 from tasks.data.scenes import Scene, open_scene, overlap, read_on_grid
 from tasks.data.sentinel2 import SCL_CLASSES, check_level2a
 from tasks.data.stac_io import read_item
 from tasks.data.stac_items import derived_item
 from tasks.data.staging import removed_on_failure, source_href, stage_items, staged_items, write_catalog
-from tasks.executor import chunk_executor
-from tasks.reporting import logger, progress, report_table
+from tasks.reporting import logger
 from tasks.science.burn import (
     CLOUD_SHADOW_SNOW,
     SEVERITY,
@@ -40,7 +39,7 @@ from tasks.science.burn import (
     nbr,
     reflectance,
 )
-from tasks.science.quicklook import png_bytes
+from tasks.windows import Placement, Tile, Usage, placement, report_usage, run_windows, tiles
 
 EVENT = "eoflows:event"  # property of a staged item: "pre", "post" or "pre post"
 NirBand = Literal["B08", "B8A"]
@@ -93,11 +92,10 @@ def staged_pair(folder: Path) -> tuple[pystac.Item, pystac.Item]:
     return found["pre"], found["post"]
 
 
-def plan_windows(grid: Grid) -> list[tuple[slice, slice]]:
+def plan_windows(grid: Grid) -> list[Tile]:
     """Windows (rows, cols) covering `grid`: WINDOW pixels a side, or halves of a smaller grid (multiples of 256)."""
     size = min(WINDOW, max(256, -(-max(grid.height, grid.width) // 512) * 256))
-    return [(slice(r, min(r + size, grid.height)), slice(c, min(c + size, grid.width)))
-            for r in range(0, grid.height, size) for c in range(0, grid.width, size)]  # fmt: skip
+    return tiles(grid.height, grid.width, (size, size))
 
 
 @dataclass(frozen=True)
@@ -125,18 +123,11 @@ def scene_nbr(job: BurnJob, scene: Scene, rows: slice, cols: slice) -> np.ndarra
     return nbr(*(masked(bands[b], scl, job.classes) for b in (job.nir, "b12")))
 
 
-def burn_window(job: BurnJob, rows: slice, cols: slice) -> dict:
-    """dNBR (and severity classes) of one window of the output grid, with what it cost."""
-    t0, cpu0 = time.perf_counter(), time.thread_time()
+def burn_window(job: BurnJob, window: Tile) -> dict:
+    """dNBR (and severity classes) of one window of the output grid."""
+    rows, cols = window
     values = dnbr(scene_nbr(job, job.pre, rows, cols), scene_nbr(job, job.post, rows, cols))
-    return {
-        "rows": rows,
-        "cols": cols,
-        "dnbr": values,
-        "severity": classify(values) if job.severity else None,
-        "seconds": time.perf_counter() - t0,
-        "cpu": time.thread_time() - cpu0,
-    }
+    return {"window": window, "dnbr": values, "severity": classify(values) if job.severity else None}
 
 
 def _profile(grid: Grid, dtype: str, nodata: float) -> dict:
@@ -221,7 +212,9 @@ def compute_burned_area(
     paths = {"dnbr": folder / f"{out_id}-dnbr.tif", "severity": folder / f"{out_id}-severity.tif"}
     with removed_on_failure(folder, f"compute of dNBR {pre_item.id} -> {post_item.id}"):
         job = BurnJob(pre, post, grid, nir_band, classes, resampling, severity)
-        done = _write_windows(job, windows, dask, folder)
+        with placement(dask) as place:
+            log.info("Windows run on %s", place.where)
+            usage = _write_windows(place, job, windows, folder)
         for name in ("dnbr", "severity") if severity else ("dnbr",):
             tiled = folder / f".{name}.tiled.tif"
             to_cog(tiled, paths[name], "AVERAGE" if name == "dnbr" else "MODE")
@@ -233,59 +226,36 @@ def compute_burned_area(
                                   severity, nir, classes, stats)  # fmt: skip
         write_catalog([result], output, "processing-results", f"burned-area results of {pre_item.id} -> {post_item.id}")
     wall = time.perf_counter() - t0
-    report_table(
-        "compute-usage",
-        f"Usage of the compute step for {out_id}",
-        [
-            {"measure": "wall time (s)", "value": round(wall, 2)},
-            {"measure": "CPU time in windows (s)", "value": round(sum(d["cpu"] for d in done), 2)},
-            {"measure": "windows", "value": len(windows)},
-            {"measure": "burned (dNBR >= 0.1) share of valid pixels", "value": stats["burned share"]},
-            {"measure": "mean dNBR", "value": stats["mean"]},
-            {"measure": "output stored (MB)", "value": round(sum(p.stat().st_size for p in folder.iterdir()) / 1e6, 1)},
-            {
-                "measure": "peak RSS of the step process (MB)",
-                "value": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            },  # fmt: skip
-        ],
-    )
+    report_usage(f"Usage of the compute step for {out_id}", usage, wall, {
+        "burned (dNBR >= 0.1) share of valid pixels": stats["burned share"],
+        "mean dNBR": stats["mean"],
+        "output stored (MB)": round(sum(p.stat().st_size for p in folder.iterdir()) / 1e6, 1),
+    })  # fmt: skip
     log.info("Wrote dNBR of %s in %.1f s (mean %.3f)", out_id, wall, stats["mean"])
     return output
 
 
-def _write_windows(job: BurnJob, windows: list, dask: DaskGatewaySettings | None, folder: Path) -> list[dict]:
+def _write_windows(place: Placement, job: BurnJob, windows: list[Tile], folder: Path) -> Usage:
     """Run every window and write it into the tiled GeoTIFFs as it comes back."""
     import rasterio
     from rasterio.windows import Window
 
-    log = logger()
     outputs = {"dnbr": rasterio.open(folder / ".dnbr.tiled.tif", "w", **_profile(job.grid, "float32", np.nan))}
     if job.severity:
         outputs["severity"] = rasterio.open(folder / ".severity.tiled.tif", "w",
                                             **_profile(job.grid, "uint8", SEVERITY_NODATA))  # fmt: skip
-    done = []
+
+    def write(result: dict) -> None:
+        rows, cols = result["window"]
+        window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+        for name, dataset in outputs.items():
+            dataset.write(result[name], 1, window=window)
+
     try:
-        with chunk_executor(dask) as (executor, where, _), progress(len(windows), "computing dNBR") as advance:
-            log.info("Windows run on %s", where)
-            futures = [executor.submit(burn_window, job, rows, cols) for rows, cols in windows]
-            try:
-                for future in as_completed(futures):
-                    result = future.result()
-                    rows, cols = result.pop("rows"), result.pop("cols")
-                    window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
-                    for name, dataset in outputs.items():
-                        dataset.write(result.pop(name), 1, window=window)
-                    result.pop("severity", None)
-                    done.append(result)
-                    advance()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        return run_windows(place, partial(burn_window, job), windows, write, "computing dNBR")
     finally:
         for dataset in outputs.values():
             dataset.close()
-    return done
 
 
 def _statistics(cog: Path) -> dict:

@@ -20,12 +20,12 @@ from blocks.s3 import S3Storage
 from eoflows import __version__
 from eoflows.errors import EoflowsError, InputError
 from eoflows.package import OutputDir, StagedDir
+from tasks.data.png import png_bytes
 from tasks.data.stac_io import io_error
 from tasks.data.stac_items import PROCESSING_SCHEMA
 from tasks.data.staging import removed_on_failure, staged_items, write_catalog
 from tasks.data.storage import filesystem
 from tasks.reporting import logger
-from tasks.science.quicklook import png_bytes
 
 Resampling = Literal["auto", "nearest", "mode", "average", "bilinear", "cubic"]
 FLAG_NAMES = ("QA", "BQA", "FLAG", "MASK", "CLOUD")

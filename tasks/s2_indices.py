@@ -6,14 +6,11 @@ reads its chunks of every needed band once, computes all requested products with
 on the task runner's Dask cluster (or local threads). Nothing ever holds a whole band.
 """
 
-import resource
 import time
 import warnings
-from concurrent.futures import as_completed
+from functools import partial
 from pathlib import Path
-from typing import NamedTuple
 
-import numpy as np
 import pystac
 import zarr
 
@@ -22,13 +19,13 @@ from blocks.s3 import S3Storage
 from eoflows.errors import InputError
 from eoflows.package import OutputDir, StagedDir
 from tasks.data.eopf import EopfSource, check_l2a, open_source
+from tasks.data.png import png_bytes
 from tasks.data.products_store import chunk_templates, create_store, encode_window, write_chunks, write_window
 from tasks.data.sentinel2 import BANDS, stac_band_name
 from tasks.data.stac_io import read_item
 from tasks.data.stac_items import derived_item
 from tasks.data.staging import removed_on_failure, source_href, stage_items, staged_items, write_catalog
-from tasks.executor import chunk_executor
-from tasks.reporting import logger, progress, report_table
+from tasks.reporting import logger
 from tasks.science.indices import (
     COMPOSITES,
     INDICES,
@@ -36,10 +33,10 @@ from tasks.science.indices import (
     PRODUCTS,
     Product,
     bands_for,
-    compute_products,
     iter_products,
 )
-from tasks.science.quicklook import Sampling, assemble, png_bytes
+from tasks.science.quicklook import Sampling, assemble
+from tasks.windows import Tile, placement, report_usage, run_windows, tiles
 
 QUICKLOOK_BANDS = COMPOSITES["rgb"]
 
@@ -59,37 +56,21 @@ def stage_in_eopf(item: str, output: OutputDir, storage: S3Storage | None = None
     return stage_items([stac_item], output)
 
 
-class Window(NamedTuple):
-    """Rows and columns of the 10 m output grid."""
-
-    rows: slice
-    cols: slice
-
-
-def plan_windows(height: int, width: int, chunk: tuple[int, int]) -> list[Window]:
-    """Windows of the output grid, one per input chunk of the finest band."""
-    return [
-        Window(slice(r, min(r + chunk[0], height)), slice(c, min(c + chunk[1], width)))
-        for r in range(0, height, chunk[0])
-        for c in range(0, width, chunk[1])
-    ]
-
-
 def process_window(
     source: EopfSource,
     templates: dict[str, str],
     products: list[str],
-    window: Window,
     sampling: Sampling,
-    store: Path | None = None,
+    store: Path | None,
+    window: Tile,
 ) -> dict:
     """Read and compute one window; write its chunks into `store`, or return them encoded when None.
 
-    Also returns the window's quicklook piece and what it cost.
+    Also returns the window's quicklook piece and the bytes it decoded and produced.
     """
-    t0, cpu0 = time.perf_counter(), time.thread_time()
+    rows, cols = window
     needed = sorted(set(bands_for(products)) | set(QUICKLOOK_BANDS))
-    dn = {b: source.read(b, window.rows, window.cols) for b in needed}
+    dn = {b: source.read(b, rows, cols) for b in needed}
     codings = {b: source.bands[b].coding for b in needed}
     factors = {b: source.bands[b].factor for b in needed}
     raw = 0
@@ -101,24 +82,13 @@ def process_window(
             yield name, block
 
     if store is None:
-        chunks = encode_window(templates, counted(), window.rows, window.cols, source.chunk)
+        chunks = encode_window(templates, counted(), rows, cols, source.chunk)
     else:
-        write_window(store, counted(), window.rows, window.cols)
+        write_window(store, counted(), rows, cols)
         chunks = []
-    r, c, position = sampling.local(window.rows, window.cols)
-    ys, xs = np.arange(window.rows.stop - window.rows.start)[r], np.arange(window.cols.stop - window.cols.start)[c]
-    sampled = {b: dn[b][(ys // factors[b])[:, None], xs // factors[b]] for b in QUICKLOOK_BANDS}
-    rgb = compute_products(["rgb"], sampled, codings, dict.fromkeys(sampled, 1))["rgb"]
-    valid = np.logical_and.reduce([sampled[b] != codings[b].nodata for b in QUICKLOOK_BANDS])
-    return {
-        "chunks": chunks,
-        "position": position,
-        "piece": np.concatenate([rgb, (valid * 255).astype(np.uint8)[None]]),
-        "read": sum(a.nbytes for a in dn.values()),
-        "raw": raw,
-        "seconds": time.perf_counter() - t0,
-        "cpu": time.thread_time() - cpu0,
-    }
+    position, piece = sampling.piece(rows, cols, dn, codings, factors, QUICKLOOK_BANDS)
+    return {"chunks": chunks, "position": position, "piece": piece, "read": sum(a.nbytes for a in dn.values()),
+            "raw": raw}  # fmt: skip
 
 
 def compute_indices(
@@ -153,68 +123,42 @@ def compute_indices(
     folder = output / out_id
     store = folder / f"{out_id}.zarr"
     folder.mkdir(parents=True, exist_ok=True)
-    windows = plan_windows(grid.height, grid.width, source.chunk)
+    windows = tiles(grid.height, grid.width, source.chunk)  # one per input chunk of the finest band
     sampling = Sampling.fit(grid.height, grid.width)
-    log.info(
-        "Computing %s of %s on a %d x %d grid (%s), %d windows of %d x %d",
-        ", ".join(products),
-        item.id,
-        grid.width,
-        grid.height,
-        grid.crs,
-        len(windows),
-        *source.chunk,
-    )
+    log.info("Computing %s of %s on a %d x %d grid (%s), %d windows of %d x %d", ", ".join(products), item.id,
+             grid.width, grid.height, grid.crs, len(windows), *source.chunk)  # fmt: skip
     t0 = time.perf_counter()
     with removed_on_failure(folder, f"compute of {item.id} (product {source.store})"):
         create_store(str(store), grid, products, source.chunk, item.id)
-        described = f"computing {len(products)} products"
-        with chunk_executor(dask) as (executor, where, remote), progress(len(windows), described) as advance:
-            log.info("Windows run on %s", where)
-            templates = chunk_templates(str(store), products)
+        templates = chunk_templates(str(store), products)
+        pieces, decoded = [], {"read": 0, "raw": 0}
+
+        def write(result: dict) -> None:
+            write_chunks(store, templates, result["chunks"])
+            pieces.append((result["position"], result["piece"]))
+            for key in decoded:
+                decoded[key] += result[key]
+
+        with placement(dask) as place:
+            log.info("Windows run on %s", place.where)
             # local threads write their chunks themselves; Dask workers (maybe on other machines) send them back
-            sink = None if remote else store
-            futures = [executor.submit(process_window, source, templates, products, w, sampling, sink) for w in windows]
-            done = []
-            try:
-                for future in as_completed(futures):  # write each window's chunks as it comes back
-                    result = future.result()
-                    write_chunks(store, templates, result.pop("chunks"))
-                    done.append(result)
-                    advance()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+            job = partial(process_window, source, templates, products, sampling, None if place.remote else store)
+            usage = run_windows(place, job, windows, write, f"computing {len(products)} products")
         with warnings.catch_warnings():  # consolidated metadata is not (yet) in the Zarr v3 spec; xarray reads it
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             zarr.consolidate_metadata(str(store))
         quicklook = folder / f"{out_id}.png"
-        quicklook.write_bytes(png_bytes(assemble(sampling, [(d["position"], d["piece"]) for d in done])))
+        quicklook.write_bytes(png_bytes(assemble(sampling, pieces)))
         result = products_item(item, href, source, out_id, products, store, quicklook)
         write_catalog([result], output, "processing-results", f"s2-indices results of {item.id}")
     wall = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
     log.info("Wrote %d products (%.1f MB) in %.1f s", len(products), size / 1e6, wall)
-    report_table(
-        "compute-usage",
-        f"Usage of the compute step for {item.id}",
-        [
-            {"measure": "wall time (s)", "value": round(wall, 2)},
-            {"measure": "CPU time in windows (s)", "value": round(sum(d["cpu"] for d in done), 2)},
-            {"measure": "windows", "value": len(windows)},
-            {"measure": "input decoded (MB)", "value": round(sum(d["read"] for d in done) / 1e6, 1)},
-            {"measure": "output raw (MB)", "value": round(sum(d["raw"] for d in done) / 1e6, 1)},
-            {"measure": "output stored (MB)", "value": round(size / 1e6, 1)},
-            {
-                "measure": "peak RSS of the step process (MB)",
-                "value": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-            },
-            {"measure": "windows ran on", "value": where},
-            {"measure": "window workers", "value": ", ".join(sorted({d.get("worker", "this process") for d in done}))},
-            {"measure": "window schedulers", "value": ", ".join(sorted({d.get("scheduler", "-") for d in done}))},
-        ],
-    )
+    report_usage(f"Usage of the compute step for {item.id}", usage, wall, {
+        "input decoded (MB)": round(decoded["read"] / 1e6, 1),
+        "output raw (MB)": round(decoded["raw"] / 1e6, 1),
+        "output stored (MB)": round(size / 1e6, 1),
+    })  # fmt: skip
     return output
 
 

@@ -196,7 +196,7 @@ def test_app_packages_wrap_with_eoap_cwlwrap_and_pass_cwltool(package: str, tmp_
     ids = [i["id"] for i in wrapper["inputs"]]
     assert len(ids) == len(set(ids))  # the storage settings once, shared by the stage tools and the package
     (uri,) = [i for i in wrapper["inputs"] if i["type"] == URI == URL_TYPE]
-    assert uri["id"] == "input" and uri["doc"] == PACKAGES[package].steps[0].by_role(Role.INPUT)[0].doc
+    assert uri["id"] == "input" and uri["doc"] == PACKAGES[package].stage_in.by_role(Role.INPUT)[0].doc
     assert [o["type"] for o in wrapper["outputs"]] == [URI]
     full = {p["id"]: p for p in export(PACKAGES[package], CwlOptions(mode="full"))["$graph"]}
     for tool in (stage_in, stage_out):  # the full mode's stage tools, typed for eoap-cwlwrap

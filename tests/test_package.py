@@ -37,13 +37,27 @@ def smooth(input: StagedDir, output: OutputDir, sigma: float = 1.5, mode: Litera
     return output
 
 
+def publish(input: StagedDir, target: str = "here") -> str:
+    """Publish it.
+
+    Args:
+        input: The smoothed folder.
+        target: Where to publish.
+    """
+    return target
+
+
+def toy(compute: Step) -> Package:
+    return Package("toy", "Toy", "A toy package.", Step("fetch", fetch), compute, Step("publish", publish))
+
+
 def test_a_new_step_parameter_reaches_the_flow_the_cli_and_the_cwl() -> None:
-    package = Package("toy", "Toy", "A toy package.", (Step("fetch", fetch), Step("smooth", smooth)))
+    package = toy(Step("smooth", smooth))
     flow = package_flow(package)
     schema = flow.parameters.model_dump()["properties"]
     assert schema["sigma"]["default"] == 1.5 and schema["sigma"]["description"] == "Width of the kernel, in pixels."
     assert schema["mode"]["enum"] == ["a", "b"]
-    assert set(schema) == {"url", "sigma", "mode", "storage"}  # folders are wiring, not parameters
+    assert set(schema) == {"url", "sigma", "mode", "storage", "target"}  # folders are wiring, not parameters
     assert schema["storage"]["description"].startswith("Name of a saved 'eoflows-s3-storage' block")
     cli = inspect.signature(step_command(package.step("smooth")))
     assert list(cli.parameters) == ["input", "output", "sigma", "mode"]
@@ -83,7 +97,7 @@ def test_conflicting_declarations_are_refused() -> None:
         return output
 
     with pytest.raises(TypeError, match="parameter 'sigma' is declared differently by two steps"):
-        Package("bad", "Bad", "Bad.", (Step("fetch", fetch), Step("smooth", smooth), Step("other", other)))
+        Package("bad", "Bad", "Bad.", Step("fetch", fetch), Step("smooth", smooth), Step("other", other))
 
 
 def test_undocumented_parameters_are_refused() -> None:
@@ -92,4 +106,9 @@ def test_undocumented_parameters_are_refused() -> None:
         return output
 
     with pytest.raises(TypeError, match="parameter 'input' of .*bare has no doc"):
-        Package("bad", "Bad", "Bad.", (Step("bare", bare),))
+        toy(Step("bare", bare))
+
+
+def test_the_compute_step_is_the_application_package() -> None:
+    graph = export(toy(Step("smooth", smooth)), CwlOptions(mode="app"))["$graph"]
+    assert [p["id"] for p in graph] == ["toy", "toy-smooth"]

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from tasks.science.quicklook import Sampling, assemble, png_bytes
+from tasks.data.png import png_bytes
+from tasks.science.quicklook import Sampling, assemble
 
 
 def test_a_full_size_quicklook_fits_in_1024_pixels() -> None:

@@ -99,7 +99,7 @@ def test_s3_to_s3_with_a_storage_block(s3: LocalS3, sample_item: Path) -> None:
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
     names = sorted(run.task_key.rsplit("-", 1)[0] for run in runs)
-    assert names.count("_run_chunk") == 9 and {"compute_indices", "stage_in_eopf", "stage_out"} <= set(names)
+    assert names.count("measured") == 9 and {"compute_indices", "stage_in_eopf", "stage_out"} <= set(names)
     assert all(run.state.is_completed() for run in runs)
 
 

@@ -217,7 +217,7 @@ def dask_requirement(step: Step) -> dict[str, Any]:
 def _steps(package: Package, mode: Mode) -> list[Step]:
     if mode == "full":
         return list(package.steps)
-    return [next(s for s in package.steps if s.dask) if any(s.dask for s in package.steps) else package.steps[1]]
+    return [package.compute]
 
 
 def workflow(package: Package, options: CwlOptions) -> cwl.Workflow:

@@ -37,12 +37,12 @@ def _schema_def() -> dict[str, Any]:
 
 def _reference(package: Package) -> Param:
     """The stage-in parameter naming what to stage (an item or a file)."""
-    return package.steps[0].by_role(Role.INPUT)[0]
+    return package.stage_in.by_role(Role.INPUT)[0]
 
 
 def stage_in_tool(package: Package, options: CwlOptions) -> dict[str, Any]:
     """The package's stage-in tool for eoap-cwlwrap: one `URI` input (its reference), a `Directory` out."""
-    step = package.steps[0]
+    step = package.stage_in
     settings = {e.id for p in step.by_role(Role.SETTINGS) for e in env_inputs(p)}
     tool = tool_document(package, step, options)
     for parameter in tool["inputs"]:
@@ -57,7 +57,7 @@ def stage_in_tool(package: Package, options: CwlOptions) -> dict[str, Any]:
 
 def stage_out_tool(package: Package, options: CwlOptions) -> dict[str, Any]:
     """The package's stage-out tool for eoap-cwlwrap: a `Directory` in, the catalog's `URI` out."""
-    tool = tool_document(package, package.steps[-1], options)
+    tool = tool_document(package, package.stage_out, options)
     (output,) = tool["outputs"]
     output["type"] = URI
     output["outputBinding"]["outputEval"] = '$({"value": self[0].contents.trim()})'

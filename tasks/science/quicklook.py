@@ -1,11 +1,12 @@
-"""Quicklooks: a decimated RGBA image assembled from the windows of a computation, written as PNG."""
+"""Quicklooks: a decimated RGBA image assembled from the windows of a computation (NumPy only)."""
 
-import io
 import math
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image
+
+from tasks.science.indices import Coding, compute_products
 
 
 class Sampling(NamedTuple):
@@ -30,6 +31,27 @@ class Sampling(NamedTuple):
             (r0, c0),
         )
 
+    def piece(
+        self,
+        rows: slice,
+        cols: slice,
+        dn: Mapping[str, np.ndarray],
+        codings: Mapping[str, Coding],
+        factors: Mapping[str, int],
+        bands: Sequence[str],
+    ) -> tuple[tuple[int, int], np.ndarray]:
+        """Where a window lands in the quicklook, and its (4, h, w) piece.
+
+        The piece is the natural colour of the (red, green, blue) `bands` from the window's digital numbers
+        `dn` (at native resolution, `factors` output pixels each), opaque where every band has data.
+        """
+        r, c, position = self.local(rows, cols)
+        ys, xs = np.arange(rows.stop - rows.start)[r], np.arange(cols.stop - cols.start)[c]
+        sampled = {b: dn[b][(ys // factors[b])[:, None], xs // factors[b]] for b in bands}
+        rgb = compute_products(["rgb"], sampled, codings, dict.fromkeys(sampled, 1))["rgb"]
+        valid = np.logical_and.reduce([sampled[b] != codings[b].nodata for b in bands])
+        return position, np.concatenate([rgb, (valid * 255).astype(np.uint8)[None]])
+
 
 def assemble(sampling: Sampling, pieces: list[tuple[tuple[int, int], np.ndarray]]) -> np.ndarray:
     """The (height, width, 4) uint8 quicklook from (position, (4, h, w) piece) pairs."""
@@ -38,10 +60,3 @@ def assemble(sampling: Sampling, pieces: list[tuple[tuple[int, int], np.ndarray]
         h, w = piece.shape[1:]
         image[r0 : r0 + h, c0 : c0 + w] = np.moveaxis(piece, 0, -1)
     return image
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """PNG encoding of an RGB(A) uint8 image."""
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
