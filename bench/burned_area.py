@@ -57,7 +57,7 @@ def floor_read(paths: list[str]) -> None:
 
 def floor_write(source: str, target: str) -> None:
     """Write the output raster once as the same COG."""
-    from tasks.burned_area import to_cog
+    from tasks.data.geotiff import to_cog
 
     t0 = time.perf_counter()
     to_cog(Path(source), Path(target), "AVERAGE")

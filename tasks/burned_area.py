@@ -19,25 +19,25 @@ from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
 from eoflows.package import OutputDir, StagedDir
-from tasks.data.eopf import Grid
+from tasks.data.geotiff import block_values, open_tiled, overview, to_cog, write_window
+from tasks.data.grid import Grid
 from tasks.data.png import png_bytes
 from tasks.data.scenes import Scene, open_scene, overlap, read_on_grid
 from tasks.data.sentinel2 import SCL_CLASSES, check_level2a
 from tasks.data.stac_io import read_item
-from tasks.data.stac_items import derived_item
+from tasks.data.stac_items import burned_area_item
 from tasks.data.staging import removed_on_failure, source_href, stage_items, staged_items, write_catalog
 from tasks.reporting import logger
 from tasks.science.burn import (
     CLOUD_SHADOW_SNOW,
-    SEVERITY,
     SEVERITY_NODATA,
-    SEVERITY_SOURCE,
     classify,
     colour,
     dnbr,
     masked,
     nbr,
     reflectance,
+    summary,
 )
 from tasks.windows import Placement, Tile, Usage, placement, report_usage, run_windows, tiles
 
@@ -130,33 +130,6 @@ def burn_window(job: BurnJob, window: Tile) -> dict:
     return {"window": window, "dnbr": values, "severity": classify(values) if job.severity else None}
 
 
-def _profile(grid: Grid, dtype: str, nodata: float) -> dict:
-    """The intermediate tiled GeoTIFF: uncompressed, so the data is encoded once (by the COG driver)."""
-    from rasterio.transform import Affine
-
-    return {"driver": "GTiff", "dtype": dtype, "count": 1, "width": grid.width, "height": grid.height,
-            "crs": grid.crs, "transform": Affine(*grid.transform), "nodata": nodata, "tiled": True,
-            "blockxsize": 512, "blockysize": 512, "BIGTIFF": "IF_SAFER"}  # fmt: skip
-
-
-def to_cog(tiled: Path, cog: Path, overview_resampling: str) -> None:
-    """Copy a tiled GeoTIFF to a Cloud Optimized GeoTIFF (512-pixel tiles, overviews, deflate)."""
-    import rasterio.shutil
-
-    rasterio.shutil.copy(str(tiled), str(cog), driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES", BLOCKSIZE=512,
-                         OVERVIEW_RESAMPLING=overview_resampling, BIGTIFF="IF_SAFER")  # fmt: skip
-
-
-def quicklook(cog: Path, max_size: int = 1024) -> bytes:
-    """PNG of dNBR coloured by severity class, from the COG's overviews."""
-    import rasterio
-
-    with rasterio.open(cog) as src:
-        step = max(1, -(-max(src.width, src.height) // max_size))
-        values = src.read(1, out_shape=(-(-src.height // step), -(-src.width // step)))
-    return png_bytes(colour(values))
-
-
 def compute_burned_area(
     input: StagedDir,
     output: OutputDir,
@@ -209,21 +182,21 @@ def compute_burned_area(
     if covered < 0.999:
         log.warning("The pre-event scene covers %.0f%% of the post-event grid; the rest is no data", covered * 100)
     t0 = time.perf_counter()
-    paths = {"dnbr": folder / f"{out_id}-dnbr.tif", "severity": folder / f"{out_id}-severity.tif"}
+    paths = {name: folder / f"{out_id}-{name}.tif" for name in ("dnbr", "severity") if severity or name == "dnbr"}
     with removed_on_failure(folder, f"compute of dNBR {pre_item.id} -> {post_item.id}"):
         job = BurnJob(pre, post, grid, nir_band, classes, resampling, severity)
         with placement(dask) as place:
             log.info("Windows run on %s", place.where)
             usage = _write_windows(place, job, windows, folder)
-        for name in ("dnbr", "severity") if severity else ("dnbr",):
+        for name in paths:
             tiled = folder / f".{name}.tiled.tif"
             to_cog(tiled, paths[name], "AVERAGE" if name == "dnbr" else "MODE")
             tiled.unlink()
         thumbnail = folder / f"{out_id}.png"
-        thumbnail.write_bytes(quicklook(paths["dnbr"]))
-        stats = _statistics(paths["dnbr"])
-        result = burned_area_item(pre_item, post_item, pre_href, post_href, out_id, grid, paths, thumbnail,
-                                  severity, nir, classes, stats)  # fmt: skip
+        thumbnail.write_bytes(png_bytes(colour(overview(paths["dnbr"]))))  # dNBR by severity class
+        stats = summary(block_values(paths["dnbr"]))
+        result = burned_area_item(pre_item, post_item, pre_href, post_href, out_id, grid, paths, thumbnail, nir,
+                                  classes, stats["mean"])  # fmt: skip
         write_catalog([result], output, "processing-results", f"burned-area results of {pre_item.id} -> {post_item.id}")
     wall = time.perf_counter() - t0
     report_usage(f"Usage of the compute step for {out_id}", usage, wall, {
@@ -237,73 +210,16 @@ def compute_burned_area(
 
 def _write_windows(place: Placement, job: BurnJob, windows: list[Tile], folder: Path) -> Usage:
     """Run every window and write it into the tiled GeoTIFFs as it comes back."""
-    import rasterio
-    from rasterio.windows import Window
-
-    outputs = {"dnbr": rasterio.open(folder / ".dnbr.tiled.tif", "w", **_profile(job.grid, "float32", np.nan))}
+    outputs = {"dnbr": open_tiled(folder / ".dnbr.tiled.tif", job.grid, "float32", np.nan)}
     if job.severity:
-        outputs["severity"] = rasterio.open(folder / ".severity.tiled.tif", "w",
-                                            **_profile(job.grid, "uint8", SEVERITY_NODATA))  # fmt: skip
+        outputs["severity"] = open_tiled(folder / ".severity.tiled.tif", job.grid, "uint8", SEVERITY_NODATA)
 
     def write(result: dict) -> None:
-        rows, cols = result["window"]
-        window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
         for name, dataset in outputs.items():
-            dataset.write(result[name], 1, window=window)
+            write_window(dataset, result[name], *result["window"])
 
     try:
         return run_windows(place, partial(burn_window, job), windows, write, "computing dNBR")
     finally:
         for dataset in outputs.values():
             dataset.close()
-
-
-def _statistics(cog: Path) -> dict:
-    import rasterio
-
-    total, count, burned = 0.0, 0, 0
-    with rasterio.open(cog) as src:
-        for _, window in src.block_windows(1):
-            block = src.read(1, window=window)
-            valid = block[~np.isnan(block)]
-            total += float(valid.sum(dtype=np.float64))
-            count += valid.size
-            burned += int((valid >= 0.1).sum())
-    return {"mean": round(total / count, 4) if count else None, "valid pixels": count,
-            "burned share": round(burned / count, 4) if count else None}  # fmt: skip
-
-
-def burned_area_item(pre: pystac.Item, post: pystac.Item, pre_href: str, post_href: str, out_id: str, grid: Grid,
-                     paths: dict[str, Path], thumbnail: Path, with_severity: bool, nir: str,
-                     classes: tuple[int, ...], stats: dict) -> pystac.Item:  # fmt: skip
-    """The STAC item of the dNBR COG, severity COG and quicklook (asset hrefs relative to the item)."""
-    lineage = f"eoflows burned-area: dNBR = NBR({pre.id}) - NBR({post.id}), NBR = ({nir} - B12) / ({nir} + B12)"
-    if classes:
-        lineage += f", SCL classes {list(classes)} masked"
-    out = derived_item(post, out_id, grid, post_href, lineage)
-    if pre is not post:
-        out.add_link(pystac.Link("derived_from", pre_href, pystac.MediaType.JSON, f"Input item {pre.id}"))
-    if pre.datetime and post.datetime:
-        out.properties["start_datetime"] = min(pre.datetime, post.datetime).isoformat().replace("+00:00", "Z")
-        out.properties["end_datetime"] = max(pre.datetime, post.datetime).isoformat().replace("+00:00", "Z")
-    cog = pystac.MediaType.COG
-    out.add_asset("dnbr", pystac.Asset(
-        f"./{paths['dnbr'].name}", "Burned area intensity (dNBR)", "dNBR = NBR pre-event - NBR post-event",
-        media_type=cog, roles=["data"],
-        extra_fields={"bands": [{"name": "dnbr", "data_type": "float32", "nodata": "nan", "raster:scale": 1.0,
-                                 "raster:offset": 0.0, "statistics": {"mean": stats["mean"]}}],
-                      "file:size": paths["dnbr"].stat().st_size}))  # fmt: skip
-    if with_severity:
-        out.add_asset("severity", pystac.Asset(
-            f"./{paths['severity'].name}", "Burn severity classes (USGS)", SEVERITY_SOURCE, media_type=cog,
-            roles=["data"],
-            extra_fields={"bands": [{"name": "severity", "data_type": "uint8", "nodata": SEVERITY_NODATA}],
-                          "classification:classes": [{"value": code, "name": name.replace(", ", "-").replace(" ", "-"),
-                                                      "description": name} for code, name, _ in SEVERITY],
-                          "file:size": paths["severity"].stat().st_size}))  # fmt: skip
-    out.add_asset("thumbnail", pystac.Asset(
-        f"./{thumbnail.name}", "Quicklook (dNBR by severity class)", media_type=pystac.MediaType.PNG,
-        roles=["thumbnail", "overview"], extra_fields={"file:size": thumbnail.stat().st_size}))  # fmt: skip
-    out.stac_extensions += ["https://stac-extensions.github.io/file/v2.1.0/schema.json",
-                            "https://stac-extensions.github.io/classification/v2.0.0/schema.json"]  # fmt: skip
-    return out

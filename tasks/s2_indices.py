@@ -11,7 +11,6 @@ import warnings
 from functools import partial
 from pathlib import Path
 
-import pystac
 import zarr
 
 from blocks.dask_gateway import DaskGatewaySettings
@@ -21,20 +20,11 @@ from eoflows.package import OutputDir, StagedDir
 from tasks.data.eopf import EopfSource, check_l2a, open_source
 from tasks.data.png import png_bytes
 from tasks.data.products_store import chunk_templates, create_store, encode_window, write_chunks, write_window
-from tasks.data.sentinel2 import BANDS, stac_band_name
 from tasks.data.stac_io import read_item
-from tasks.data.stac_items import derived_item
+from tasks.data.stac_items import indices_item
 from tasks.data.staging import removed_on_failure, source_href, stage_items, staged_items, write_catalog
 from tasks.reporting import logger
-from tasks.science.indices import (
-    COMPOSITES,
-    INDICES,
-    LONG_NAMES,
-    PRODUCTS,
-    Product,
-    bands_for,
-    iter_products,
-)
+from tasks.science.indices import COMPOSITES, PRODUCTS, Product, bands_for, iter_products
 from tasks.science.quicklook import Sampling, assemble
 from tasks.windows import Tile, placement, report_usage, run_windows, tiles
 
@@ -149,7 +139,7 @@ def compute_indices(
             zarr.consolidate_metadata(str(store))
         quicklook = folder / f"{out_id}.png"
         quicklook.write_bytes(png_bytes(assemble(sampling, pieces)))
-        result = products_item(item, href, source, out_id, products, store, quicklook)
+        result = indices_item(item, href, grid, out_id, products, store, quicklook)
         write_catalog([result], output, "processing-results", f"s2-indices results of {item.id}")
     wall = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
@@ -160,58 +150,3 @@ def compute_indices(
         "output stored (MB)": round(size / 1e6, 1),
     })  # fmt: skip
     return output
-
-
-def products_item(
-    item: pystac.Item, href: str, source: EopfSource, out_id: str, products: list[str], store: Path, quicklook: Path
-) -> pystac.Item:
-    """The STAC item describing the products store and quicklook (asset hrefs relative to the item)."""
-    out = derived_item(item, out_id, source.grid, href, f"eoflows s2-indices: {', '.join(products)} from {item.id}")
-    zarr_type = "application/vnd.zarr"
-    for name in products:
-        size = sum(f.stat().st_size for f in (store / name).rglob("*") if f.is_file())
-        if name in INDICES:
-            bands = [{"name": name, "description": LONG_NAMES[name], "data_type": "float32", "nodata": "nan"}]
-            roles = ["data", "index"]
-        else:
-            bands = [
-                {"name": stac_band_name(b), "eo:common_name": BANDS[b].common_name, "data_type": "uint8"}
-                for b in COMPOSITES[name]
-            ]
-            roles = ["visual"]
-        out.add_asset(
-            name,
-            pystac.Asset(
-                f"./{store.name}/{name}",
-                LONG_NAMES[name],
-                media_type=zarr_type,
-                roles=roles,
-                extra_fields={"bands": bands, "file:size": size},
-            ),
-        )
-    out.add_asset(
-        "product",
-        pystac.Asset(
-            f"./{store.name}",
-            "All products",
-            "Zarr v3 store with one array per product",
-            media_type=zarr_type,
-            roles=["data", "metadata"],
-            extra_fields={
-                "xarray:open_dataset_kwargs": {"engine": "zarr", "chunks": {}, "consolidated": True},
-                "file:size": sum(f.stat().st_size for f in store.rglob("*") if f.is_file()),
-            },
-        ),
-    )
-    out.add_asset(
-        "thumbnail",
-        pystac.Asset(
-            f"./{quicklook.name}",
-            "Quicklook (natural colour)",
-            media_type=pystac.MediaType.PNG,
-            roles=["thumbnail", "overview"],
-            extra_fields={"file:size": quicklook.stat().st_size},
-        ),
-    )
-    out.stac_extensions += ["https://stac-extensions.github.io/file/v2.1.0/schema.json"]
-    return out

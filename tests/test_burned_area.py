@@ -64,7 +64,7 @@ def test_http_pair_published_to_s3_with_a_burn_where_the_sample_put_it(
     assert {link.href for link in item.get_links("derived_from")} == {pre, post}
     assert item.properties["proj:code"] == "EPSG:32633" and item.properties["proj:shape"] == [732, 732]
     assert item.properties["start_datetime"] < item.properties["end_datetime"] == post_end(burn_pair[1])
-    assert item.assets["dnbr"].extra_fields["bands"][0]["nodata"] == "nan"
+    assert item.assets["dnbr"].extra_fields["raster:bands"][0]["nodata"] == "nan"
     assert len(item.assets["severity"].extra_fields["classification:classes"]) == 7
     assert rasters["severity"][np.isnan(rasters["dnbr"])].max() == 0
     found = artifacts_of(state)

@@ -15,10 +15,11 @@ from eoflows.local.s3 import LocalS3
 from eoflows.samples.landsat import QA, write_landsat
 from flows.downsample import downsample_flow
 from flows.run_cwl import run_cwl
+from tasks.data.geotiff import gdalinfo
 from tasks.data.stac_io import FsspecStacIO
 from tasks.data.staging import stage_out
 from tasks.data.storage import filesystem
-from tasks.downsample import downsample, gdalinfo, stage_in_url
+from tasks.downsample import downsample, stage_in_url
 from tests.conftest import serve
 
 
@@ -64,7 +65,8 @@ def test_outputs_keep_georeferencing_and_resample_by_band_kind(landsat: tuple[Pa
         assert met == gdalinfo(tif)
         item = pystac.Item.from_file(str(tif.with_name(tif.stem + ".json")))
         assert item.properties["proj:code"] == "EPSG:32610" and item.properties["proj:shape"] == [99, 100]
-        assert item.assets["data"].extra_fields["bands"][0]["statistics"]["maximum"] == met["bands"][0]["maximum"]
+        (band,) = item.assets["data"].extra_fields["raster:bands"]
+        assert band["statistics"]["maximum"] == met["bands"][0]["maximum"]
         assert {"thumbnail", "metadata"} <= set(item.assets)
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from tasks.data.eopf import Grid
+from tasks.data.grid import Grid
 from tasks.data.products_store import chunk_templates, create_store, encode_window, write_chunks, write_window
 
 GRID = Grid("EPSG:32632", 499980.0, 5000040.0, 10.0, 70, 50)  # 50 rows, 70 columns: edge chunks are partial

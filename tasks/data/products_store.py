@@ -23,7 +23,7 @@ from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.storage import MemoryStore
 
 from eoflows import __version__
-from tasks.data.eopf import Grid
+from tasks.data.grid import Grid
 from tasks.data.sentinel2 import stac_band_name
 from tasks.science.indices import COMPOSITES, INDICES, LONG_NAMES
 

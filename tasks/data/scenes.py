@@ -21,7 +21,8 @@ import pystac
 
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
-from tasks.data.eopf import Grid, check_l2a, crs_of, is_zarr, open_array, open_source, proj_crs
+from tasks.data.eopf import check_l2a, crs_of, is_zarr, open_array, open_source, proj_crs
+from tasks.data.grid import Grid
 from tasks.data.sentinel2 import SCL_GROUP, band_name, check_level2a
 from tasks.data.stac_io import io_error
 from tasks.data.storage import scheme, storage_options

@@ -1,7 +1,8 @@
-"""Reading and writing STAC JSON anywhere fsspec reaches, with errors that name the document and the cause."""
+"""Reading files, and reading and writing STAC JSON, anywhere fsspec reaches; errors name the file and the cause."""
 
 import json
 import socket
+from pathlib import Path
 from typing import Any
 
 import pystac
@@ -39,6 +40,15 @@ def read_bytes(href: str, storage: S3Storage | None = None, what: str = "file") 
     except EoflowsError:
         raise
     except Exception as exc:  # fsspec backends raise OSError, aiohttp and botocore errors alike
+        raise io_error(what, href, exc) from exc
+
+
+def download(href: str, path: Path, storage: S3Storage | None = None, what: str = "file") -> None:
+    """Copy the file at `href` (path or URL) to the local `path`."""
+    try:
+        fs, remote = filesystem(href, storage)
+        fs.get(remote, str(path))
+    except Exception as exc:
         raise io_error(what, href, exc) from exc
 
 

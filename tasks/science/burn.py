@@ -6,6 +6,7 @@ denominator. Severity classes are those of the USGS FIREMON table (Key & Benson 
 UN-SPIDER's burn severity recommended practice, on unscaled dNBR.
 """
 
+from collections.abc import Iterable
 from typing import Final
 
 import numpy as np
@@ -23,6 +24,8 @@ SEVERITY: Final = (
     (7, "high severity", 0.66),
 )
 SEVERITY_NODATA: Final = 0
+#: dNBR from which a pixel counts as burned: the lower bound of the low severity class.
+BURNED: Final = SEVERITY[3][2]
 SEVERITY_SOURCE: Final = (
     "Key, C. H., Benson, N. C. (2006). Landscape Assessment (LA): Sampling and analysis methods. USDA Forest "
     "Service RMRS-GTR-164-CD (FIREMON), as republished by UN-SPIDER (burn severity recommended practice); "
@@ -85,3 +88,14 @@ def colour(values: np.ndarray) -> np.ndarray:
     for code, rgb in SEVERITY_COLOURS.items():
         table[code] = (*rgb, 255)
     return table[classes]
+
+
+def summary(blocks: Iterable[np.ndarray]) -> dict[str, float | int | None]:
+    """Mean dNBR, valid pixels and burned share (dNBR >= `BURNED`) of the valid dNBR values, given block by block."""
+    total, count, burned = 0.0, 0, 0
+    for valid in blocks:
+        total += float(valid.sum(dtype=np.float64))
+        count += valid.size
+        burned += int((valid >= BURNED).sum())
+    return {"mean": round(total / count, 4) if count else None, "valid pixels": count,
+            "burned share": round(burned / count, 4) if count else None}  # fmt: skip

@@ -60,3 +60,13 @@ def assemble(sampling: Sampling, pieces: list[tuple[tuple[int, int], np.ndarray]
         h, w = piece.shape[1:]
         image[r0 : r0 + h, c0 : c0 + w] = np.moveaxis(piece, 0, -1)
     return image
+
+
+def browse_image(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Grey + alpha uint8 picture: valid values stretched between their 2nd and 98th percentiles."""
+    grey = np.zeros(values.shape, np.uint8)
+    if valid.any():
+        low, high = np.percentile(values[valid], (2, 98))
+        scaled = (values.astype(np.float64) - low) / (high - low if high > low else 1.0)
+        grey = np.clip(np.rint(scaled * 255), 0, 255).astype(np.uint8)
+    return np.dstack([grey, np.where(valid, 255, 0).astype(np.uint8)])
