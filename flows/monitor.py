@@ -33,6 +33,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks import saved_or_env
 from blocks.s3 import S3Storage
+from eoflows import __version__
 from eoflows.errors import InputError, RemoteRunError
 from eoflows.package import Package, Role
 from flows.packages import PACKAGES
@@ -182,7 +183,15 @@ def pairs_markdown(pairs: list[Pair], event: dt.date, max_cloud_cover: float | N
     return "\n".join(lines)
 
 
-@flow(name="monitor", task_runner=ThreadPoolTaskRunner(max_workers=64), validate_parameters=True)
+@flow(
+    name="monitor",
+    version=__version__,
+    description="Search a STAC API and run a package's deployment on each new item (or burned-area pre-/post-event "
+    "pair), skipping what is already published at the destination; a summary artifact lists found, skipped, "
+    "processed and failed runs.",
+    task_runner=ThreadPoolTaskRunner(max_workers=64),
+    validate_parameters=True,
+)
 def monitor(
     stac_api: str,
     package: PackageName,

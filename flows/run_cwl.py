@@ -17,6 +17,7 @@ from prefect import flow
 from blocks import saved_or_env
 from blocks.calrissian import CalrissianSettings
 from blocks.s3 import S3Storage
+from eoflows import __version__
 from eoflows.errors import InputError
 from tasks.cwl.cwltool_runner import run_cwl_with_cwltool
 from tasks.cwl.documents import CwlDocument, check_loads, fetch_cwl
@@ -52,7 +53,11 @@ def _inputs(inputs: dict[str, Any] | str, storage: S3Storage) -> dict[str, Any]:
     return loaded
 
 
-@flow(name="run-cwl", description="Run a CWL application package on Calrissian (Kubernetes) or with cwltool.")
+@flow(
+    name="run-cwl",
+    version=__version__,
+    description="Run a CWL application package on Calrissian (Kubernetes) or with cwltool.",
+)
 def run_cwl(
     cwl: str,
     inputs: dict[str, Any] | str = {},

@@ -2,6 +2,8 @@
 a process worker, the S3 server; and the Kubernetes side checked against the real Kubernetes schemas."""
 
 import asyncio
+import importlib
+import inspect
 import json
 import os
 import subprocess
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import s3fs
+import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter
 from prefect.client.schemas.schedules import CronSchedule
@@ -60,6 +63,19 @@ def test_deployment_run_with_a_process_worker(deployed: str, s3: LocalS3, sample
     published = fs.find(f"eoflows-results/deployed/{run_id}")
     assert f"eoflows-results/deployed/{run_id}/catalog.json" in published
     assert any(p.endswith("-processed.png") for p in published)
+
+
+def test_prefect_yaml_repeats_nothing_the_flows_declare(deployed: str) -> None:
+    """Descriptions, versions and parameter defaults come from the flows (the package declarations)."""
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    for entry in config["deployments"]:
+        module, name = entry["entrypoint"].split(":")
+        flow = getattr(importlib.import_module(module), name)
+        defaults = {p.name: p.default for p in inspect.signature(flow.fn).parameters.values()}
+        assert "version" not in entry and entry.get("description") != flow.description, entry["name"]
+        assert all(defaults.get(k, object()) != v for k, v in (entry.get("parameters") or {}).items()), entry["name"]
+        found = deployment(f"{flow.name}/{entry['name']}")
+        assert (found.version, found.description) == (flow.version, entry.get("description", flow.description))
 
 
 def test_a_bad_parameter_is_refused_before_any_worker_sees_it(deployed: str) -> None:
