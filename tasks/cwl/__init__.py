@@ -1,0 +1,1 @@
+"""CWL: exporting packages (OGC application packages), checking and loading documents, running them with cwltool."""

@@ -1,0 +1,1 @@
+"""Other systems eoflows talks to: Calrissian on Kubernetes, Dask Gateway, STAC APIs."""

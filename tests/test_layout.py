@@ -1,0 +1,106 @@
+"""The import rules of the layout (README, "Layout"), read from the code's own import statements.
+
+deployments -> flows -> tasks/<package> -> tasks/windows, tasks/cwl, tasks/remote -> tasks/data -> tasks/science
+Every layer may use eoflows' core (errors, package declarations) and blocks; nothing goes the other way.
+"""
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("eoflows", "flows", "tasks", "blocks", "deployments")
+STEP_MODULES = ("tasks.s2_indices", "tasks.burned_area", "tasks.downsample")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> list[tuple[str, bool]]:
+    """(module imported, whether at module level) for every import statement of a file."""
+    tree = ast.parse(path.read_text(), str(path))
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, id(node) in top) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found += [(f"{node.module}.{alias.name}", id(node) in top) for alias in node.names]
+    return found
+
+
+def code() -> dict[str, list[tuple[str, bool]]]:
+    """Every module of the project's packages and what it imports."""
+    return {module_name(p): imports(p) for package in PACKAGES for p in sorted((ROOT / package).rglob("*.py"))}
+
+
+def under(name: str, *prefixes: str) -> bool:
+    return any(name == p or name.startswith(f"{p}.") for p in prefixes)
+
+
+def rules(module: str) -> list[tuple[str, ...]]:
+    """Prefixes `module` must not import (project modules and third-party families)."""
+    forbidden: list[tuple[str, ...]] = []
+    if under(module, "tasks", "flows", "blocks", "eoflows.package", "eoflows.errors"):
+        forbidden.append(("deployments", "eoflows.cli", "eoflows.demo"))
+    if under(module, "tasks", "blocks", "eoflows.package", "eoflows.errors"):
+        forbidden.append(("flows",))
+    if under(module, "blocks", "eoflows.package", "eoflows.errors", "eoflows.samples"):
+        forbidden.append(("tasks.windows", "tasks.cwl", "tasks.remote", *STEP_MODULES))
+    if under(module, "blocks", "eoflows.package", "eoflows.errors"):
+        forbidden.append(("tasks",))
+    if under(module, "eoflows.package", "eoflows.errors"):
+        forbidden.append(("blocks",))
+    if under(module, "tasks.data", "tasks.cwl", "tasks.remote", "tasks.reporting", "tasks.windows"):
+        forbidden.append(STEP_MODULES)
+    if under(module, "tasks.data"):
+        forbidden.append(("tasks.windows", "tasks.cwl", "tasks.remote"))
+    return forbidden
+
+
+def broken(modules: dict[str, list[tuple[str, bool]]]) -> list[str]:
+    """Every import against the rules, as 'module imports name (the rule)'."""
+    found = []
+    for module, names in modules.items():
+        for name, top_level in names:
+            for forbidden in rules(module):
+                if under(name, *forbidden):
+                    found.append(f"{module} imports {name} (not allowed: {', '.join(forbidden)})")
+            if under(name, "eoflows.local") and not under(module, "eoflows.local", "eoflows.demo"):
+                found.append(f"{module} imports {name} (local servers are for the demo and the tests)")
+            if under(name, "eoflows.local") and module == "eoflows.demo" and top_level:
+                found.append(f"{module} imports {name} at module level (the demo imports its servers lazily)")
+            if under(module, "tasks.science"):
+                root = name.split(".")[0]
+                if root not in sys.stdlib_module_names and root != "numpy" and not under(name, "tasks.science"):
+                    found.append(f"{module} imports {name} (science is NumPy only: no Prefect, no I/O)")
+    return found
+
+
+def test_the_code_keeps_the_layering() -> None:
+    modules = code()
+    assert {"tasks.science.indices", "tasks.data.staging", "tasks.windows", "flows.build"} <= set(modules)
+    assert broken(modules) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "message"),
+    [
+        ("tasks.science.indices", "prefect.task", "science is NumPy only"),
+        ("tasks.science.burn", "zarr.open", "science is NumPy only"),
+        ("tasks.data.staging", "tasks.windows.run_windows", "not allowed"),
+        ("tasks.s2_indices", "flows.build.package_flow", "not allowed: flows"),
+        ("flows.run_cwl", "deployments.kubernetes.manifests", "not allowed: deployments"),
+        ("blocks.s3", "tasks.data.storage.join", "not allowed: tasks"),
+        ("flows.build", "eoflows.local.s3.local_s3", "local servers"),
+    ],
+)
+def test_an_import_against_the_rules_is_reported(module: str, name: str, message: str) -> None:
+    modules = code()
+    modules[module] = [*modules[module], (name, True)]
+    (problem,) = broken(modules)
+    assert problem.startswith(f"{module} imports {name}") and message in problem
