@@ -58,13 +58,16 @@ class Resources:
 
 @dataclass(frozen=True)
 class DaskSizes:
-    """Dask Gateway cluster a step asks for (the fields of Calrissian's `DaskGatewayRequirement`)."""
+    """Dask Gateway cluster a step asks for (the fields of Calrissian's `DaskGatewayRequirement`).
+
+    The defaults are what the Dask steps of eoflows ask: workers of 1 core (2 at most) and 4 GB, up to 8 cores.
+    """
 
     worker_cores: int = 1
-    worker_cores_limit: int = 1
+    worker_cores_limit: int = 2
     worker_memory: str = "4G"
-    cluster_max_cores: int = 4
-    cluster_max_memory: str = "16G"
+    cluster_max_cores: int = 8
+    cluster_max_memory: str = "32G"
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,7 @@ S2_INDICES = Package(
     ),
     stage_in=Step("stage-in", stage_in_eopf, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
     compute=Step(
-        "compute",
-        compute_indices,
-        Resources(cores=(2, 2), ram_mb=(2048, 2048)),
-        dask=DaskSizes(
-            worker_cores=1, worker_cores_limit=2, worker_memory="4G", cluster_max_cores=8, cluster_max_memory="32G"
-        ),
-        network=True,
+        "compute", compute_indices, Resources(cores=(2, 2), ram_mb=(2048, 2048)), dask=DaskSizes(), network=True
     ),
     stage_out=Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True),
     feed=Feed(("item",)),
