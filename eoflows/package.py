@@ -199,6 +199,8 @@ class Package:
     def __post_init__(self) -> None:
         self.params  # noqa: B018 - fail at import time on conflicting declarations
         names = {p.name for p in self.params}
+        if len({s.name for s in self.steps}) < 3:
+            raise TypeError(f"package {self.name!r}: its steps need three names (CLI commands, CWL tool ids)")
         if self.feed and not set(self.feed.inputs) <= names:
             raise TypeError(f"package {self.name!r}: feed inputs {self.feed.inputs} are not all parameters")
 

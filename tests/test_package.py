@@ -100,6 +100,11 @@ def test_conflicting_declarations_are_refused() -> None:
         Package("bad", "Bad", "Bad.", Step("fetch", fetch), Step("smooth", smooth), Step("other", other))
 
 
+def test_steps_have_their_own_names() -> None:
+    with pytest.raises(TypeError, match="package 'toy': its steps need three names"):
+        toy(Step("fetch", smooth))
+
+
 def test_undocumented_parameters_are_refused() -> None:
     def bare(input: StagedDir, output: OutputDir, k: int = 1) -> Path:
         """No args section."""
