@@ -12,6 +12,7 @@ with local_stac_api([item_json, ...]) as api:
 
 import json
 import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -34,7 +35,8 @@ class LocalStacApi:
 
     def start(self) -> None:
         """Start the server with the current items; wait until it answers."""
-        rustac = shutil.which("rustac") or str(Path(__file__).parents[1] / ".venv" / "bin" / "rustac")
+        beside = Path(sys.executable).with_name("rustac")  # installed with this Python (dev extra)
+        rustac = str(beside) if beside.exists() else shutil.which("rustac") or "rustac"
         command = [rustac, "serve", "--addr", f"127.0.0.1:{self.port}", "--create-collections", *map(str, self.items)]
         self._stack.enter_context(http_process(command, f"{self.url}/", "rustac serve", log=self._log))
 
