@@ -20,12 +20,12 @@ Where windows run (`placement`), in order:
 
 import ctypes
 import os
+import queue
 import resource
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import as_completed as futures_completed
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +34,6 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.futures import PrefectFuture
-from prefect.futures import as_completed as prefect_completed
 
 from blocks.dask_gateway import DaskGatewaySettings
 from tasks.reporting import progress, report_table
@@ -156,11 +155,14 @@ def placement(dask: DaskGatewaySettings | None) -> Iterator[Placement]:
         yield Placement(lambda job, window: pool.submit(measured, job, window), f"{n} local threads", False)
 
 
-def _results(futures: list) -> Iterator[Ran]:
-    """The futures' results as they complete; the first failed window raises its error."""
-    completed = prefect_completed if futures and isinstance(futures[0], PrefectFuture) else futures_completed
-    for future in completed(futures):
-        yield future.result()
+def _taken(future: Future | PrefectFuture) -> Ran:
+    """A finished window's measured result; a Dask future is released at once (its worker drops the result)."""
+    try:
+        return future.result()
+    finally:
+        release = getattr(getattr(future, "wrapped_future", None), "release", None)  # a Prefect future's Dask future
+        if release is not None:
+            release()
 
 
 def run_windows(
@@ -172,18 +174,29 @@ def run_windows(
 ) -> Usage:
     """Run `job` on every window where `place` puts it; `write` each result here as it returns; the usage.
 
-    On the first failure (or an interruption) the windows not yet done are cancelled and the error raised.
+    Each window's future is let go of as soon as its result is taken, so no result outlives its `write`, here or
+    on a Dask worker. On the first failure (or an interruption) the windows not yet done are cancelled and the
+    error raised.
     """
     usage = Usage(place.where)
-    futures = [place.submit(job, window) for window in windows]
+    finished: queue.SimpleQueue[int] = queue.SimpleQueue()  # ids of the futures done, as they finish
+    pending: dict[int, Future | PrefectFuture] = {}
+
+    def track(future: Future | PrefectFuture) -> None:
+        pending[id(future)] = future
+        future.add_done_callback(lambda done: finished.put(id(done)))
+
     try:
-        with progress(len(futures), description) as advance:
-            for ran in _results(futures):
+        for window in windows:
+            track(place.submit(job, window))
+        with progress(len(pending), description) as advance:
+            while pending:
+                ran = _taken(pending.pop(finished.get()))
                 write(ran.result)
                 usage.add(ran)
                 advance()
     except BaseException:
-        for future in futures:
+        for future in pending.values():
             getattr(future, "wrapped_future", future).cancel()  # a Prefect future wraps the runner's own
         raise
     return usage

@@ -1,0 +1,51 @@
+"""The window runner: tiling, writing results as they return (and letting them go), cancelling on a failure."""
+
+import threading
+import weakref
+
+import numpy as np
+import pytest
+
+from tasks.windows import placement, run_windows, tiles
+
+
+def test_tiles_cover_the_grid_once() -> None:
+    found = tiles(5, 7, (2, 3))
+    assert len(found) == 9 and found[0] == (slice(0, 2), slice(0, 3)) and found[-1] == (slice(4, 5), slice(6, 7))
+    covered = np.zeros((5, 7), int)
+    for rows, cols in found:
+        covered[rows, cols] += 1
+    assert (covered == 1).all()
+
+
+def test_each_result_is_written_once_and_let_go_before_the_next() -> None:
+    written, alive = [], []
+
+    def write(result: np.ndarray) -> None:
+        assert not [ref for ref in alive if ref() is not None]  # no earlier result outlived its write
+        alive.append(weakref.ref(result))
+        written.append(float(result[0]))
+
+    with placement(None) as place:
+        assert not place.remote and place.where.endswith("local threads")
+        usage = run_windows(place, lambda w: np.full(100_000, w, np.float64), range(12), write, "test windows")
+    assert sorted(written) == list(range(12))
+    assert usage.windows == 12 and usage.workers == {"this process"} and usage.cpu >= 0
+
+
+def test_a_failing_window_cancels_the_windows_not_started() -> None:
+    started, release = [], threading.Event()
+
+    def job(window: int) -> int:
+        started.append(window)
+        if window == 0:
+            raise ValueError("window 0 is broken")
+        release.wait(30)
+        return window
+
+    with placement(None) as place, pytest.raises(ValueError, match="window 0 is broken"):
+        try:
+            run_windows(place, job, range(20), lambda result: None, "test windows")
+        finally:
+            release.set()
+    assert len(started) < 20  # the queued windows never ran
