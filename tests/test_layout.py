@@ -84,7 +84,8 @@ def broken(modules: dict[str, list[tuple[str, bool]]]) -> list[str]:
 def test_the_code_keeps_the_layering() -> None:
     modules = code()
     assert {"tasks.science.indices", "tasks.data.staging", "tasks.windows", "flows.build"} <= set(modules)
-    assert broken(modules) == []
+    problems = broken(modules)
+    assert not problems, "imports against the layering rules (README, Layout):\n" + "\n".join(problems)
 
 
 @pytest.mark.parametrize(
