@@ -16,7 +16,6 @@ package's deployment (`run_deployment`, visible in the UI, spread over the pool'
 import datetime as dt
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -37,6 +36,7 @@ from eoflows import __version__
 from eoflows.errors import InputError, RemoteRunError
 from eoflows.package import Package, Role
 from flows.packages import PACKAGES
+from tasks.data.names import file_name
 from tasks.data.storage import filesystem, join
 from tasks.remote.stac_search import Pair, choose_pairs, property_filter, search, time_window
 from tasks.reporting import progress, report_markdown
@@ -103,7 +103,7 @@ def units(package: Package, items: list[pystac.Item], pairs: list[Pair], asset: 
     made = []
     for group in groups:
         key = "_".join(i.id for i in group)
-        run_id = f"{re.sub(r'[^A-Za-z0-9._-]', '-', key)}_{tag}"
+        run_id = f"{file_name(key)}_{tag}"
         try:
             made.append(Unit(key, group, _inputs(package, group, asset), run_id))
         except InputError as e:

@@ -21,6 +21,7 @@ from eoflows.errors import InputError
 from eoflows.package import OutputDir, StagedDir
 from tasks.data.geotiff import block_values, open_tiled, overview, to_cog, write_window
 from tasks.data.grid import Grid
+from tasks.data.names import file_name, inside
 from tasks.data.png import png_bytes
 from tasks.data.scenes import Scene, open_scene, overlap, read_on_grid
 from tasks.data.sentinel2 import SCL_CLASSES, check_level2a
@@ -173,7 +174,8 @@ def compute_burned_area(
         raise InputError(f"pre-event item {pre_href!r} does not overlap the grid of post-event item {post_href!r}")
     log = logger()
     out_id = f"{post_item.id}-burned-area"
-    folder = output / out_id
+    name = file_name(out_id)
+    folder = inside(output, output / name, f"output of item {post_item.id!r}")
     folder.mkdir(parents=True, exist_ok=True)
     windows = plan_windows(grid)
     log.info("Computing dNBR (%s, %s) of %s -> %s on the %d x %d grid of %s (%s, %g m), %d windows%s",
@@ -182,17 +184,17 @@ def compute_burned_area(
     if covered < 0.999:
         log.warning("The pre-event scene covers %.0f%% of the post-event grid; the rest is no data", covered * 100)
     t0 = time.perf_counter()
-    paths = {name: folder / f"{out_id}-{name}.tif" for name in ("dnbr", "severity") if severity or name == "dnbr"}
+    paths = {key: folder / f"{name}-{key}.tif" for key in ("dnbr", "severity") if severity or key == "dnbr"}
     with removed_on_failure(folder, f"compute of dNBR {pre_item.id} -> {post_item.id}"):
         job = BurnJob(pre, post, grid, nir_band, classes, resampling, severity)
         with placement(dask) as place:
             log.info("Windows run on %s", place.where)
             usage = _write_windows(place, job, windows, folder)
-        for name in paths:
-            tiled = folder / f".{name}.tiled.tif"
-            to_cog(tiled, paths[name], "AVERAGE" if name == "dnbr" else "MODE")
+        for key in paths:
+            tiled = folder / f".{key}.tiled.tif"
+            to_cog(tiled, paths[key], "AVERAGE" if key == "dnbr" else "MODE")
             tiled.unlink()
-        thumbnail = folder / f"{out_id}.png"
+        thumbnail = folder / f"{name}.png"
         thumbnail.write_bytes(png_bytes(colour(overview(paths["dnbr"]))))  # dNBR by severity class
         stats = summary(block_values(paths["dnbr"]))
         result = burned_area_item(pre_item, post_item, pre_href, post_href, out_id, grid, paths, thumbnail, nir,

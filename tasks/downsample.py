@@ -18,6 +18,7 @@ from blocks.s3 import S3Storage
 from eoflows.errors import InputError
 from eoflows.package import OutputDir, StagedDir
 from tasks.data.geotiff import footprint, gdalinfo, open_raster, read_resized, write_resized
+from tasks.data.names import file_name, inside
 from tasks.data.png import png_bytes
 from tasks.data.stac_io import download
 from tasks.data.stac_items import downsampled_item, staged_raster_item
@@ -38,12 +39,13 @@ def stage_in_url(url: str, output: OutputDir, storage: S3Storage | None = None) 
         storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
     """
     href = url if "://" in url else str(Path(url).absolute())
-    name = Path(href.split("?")[0]).stem
-    if not name:
+    remote_name = Path(href.split("?")[0]).name
+    name = Path(remote_name).stem
+    if not name or name in (".", ".."):
         raise InputError(f"url {url!r}: no file name in it")
-    folder = output / name
+    folder = inside(output, output / file_name(name), f"staged folder of url {url!r}")
     folder.mkdir(parents=True, exist_ok=True)
-    local = folder / Path(href.split("?")[0]).name
+    local = folder / file_name(remote_name)
     logger().info("Downloading %s", href)
     with removed_on_failure(folder, f"stage-in of {url}"):
         download(href, local, storage, "url")
@@ -76,8 +78,9 @@ def downsample(
     source_path = Path(item.assets["data"].get_absolute_href())
     via = item.get_single_link("via")
     source = via.href if via else str(source_path)
-    name = f"{item.id}_downsampled"
-    folder = output / name
+    out_id = f"{item.id}_downsampled"
+    name = file_name(out_id)
+    folder = inside(output, output / name, f"output of item {item.id!r}")
     log = logger()
     with open_raster(source_path, f"staged raster {str(source_path)!r}") as src:
         if width > src.width:
@@ -98,7 +101,7 @@ def downsample(
             info = gdalinfo(tif)
             met = folder / f"{name}.met.json"
             met.write_text(json.dumps(info, indent=2))
-            result = downsampled_item(item, name, tif, png, met, info, source, method)
+            result = downsampled_item(item, out_id, tif, png, met, info, source, method)
             write_catalog([result], output, "processing-results", f"downsample results of {item.id}")
     log.info("Wrote %s (%d x %d), its browse image and metadata", tif.name, out_w, out_h)
     return output

@@ -18,6 +18,7 @@ from blocks.s3 import S3Storage
 from eoflows.errors import InputError
 from eoflows.package import OutputDir, StagedDir
 from tasks.data.eopf import EopfSource, check_l2a, open_source
+from tasks.data.names import file_name, inside
 from tasks.data.png import png_bytes
 from tasks.data.products_store import chunk_templates, create_store, encode_window, write_chunks, write_window
 from tasks.data.stac_io import read_item
@@ -110,8 +111,9 @@ def compute_indices(
     )
     grid = source.grid
     out_id = f"{item.id}-processed"
-    folder = output / out_id
-    store = folder / f"{out_id}.zarr"
+    name = file_name(out_id)
+    folder = inside(output, output / name, f"output of item {item.id!r}")
+    store = folder / f"{name}.zarr"
     folder.mkdir(parents=True, exist_ok=True)
     windows = tiles(grid.height, grid.width, source.chunk)  # one per input chunk of the finest band
     sampling = Sampling.fit(grid.height, grid.width)
@@ -137,7 +139,7 @@ def compute_indices(
         with warnings.catch_warnings():  # consolidated metadata is not (yet) in the Zarr v3 spec; xarray reads it
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             zarr.consolidate_metadata(str(store))
-        quicklook = folder / f"{out_id}.png"
+        quicklook = folder / f"{name}.png"
         quicklook.write_bytes(png_bytes(assemble(sampling, pieces)))
         result = indices_item(item, href, grid, out_id, products, store, quicklook)
         write_catalog([result], output, "processing-results", f"s2-indices results of {item.id}")

@@ -19,13 +19,33 @@ from pathlib import Path
 import pystac
 from fsspec.callbacks import Callback
 from prefect.runtime import flow_run
+from pystac.layout import CustomLayoutStrategy
 
 from blocks.s3 import S3Storage
 from eoflows.errors import EoflowsError, InputError, StageError
 from eoflows.package import StagedDir
+from tasks.data.names import check_run_id, file_name, inside
 from tasks.data.stac_io import SOURCE_REL, FsspecStacIO, io_error
 from tasks.data.storage import filesystem, join, scheme
 from tasks.reporting import logger, progress
+
+
+def _item_href(item: pystac.Item, parent_dir: str) -> str:
+    name = file_name(item.id)
+    return join(parent_dir, name, f"{name}.json")
+
+
+#: Where items go under a catalog's folder: <name>/<name>.json, the name made from the item id by `file_name`.
+LAYOUT = CustomLayoutStrategy(item_func=_item_href)
+
+
+def lay_out(catalog: pystac.Catalog, root: str) -> None:
+    """Set the hrefs of `catalog` (at root/catalog.json) and its items (`LAYOUT`); `root` is a folder or URL.
+
+    The root is given with a final slash: pystac would take a last part with a dot (a run id 2025.06.01) for
+    a file name and lay the catalog out in its parent.
+    """
+    catalog.normalize_hrefs(root.rstrip("/") + "/", strategy=LAYOUT)
 
 
 def write_catalog(items: list[pystac.Item], folder: Path, catalog_id: str, description: str) -> Path:
@@ -33,7 +53,9 @@ def write_catalog(items: list[pystac.Item], folder: Path, catalog_id: str, descr
     catalog = pystac.Catalog(id=catalog_id, description=description)
     for item in items:
         catalog.add_item(item)
-    catalog.normalize_hrefs(str(folder.absolute()))
+    lay_out(catalog, str(folder.absolute()))
+    for item in items:
+        inside(folder, Path(item.get_self_href()), f"item {item.id!r}")
     catalog.save(pystac.CatalogType.SELF_CONTAINED)
     return folder / "catalog.json"
 
@@ -96,7 +118,7 @@ def stage_out(input: StagedDir, destination: str, run_id: str | None = None, sto
         raise InputError(f"destination {destination!r}: expected a local folder or an s3://bucket/prefix URL")
     if scheme(destination) == "file":
         destination = str(Path(destination.removeprefix("file://")).absolute())
-    target = join(destination, run_id or default_run_id())
+    target = join(destination, check_run_id(run_id) if run_id else default_run_id())
     catalog_uri = join(target, "catalog.json")
     items = staged_items(input)
     catalog = pystac.Catalog.from_file(str(input / "catalog.json"))
@@ -155,7 +177,7 @@ def _rewrite_hrefs(catalog: pystac.Catalog, folder: Path, target: str) -> None:
             local = Path(asset.get_absolute_href() or asset.href)
             if local.is_absolute() and local.resolve().is_relative_to(folder):
                 asset.href = join(target, *local.resolve().relative_to(folder).parts)
-    catalog.normalize_hrefs(target)
+    lay_out(catalog, target)
     catalog.catalog_type = pystac.CatalogType.ABSOLUTE_PUBLISHED
 
 
