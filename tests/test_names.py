@@ -79,7 +79,8 @@ def test_s2_indices_with_any_item_id(item_id: str, sample_item: Path, tmp_path: 
 
 
 def test_burned_area_and_downsample_with_hostile_ids(burn_pair: tuple[Path, Path], tmp_path: Path) -> None:
-    pre, post = (relabel(p, i, tmp_path / "source") for p, i in zip(burn_pair, ("../../pre", "/tmp/abs-post"), strict=True))
+    pre, post = (relabel(path, new_id, tmp_path / "source")
+                 for path, new_id in zip(burn_pair, ("../../pre", "/tmp/abs-post"), strict=True))  # fmt: skip
     staged = stage_in_pair(str(pre), str(post), tmp_path / "work" / "staged")
     out = compute_burned_area(staged, tmp_path / "work" / "out")
     item = published_item(stage_out(out, str(tmp_path / "dest"), run_id="2025.06.01"))
