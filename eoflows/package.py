@@ -23,6 +23,7 @@ A package is three steps, as an EO application package: `stage_in` (references -
 import inspect
 import types
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
@@ -138,6 +139,10 @@ class Step:
     resources: Resources = field(default_factory=Resources)
     dask: DaskSizes | None = None
     network: bool = False
+    #: A context manager taking some of the step's inputs and settings (by name), that a flow enters before its
+    #: first step and leaves after its last: what the step will need, checked and held before any work (the
+    #: stage-out step: the destination checked and its run folder claimed).
+    hold: Callable[..., AbstractContextManager[Any]] | None = None
 
     @cached_property
     def params(self) -> tuple[Param, ...]:

@@ -7,7 +7,9 @@ runner (in Prefect's run context) is the Dask task runner chosen in `flows.runne
 submits (`tasks.windows`) run on that cluster.
 """
 
+import inspect
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -58,9 +60,13 @@ def load_settings(package: Package, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_package(package: Package, tasks: dict[str, Task], values: dict[str, Any], settings: dict[str, Any]) -> Any:
-    """Run the steps of `package` in a temporary work folder; return the last step's result."""
+    """Run the steps of `package` in a temporary work folder, holding what the steps hold; the last step's result."""
     log = get_run_logger()
-    with tempfile.TemporaryDirectory(prefix=f"eoflows-{package.name}-") as work:
+    with ExitStack() as held, tempfile.TemporaryDirectory(prefix=f"eoflows-{package.name}-") as work:
+        for step in package.steps:
+            if step.hold is not None:
+                names = inspect.signature(step.hold).parameters
+                held.enter_context(step.hold(**{n: settings[n] if n in settings else values.get(n) for n in names}))
         result: Any = None
         for step in package.steps:
             kwargs = {}

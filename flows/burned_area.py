@@ -9,7 +9,7 @@ eoflows run burned-area --pre-item https://.../S2B_10TFK_20210713_0_L2A \
 from eoflows.package import DaskSizes, Feed, Package, Resources, Step
 from flows.build import package_flow
 from tasks.burned_area import compute_burned_area, stage_in_pair
-from tasks.data.staging import stage_out
+from tasks.data.staging import claim_destination, stage_out
 
 BURNED_AREA = Package(
     name="burned-area",
@@ -23,7 +23,9 @@ BURNED_AREA = Package(
     compute=Step(
         "compute", compute_burned_area, Resources(cores=(2, 2), ram_mb=(2048, 2048)), dask=DaskSizes(), network=True
     ),
-    stage_out=Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True),
+    stage_out=Step(
+        "stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True, hold=claim_destination
+    ),
     feed=Feed(("pre_item", "post_item")),
     examples={
         "pre_item": "https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2B_10TFK_20210713_0_L2A",

@@ -7,7 +7,7 @@ eoflows run downsample --url https://.../LC08_L2SP_..._QA_PIXEL.TIF --destinatio
 
 from eoflows.package import Feed, Package, Resources, Step
 from flows.build import package_flow
-from tasks.data.staging import stage_out
+from tasks.data.staging import claim_destination, stage_out
 from tasks.downsample import downsample, stage_in_url
 
 DOWNSAMPLE = Package(
@@ -20,7 +20,9 @@ DOWNSAMPLE = Package(
     ),
     stage_in=Step("stage-in", stage_in_url, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
     compute=Step("compute", downsample, Resources(cores=(1, 1), ram_mb=(1024, 1024))),
-    stage_out=Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
+    stage_out=Step(
+        "stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True, hold=claim_destination
+    ),
     feed=Feed(("url",), asset=True),
     examples={
         "url": "https://landsatlook.usgs.gov/data/collection02/level-2/standard/oli-tirs/2021/044/033/"

@@ -7,7 +7,7 @@ eoflows run s2-indices --item https://.../items/S2A_MSIL2A_... --destination s3:
 
 from eoflows.package import DaskSizes, Feed, Package, Resources, Step
 from flows.build import package_flow
-from tasks.data.staging import stage_out
+from tasks.data.staging import claim_destination, stage_out
 from tasks.s2_indices import compute_indices, stage_in_eopf
 
 S2_INDICES = Package(
@@ -22,7 +22,9 @@ S2_INDICES = Package(
     compute=Step(
         "compute", compute_indices, Resources(cores=(2, 2), ram_mb=(2048, 2048)), dask=DaskSizes(), network=True
     ),
-    stage_out=Step("stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True),
+    stage_out=Step(
+        "stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True, hold=claim_destination
+    ),
     feed=Feed(("item",)),
     examples={
         "item": "https://stac.core.eopf.eodc.eu/collections/sentinel-2-l2a/items/"

@@ -118,6 +118,6 @@ def test_bad_input_is_refused_clearly_and_nothing_is_published(landsat: tuple[Pa
     downsample(tmp_path / "in", tmp_path / "out")
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    with pytest.raises(EoflowsError, match=r"destination '.*a-file/run'"):
+    with pytest.raises(EoflowsError, match=r"destination '.*a-file': '.*a-file' is a file, not a folder"):
         stage_out(tmp_path / "out", str(blocker), run_id="run")
     assert blocker.read_text() == "x"

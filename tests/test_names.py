@@ -124,5 +124,6 @@ def test_escaping_run_ids_are_refused_and_nothing_is_written(run_id: str, sample
     done = eoflows("run", "s2-indices", "--item", str(sample_item), "--destination", str(dest), "--run-id", run_id,
                    "--products", "ndvi")  # fmt: skip
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith(f"eoflows: error: run_id {run_id!r}: expected one path")
+    assert f"eoflows: error: run_id {run_id!r}: expected one path segment" in done.stderr
+    assert "Beginning flow run" in done.stderr and "Step stage-in" not in done.stderr  # refused before any step
     assert not files_under(tmp_path)

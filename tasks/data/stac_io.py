@@ -10,7 +10,7 @@ from pystac.stac_io import StacIO
 
 from blocks.s3 import S3Storage
 from eoflows.errors import EoflowsError, InputError, StageError, root_cause
-from tasks.data.storage import filesystem
+from tasks.data.storage import filesystem, scheme
 
 #: Link relation recording where an item was read from.
 SOURCE_REL = "via"
@@ -106,7 +106,8 @@ class FsspecStacIO(StacIO):
         href = str(dest)
         try:
             fs, path = filesystem(href, self.storage)
-            fs.makedirs(fs._parent(path), exist_ok=True)
+            if scheme(href) == "file":  # object stores have no folders (and s3fs would create a missing bucket)
+                fs.makedirs(fs._parent(path), exist_ok=True)
             with fs.open(path, "w") as f:
                 f.write(txt)
         except Exception as exc:

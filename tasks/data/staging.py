@@ -4,9 +4,9 @@
 <folder>/catalog.json              catalog, links relative
 <folder>/<item-id>/<item-id>.json  each item; assets next to it or absolute hrefs (Zarr read in place)
 ```
-Stage-out publishes such a folder atomically: data files first, then the items (hrefs rewritten to the
-destination), `catalog.json` last. A failed publish removes what it had uploaded, so a `catalog.json` at a
-destination always means a complete result.
+Stage-out publishes such a folder into DESTINATION/RUN_ID/, which it holds alone (`tasks.data.run_folders`):
+data files first, then the items (hrefs rewritten to the destination), `catalog.json` last. A failed publish
+removes exactly what it wrote, so a `catalog.json` at a destination always means a complete result.
 """
 
 import datetime as dt
@@ -24,9 +24,10 @@ from pystac.layout import CustomLayoutStrategy
 from blocks.s3 import S3Storage
 from eoflows.errors import EoflowsError, InputError, StageError
 from eoflows.package import StagedDir
-from tasks.data.names import check_run_id, file_name, inside
+from tasks.data.names import file_name, inside
+from tasks.data.run_folders import RunFolder, claim_run_folder, new_token
 from tasks.data.stac_io import SOURCE_REL, FsspecStacIO, io_error
-from tasks.data.storage import filesystem, join, scheme
+from tasks.data.storage import join
 from tasks.reporting import logger, progress
 
 
@@ -105,6 +106,22 @@ class _Advance(Callback):
             self._advance()
 
 
+def run_token() -> str:
+    """Who claims a run folder: the Prefect flow run (its steps share the claim), else this one call."""
+    return flow_run.get_id() or new_token()
+
+
+def claim_destination(destination: str, run_id: str | None = None, storage: S3Storage | None = None):
+    """Check the destination and claim its run folder before any work (a flow holds it for its whole run).
+
+    Args:
+        destination: Local folder or s3://bucket/prefix.
+        run_id: Sub-folder of the destination for this run; default the Prefect flow run id.
+        storage: S3 endpoint and credentials.
+    """
+    return claim_run_folder(destination, run_id or default_run_id(), storage, run_token())
+
+
 def stage_out(input: StagedDir, destination: str, run_id: str | None = None, storage: S3Storage | None = None) -> str:
     """Publish a results catalog to a local folder or S3, catalog.json last; return the catalog URI.
 
@@ -114,48 +131,48 @@ def stage_out(input: StagedDir, destination: str, run_id: str | None = None, sto
         run_id: Sub-folder of the destination for this run; default the Prefect flow run id (or a timestamp).
         storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
     """
-    if scheme(destination) not in ("file", "s3"):
-        raise InputError(f"destination {destination!r}: expected a local folder or an s3://bucket/prefix URL")
-    if scheme(destination) == "file":
-        destination = str(Path(destination.removeprefix("file://")).absolute())
-    target = join(destination, check_run_id(run_id) if run_id else default_run_id())
-    catalog_uri = join(target, "catalog.json")
     items = staged_items(input)
     catalog = pystac.Catalog.from_file(str(input / "catalog.json"))
     stac_files = {Path(item.get_self_href()).resolve() for item in items} | {(input / "catalog.json").resolve()}
     data = sorted(p for p in input.rglob("*") if p.is_file() and p.resolve() not in stac_files)
-    remote = [join(target, *p.relative_to(input).parts) for p in data]
     log = logger()
-    fs, target_path = filesystem(target, storage)
-    try:
-        if fs.exists(fs._strip_protocol(catalog_uri)):
-            raise StageError(f"destination {target!r}: already holds a published catalog; choose another run_id")
-        existed = fs.exists(target_path)
-    except EoflowsError:
-        raise
-    except Exception as exc:
-        raise io_error("destination", target, exc) from exc
-    log.info("Publishing %d files of %s to %s", len(data), input, target)
-    try:
-        with progress(len(data) + len(items) + 1, f"publishing to {target}") as advance:
-            for parent in sorted({fs._parent(fs._strip_protocol(r)) for r in remote}):
-                fs.makedirs(parent, exist_ok=True)
-            if data:
-                fs.put([str(p) for p in data], [fs._strip_protocol(r) for r in remote], callback=_Advance(advance))
-            _rewrite_hrefs(catalog, input.resolve(), target)
-            io = FsspecStacIO(storage)
-            for item in catalog.get_items(recursive=True):
-                item.save_object(include_self_link=True, stac_io=io)
-                advance()
-            catalog.save_object(include_self_link=True, stac_io=io)  # the publish step: last
-            advance()
-    except BaseException as exc:
-        _remove(fs, target_path if not existed else [fs._strip_protocol(r) for r in remote])
-        if isinstance(exc, EoflowsError) or not isinstance(exc, Exception):
+    with claim_destination(destination, run_id, storage) as folder:
+        if folder.published():
+            raise StageError(f"destination {folder.uri!r}: already holds a published catalog; choose another run_id")
+        log.info("Publishing %d files of %s to %s", len(data), input, folder.uri)
+        try:
+            _publish(folder, input, catalog, data, FsspecStacIO(storage))
+        except EoflowsError:
             raise
-        raise io_error("destination", target, exc) from exc
+        except Exception as exc:
+            raise io_error("destination", folder.uri, exc) from exc
+    catalog_uri = join(folder.uri, "catalog.json")
     log.info("Published %s", catalog_uri)
     return catalog_uri
+
+
+def _publish(folder: RunFolder, input: Path, catalog: pystac.Catalog, data: list[Path], io: FsspecStacIO) -> None:
+    """Data files first, then the items (hrefs rewritten to the run folder), catalog.json last."""
+    items = list(catalog.get_items(recursive=True))
+    remote = [folder.fs_path(*p.relative_to(input).parts) for p in data]
+    with progress(len(data) + len(items) + 1, f"publishing to {folder.uri}") as advance:
+        for path in remote:
+            folder.will_write(path)
+        if folder.local:
+            for parent in sorted({str(Path(r).parent) for r in remote}):
+                Path(parent).mkdir(parents=True, exist_ok=True)
+        if data:
+            folder.fs.put([str(p) for p in data], remote, callback=_Advance(advance))
+        _rewrite_hrefs(catalog, input.resolve(), folder.uri)
+        for item in items:
+            folder.will_write(folder.fs._strip_protocol(item.get_self_href()))
+            item.save_object(include_self_link=True, stac_io=io)
+            advance()
+        if folder.lost.is_set():
+            raise StageError(f"destination {folder.uri!r}: another attempt took over the run folder; not published")
+        folder.will_write(folder.fs_path("catalog.json"))
+        catalog.save_object(include_self_link=True, stac_io=io)  # the publish step: last
+        advance()
 
 
 @contextmanager
@@ -179,17 +196,3 @@ def _rewrite_hrefs(catalog: pystac.Catalog, folder: Path, target: str) -> None:
                 asset.href = join(target, *local.resolve().relative_to(folder).parts)
     lay_out(catalog, target)
     catalog.catalog_type = pystac.CatalogType.ABSOLUTE_PUBLISHED
-
-
-def _remove(fs, paths: str | list[str]) -> None:
-    """Best-effort removal of what a failed publish wrote."""
-    try:
-        if isinstance(paths, str):
-            if fs.exists(paths):
-                fs.rm(paths, recursive=True)
-        else:
-            for path in paths:
-                if fs.exists(path):
-                    fs.rm(path)
-    except Exception as exc:  # cleanup must not hide the original error
-        logger().warning("Could not remove partial upload at %s: %s", paths, exc)
