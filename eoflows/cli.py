@@ -11,9 +11,10 @@ import re
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_origin
 
 import yaml
 from cyclopts import App, CycloptsError, Parameter
@@ -22,6 +23,8 @@ from prefect import Flow
 from eoflows import __version__
 from eoflows.errors import EoflowsError, InputError
 from eoflows.package import Package, Param, Role, Step, settings_class, with_signature
+
+INTERNAL_ERROR = 3  # exit status of a bug (1: bad input or an unusable location, 2: a malformed command line)
 
 app = App(
     name="eoflows",
@@ -43,6 +46,13 @@ for sub in (run_app, step_app, sample_app, gateway_app, k8s_app, cwl_app):
     app.command(sub)
 
 
+def _option(p: Param) -> Param:
+    """`p` as a command-line option: a list takes several values after one flag (--products ndvi rgb) or repeats."""
+    if get_origin(p.annotation) is list:
+        return replace(p, annotation=Annotated[p.annotation, Parameter(consume_multiple=True)])
+    return p
+
+
 def _command(name: str, params: list[Param], doc: str, body: Callable[..., Any]) -> Callable[..., Any]:
     """A CLI function with keyword-only `params` (options) that prints what `body` returns."""
 
@@ -51,7 +61,7 @@ def _command(name: str, params: list[Param], doc: str, body: Callable[..., Any])
         if result is not None:
             print(result)
 
-    return with_signature(command, name, params, doc, None)
+    return with_signature(command, name, [_option(p) for p in params], doc, None)
 
 
 def step_command(step: Step) -> Callable[..., Any]:
@@ -436,7 +446,7 @@ def _one_line(error: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: run the command; errors become one line on stderr and exit status 1 (usage errors 2)."""
+    """Entry point: run the command; errors become one line on stderr and exit status 1 (usage errors 2, bugs 3)."""
     log = logging.getLogger("eoflows")  # outside Prefect runs, steps log here (tasks.logs)
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -453,6 +463,11 @@ def main(argv: list[str] | None = None) -> int:
     except EoflowsError as error:
         print(f"eoflows: error: {_one_line(error)}", file=sys.stderr)
         return 1
+    except Exception as error:  # a bug: the whole traceback, and a status of its own
+        log.exception("internal error")
+        print(f"eoflows: internal error (a bug in eoflows, traceback above): {type(error).__name__}: "
+              f"{_one_line(error)}", file=sys.stderr)  # fmt: skip
+        return INTERNAL_ERROR
     return 0
 
 

@@ -9,18 +9,19 @@ prefect deployment run 'run-cwl/local' -p cwl=s2-indices -p inputs='{"item": "..
 import asyncio
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from prefect import flow
+from pydantic import Field
 
-from blocks import saved_or_env
+from blocks import credential_inputs, saved_or_env
 from blocks.calrissian import CalrissianSettings
 from blocks.s3 import S3Storage
 from eoflows import __version__
 from eoflows.errors import InputError
 from tasks.cwl.cwltool_runner import run_cwl_with_cwltool
-from tasks.cwl.documents import CwlDocument, check_loads, fetch_cwl
+from tasks.cwl.documents import CwlDocument, check_loads, entry_inputs, fetch_cwl, secret_inputs
 from tasks.data.stac_io import read_bytes
 from tasks.data.staging import default_run_id
 from tasks.remote.calrissian import run_cwl_on_calrissian
@@ -53,6 +54,11 @@ def _inputs(inputs: dict[str, Any] | str, storage: S3Storage) -> dict[str, Any]:
     return loaded
 
 
+#: Credentials are never flow-run parameters: a deployment run that gives them in `inputs` is refused by the
+#: server before it stores anything (the flow itself refuses them in a direct call).
+NO_CREDENTIALS = {"not": {"type": "object", "anyOf": [{"required": [k]} for k in credential_inputs(S3Storage)]}}
+
+
 @flow(
     name="run-cwl",
     version=__version__,
@@ -60,7 +66,7 @@ def _inputs(inputs: dict[str, Any] | str, storage: S3Storage) -> dict[str, Any]:
 )
 def run_cwl(
     cwl: str,
-    inputs: dict[str, Any] | str = {},
+    inputs: Annotated[dict[str, Any] | str, Field(json_schema_extra=NO_CREDENTIALS)] = {},
     runner: Literal["cwltool", "calrissian"] = "cwltool",
     calrissian: str | None = None,
     storage: str | None = None,
@@ -75,14 +81,25 @@ def run_cwl(
         inputs: The job's inputs: a mapping, or the path, URL or s3:// URI of a YAML file.
         runner: calrissian (a Kubernetes Job) or cwltool (here, without containers).
         calrissian: Name of a saved 'eoflows-calrissian' block; empty: its defaults, in-cluster.
-        storage: Name of a saved 'eoflows-s3-storage' block to read s3:// documents; empty: AWS_* variables.
+        storage: Name of a saved 'eoflows-s3-storage' block: it reads s3:// documents and gives the document's
+            S3 inputs (credentials included, never flow-run parameters); empty: AWS_* variables.
         outdir: Folder for cwltool's results (a sub-folder per run: the flow run id).
         dry_run: With calrissian: return the manifests (YAML) without contacting a cluster.
     """
     s3 = saved_or_env(S3Storage, storage)
     with tempfile.TemporaryDirectory(prefix="eoflows-run-cwl-") as folder:
         document = _document(cwl, Path(folder), s3)
-        values = _inputs(inputs, s3)
+        content = document.content()
+        given = sorted(k for k in secret_inputs(content) if isinstance(inputs, dict) and inputs.get(k))
+        if given:
+            raise InputError(
+                f"inputs {given}: credentials are never flow-run parameters (Prefect keeps those in its database); "
+                "give a saved 'eoflows-s3-storage' block (storage) or set them in the worker's environment"
+            )
+        from tasks.cwl.export import settings_inputs  # cwl-utils: imported when a run needs it
+
+        declared = entry_inputs(content, document.entry)
+        values = {**{k: v for k, v in settings_inputs(s3).items() if k in declared}, **_inputs(inputs, s3)}
         if runner == "calrissian":
             settings = CalrissianSettings.load(calrissian) if calrissian else CalrissianSettings()
             # run here, in this thread: a stop signal (flow-run cancellation) ends the loop, which cancels the

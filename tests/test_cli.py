@@ -29,8 +29,9 @@ def test_steps_one_by_one_on_folders_and_s3(sample_item: Path, s3: LocalS3, tmp_
     done = eoflows("step", "s2-indices", "stage-in", "--item", str(sample_item), "--output", str(staged))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(staged) and (staged / "catalog.json").is_file()
-    done = eoflows("step", "s2-indices", "compute", "--input", str(staged), "--output", str(out),
-                   "--products", "ndvi", "--products", "rgb")  # fmt: skip
+    done = eoflows(
+        "step", "s2-indices", "compute", "--input", str(staged), "--output", str(out), "--products", "ndvi", "rgb"
+    )  # fmt: skip  (the README's form; CWL tools repeat the flag)
     assert done.returncode == 0, done.stderr
     assert "computing 2 products" in done.stderr  # the progress bar
     (store,) = out.glob("*/*.zarr")

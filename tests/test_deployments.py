@@ -88,6 +88,17 @@ def test_a_bad_parameter_is_refused_before_any_worker_sees_it(deployed: str) -> 
     assert all(r.parameters.get("products") != ["evi"] for r in runs)
 
 
+def test_credentials_in_run_cwl_inputs_are_refused_before_they_are_stored(deployed: str) -> None:
+    done = cli("prefect", "deployment", "run", "run-cwl/local", "-p", "cwl=s2-indices",
+               "-p", 'inputs={"item": "x", "aws_secret_access_key": "never-stored"}')  # fmt: skip
+    assert done.returncode != 0 and "Validation failed for field 'inputs'" in " ".join(
+        (done.stdout + done.stderr).split()
+    )
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter())
+    assert not any("never-stored" in json.dumps(r.parameters) for r in runs)
+
+
 def test_ui_schedules_survive_a_redeploy(deployed: str) -> None:
     local = deployment("s2-indices/local")
     with get_client(sync_client=True) as client:

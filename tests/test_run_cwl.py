@@ -2,16 +2,21 @@
 
 import asyncio
 import json
+import os
 import signal
 import sys
+import uuid
 from pathlib import Path
 
 import pystac
 import pytest
 import xarray as xr
 import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from eoflows.errors import InputError, RemoteRunError
+from eoflows.local.s3 import LocalS3
 from flows.run_cwl import run_cwl
 from tests.conftest import FIXTURES
 from tests.fake_kubernetes import COMPLETE, OUTPUTS, USAGE, job_created, set_status, settings_for
@@ -122,3 +127,29 @@ def test_a_dry_run_renders_the_manifests_only(lines: Path) -> None:
     assert [m["kind"] for m in manifests] == ["ConfigMap", "Job"]
     assert yaml.safe_load(manifests[0]["data"]["inputs.yml"]) == inputs
     assert yaml.safe_load(manifests[0]["data"]["package.cwl"])["baseCommand"] == "sort"
+
+
+def test_credentials_come_from_the_block_and_are_left_nowhere(s3: LocalS3, sample_item: Path, tmp_path: Path) -> None:
+    """run-cwl gives the document its S3 credentials from the storage block: no parameter, not on disk, no log."""
+    s3.storage().save("run-cwl-s3", overwrite=True)
+    path_before = os.environ["PATH"]
+    inputs = {"item": str(sample_item), "destination": "s3://eoflows-results/run-cwl", "run_id": uuid.uuid4().hex,
+              "products": ["ndvi"]}  # fmt: skip
+    state = run_cwl(cwl="s2-indices", inputs=inputs, storage="run-cwl-s3", outdir=str(tmp_path / "out"),
+                    return_state=True)  # fmt: skip
+    outputs = state.result()
+    assert outputs["catalog_uri"].startswith("s3://eoflows-results/run-cwl/")
+    assert os.environ["PATH"] == path_before  # the tools had eoflows on PATH; this process keeps its own
+    secret = s3.secret_access_key.encode()
+    assert not [p for p in (tmp_path / "out").rglob("*") if p.is_file() and secret in p.read_bytes()]
+    assert not list((tmp_path / "out").rglob(".eoflows-cwl"))  # no job copy left behind
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run.id])))
+    assert s3.secret_access_key not in json.dumps(run.parameters) + " ".join(log.message for log in logs)
+
+
+def test_credentials_are_never_flow_run_parameters(sample_item: Path) -> None:
+    with pytest.raises(InputError, match=r"inputs \['aws_secret_access_key'\]: credentials are never flow-run"):
+        run_cwl(cwl="s2-indices", inputs={"item": str(sample_item), "destination": "/tmp/x",
+                                          "aws_secret_access_key": "s3cr3t"})  # fmt: skip

@@ -11,6 +11,9 @@ import logging
 import os
 import re
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -79,31 +82,42 @@ class _CwltoolLog(logging.Handler):
                 for name, job in self.jobs.items()]  # fmt: skip
 
 
+@contextmanager
+def _tools_path() -> Iterator[None]:
+    """PATH with the `bin` of this environment first while cwltool runs (tools run `eoflows`); restored after."""
+    before = os.environ.get("PATH", "")
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), before])
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = before
+
+
 def run_with_cwltool(document: CwlDocument, inputs: dict[str, Any], outdir: Path,
                      container: bool = False) -> dict[str, Any]:  # fmt: skip
     """Run `document` with `inputs`; results go to `outdir`; return the CWL outputs."""
     outdir.mkdir(parents=True, exist_ok=True)
-    work = outdir / ".eoflows-cwl"
-    work.mkdir(exist_ok=True)
-    path = document.path
-    if not container:
-        path = work / document.path.name
-        path.write_text(yaml.safe_dump(docker_as_hint(document.content()), sort_keys=False))
-    job = work / "inputs.yml"
-    job.write_text(yaml.safe_dump(inputs, sort_keys=False))
-    bin_dir = str(Path(sys.executable).parent)
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):  # the tools run `eoflows`
-        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-    target = f"{path}#{document.entry}" if document.entry else str(path)
-    args = ["--enable-ext", "--outdir", str(outdir), *([] if container else ["--no-container"]), target, str(job)]
     log, out, cwltool_log = logger(), io.StringIO(), _CwltoolLog()
     log.info("Running %s with cwltool (%s)", document.target, "containers" if container else "no container")
-    propagates = logging.getLogger("cwltool").propagate
-    logging.getLogger("cwltool").propagate = False  # forwarded to the run log, not to the root logger as well
-    try:
-        code = cwltool_main(["--disable-color", *args], stdout=out, stderr=io.StringIO(), logger_handler=cwltool_log)
-    finally:
-        logging.getLogger("cwltool").propagate = propagates
+    # the working copy and the job (which may hold credentials) live in a private folder, removed at the end
+    with tempfile.TemporaryDirectory(prefix="eoflows-cwltool-") as private, _tools_path():
+        work = Path(private)
+        path = document.path
+        if not container:
+            path = work / document.path.name
+            path.write_text(yaml.safe_dump(docker_as_hint(document.content()), sort_keys=False))
+        job = work / "inputs.yml"
+        with os.fdopen(os.open(job, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+            yaml.safe_dump(inputs, f, sort_keys=False)
+        target = f"{path}#{document.entry}" if document.entry else str(path)
+        args = ["--enable-ext", "--outdir", str(outdir), *([] if container else ["--no-container"]), target, str(job)]
+        propagates = logging.getLogger("cwltool").propagate
+        logging.getLogger("cwltool").propagate = False  # forwarded to the run log, not to the root logger as well
+        try:
+            code = cwltool_main(["--disable-color", *args], stdout=out, stderr=io.StringIO(),
+                                logger_handler=cwltool_log)  # fmt: skip
+        finally:
+            logging.getLogger("cwltool").propagate = propagates
     if code != 0:
         tail = "\n".join(cwltool_log.lines[-15:])
         raise RemoteRunError(f"cwltool run of {document.target} failed (status {code}); last log lines:\n{tail}")

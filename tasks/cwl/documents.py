@@ -76,6 +76,16 @@ def processes(content: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def entry_inputs(content: dict[str, Any], entry: str | None) -> set[str]:
+    """The input ids of the process a run starts with: `entry`, else `main`, else the first (or only) one."""
+    found = list(content["$graph"]) if "$graph" in content else [content]
+    ids = [str(p.get("id", "")).lstrip("#") for p in found]
+    process = found[ids.index(entry)] if entry in ids else found[ids.index("main")] if "main" in ids else found[0]
+    inputs = process.get("inputs") or []
+    names = inputs.keys() if isinstance(inputs, dict) else [str(i.get("id", "")) for i in inputs]
+    return {name.split("/")[-1].split("#")[-1] for name in names}
+
+
 def _requirement(process: dict[str, Any], name: str) -> dict[str, Any] | None:
     for key in ("requirements", "hints"):
         section = process.get(key) or []

@@ -24,8 +24,10 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import cwl_utils.parser.cwl_v1_2 as cwl
 import yaml
+from prefect.blocks.core import Block
 from pydantic import SecretStr
 
+from blocks import input_id
 from eoflows import IMAGE, __version__
 from eoflows.errors import InputError
 from eoflows.package import Package, Param, Role, Step, settings_class
@@ -78,7 +80,18 @@ def env_inputs(p: Param) -> list[EnvInput]:
     for name, variables in getattr(cls, "environment", {}).items():
         info = fields[name]
         secret = name in getattr(cls, "credentials", ()) or SecretStr in (info.annotation, *get_args(info.annotation))
-        found.append(EnvInput(variables[0].lower(), variables[0], variables[0], info.description or name, secret))
+        found.append(EnvInput(input_id(variables), variables[0], variables[0], info.description or name, secret))
+    return found
+
+
+def settings_inputs(block: Block) -> dict[str, str]:
+    """The values of the CWL inputs that carry `block`'s settings (those that are set), as `env_inputs` names them."""
+    found = {}
+    for name, variables in getattr(type(block), "environment", {}).items():
+        value = getattr(block, name)
+        value = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if value:
+            found[input_id(variables)] = str(value)
     return found
 
 

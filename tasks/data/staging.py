@@ -177,14 +177,18 @@ def _publish(folder: RunFolder, input: Path, catalog: pystac.Catalog, data: list
 
 @contextmanager
 def removed_on_failure(folder: Path, what: str) -> Iterator[None]:
-    """Remove a step's output `folder` when the block fails; an unexpected error becomes an EoflowsError on `what`."""
+    """Remove a step's output `folder` when the block fails.
+
+    A failed read or write (an `OSError`) becomes a `StageError` on `what`; any other error is a bug and stays
+    what it is, so it shows as one (a traceback and its own exit status), not as bad input.
+    """
     try:
         yield
     except BaseException as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        if isinstance(exc, EoflowsError) or not isinstance(exc, Exception):
-            raise
-        raise EoflowsError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        if isinstance(exc, OSError):
+            raise StageError(f"{what}: {type(exc).__name__}: {exc}") from exc
+        raise
 
 
 def _rewrite_hrefs(catalog: pystac.Catalog, folder: Path, target: str) -> None:
