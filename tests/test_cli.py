@@ -1,6 +1,7 @@
 """The `eoflows` command line, run as users and CWL tools run it (a subprocess), plus its help texts."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -90,3 +91,38 @@ def test_sample_command(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     item = Path(done.stdout.strip())
     assert item.is_file() and item.with_suffix(".zarr").is_dir() and "20250606" in item.name
+
+
+def status_of(argv: list[str]) -> int:
+    """The exit status of the command line `argv`, run in this process."""
+    try:
+        return main(argv)
+    except SystemExit as done:  # cyclopts exits after a command that succeeded
+        return int(done.code or 0)
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "said"),
+    [
+        (TypeError("a bug"), 3, "eoflows: internal error (a bug in eoflows, traceback above): TypeError: a bug"),
+        (OSError(28, "No space left on device"), 1, "eoflows: error: compute of"),
+    ],
+)
+def test_bugs_show_as_bugs_and_failed_io_as_one_line(
+    error: Exception, status: int, said: str, sample_item: Path, tmp_path: Path, monkeypatch, capfd
+) -> None:
+    import tasks.s2_indices
+
+    logging.getLogger("eoflows").handlers.clear()  # main() sets its handler up on this test's stderr
+    staged, out = str(tmp_path / "in"), str(tmp_path / "out")
+    assert status_of(["step", "s2-indices", "stage-in", "--item", str(sample_item), "--output", staged]) == 0
+
+    def broken(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(tasks.s2_indices, "iter_products", broken)
+    code = status_of(["step", "s2-indices", "compute", "--input", staged, "--output", out])
+    err = capfd.readouterr().err
+    assert code == status and said in err
+    assert ("Traceback" in err) == (status == 3)  # a bug keeps its traceback; an input or I/O error is one line
+    assert not any((tmp_path / "out").iterdir())  # the partial products are removed either way
