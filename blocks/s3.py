@@ -33,6 +33,15 @@ class S3Storage(Block):
     secret_access_key: SecretStr | None = Field(default=None, description="Secret access key.")
     region_name: str | None = Field(default=None, description="Region, e.g. eu-central-1; empty for the default.")
     anonymous: bool = Field(default=False, description="Read public buckets without signing requests.")
+    connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to wait for a connection.")
+    read_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for an answer once connected.")
+    attempts: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description="Tries of a request (botocore) and of each failed call (s3fs): a stalled endpoint fails "
+        "after about attempts x attempts x read_timeout seconds (40 s by default), never hangs.",
+    )
 
     #: Field -> the standard AWS environment variables it is read from, first found wins. CWL tools receive
     #: these variables too (the first of each), from inputs named after them in lower case.
@@ -63,6 +72,11 @@ class S3Storage(Block):
             options["endpoint_url"] = self.endpoint_url
         if self.region_name:
             options["client_kwargs"] = {"region_name": self.region_name}
+        options["config_kwargs"] = {
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
+            "retries": {"mode": "standard", "total_max_attempts": self.attempts},
+        }
         return options
 
     def describe(self) -> str:

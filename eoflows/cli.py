@@ -21,7 +21,7 @@ from cyclopts import App, CycloptsError, Parameter
 from prefect import Flow
 
 from eoflows import __version__
-from eoflows.errors import EoflowsError, InputError
+from eoflows.errors import EoflowsError, InputError, Stopped
 from eoflows.package import Package, Param, Role, Step, settings_class, with_signature
 
 INTERNAL_ERROR = 3  # exit status of a bug (1: bad input or an unusable location, 2: a malformed command line)
@@ -471,12 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-class Terminated(EoflowsError):
-    """The process was asked to stop (SIGTERM)."""
-
-
 def _terminate(signum: int, frame: object) -> None:
-    raise Terminated(f"stopped by signal {signal.Signals(signum).name}; what was started has been released")
+    raise Stopped(f"stopped by signal {signal.Signals(signum).name}")
 
 
 def cli() -> None:

@@ -20,6 +20,10 @@ class RemoteRunError(EoflowsError):
     """A run delegated to another system (Calrissian, cwltool, a Dask cluster) failed."""
 
 
+class Stopped(EoflowsError):
+    """The process was asked to stop (SIGTERM): clean-up is short and bounded."""
+
+
 def root_cause(exc: BaseException) -> BaseException:
     """The first exception of the chain that led to `exc` (following `__cause__`, then `__context__`)."""
     while exc.__cause__ is not None or exc.__context__ is not None:

@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +32,10 @@ from typing import Any
 
 import psutil
 from fsspec import AbstractFileSystem
+from prefect.exceptions import TerminationSignal
 
 from blocks.s3 import S3Storage
-from eoflows.errors import EoflowsError, InputError, StageError, root_cause
+from eoflows.errors import EoflowsError, InputError, StageError, Stopped, root_cause
 from tasks.data.names import check_run_id
 from tasks.data.storage import filesystem, join, scheme
 from tasks.reporting import logger
@@ -42,6 +43,8 @@ from tasks.reporting import logger
 CLAIM = ".eoflows-claim"
 LEASE_S = 900.0  # a claim with no heartbeat for this long is a dead attempt's
 HEARTBEAT_S = 60.0
+CLEANUP_S = 4.0  # time the clean-up of a stopped run gets
+STOPPING = (Stopped, KeyboardInterrupt, TerminationSignal)  # SIGTERM outside and inside a flow run, Ctrl-C
 
 
 def destination_uri(destination: str) -> str:
@@ -84,9 +87,8 @@ def _check_bucket(fs: AbstractFileSystem, uri: str) -> None:
             raise StageError(
                 f"destination {uri!r}: access to bucket {bucket!r} denied; check the S3 key and secret"
             ) from None
-        raise StageError(
-            f"destination {uri!r}: cannot reach bucket {bucket!r} ({type(cause).__name__}: {cause})"
-        ) from exc
+        what = "no answer in time about" if isinstance(cause, TimeoutError) else "cannot reach"
+        raise StageError(f"destination {uri!r}: {what} bucket {bucket!r} ({type(cause).__name__}: {cause})") from exc
 
 
 def _process_started(pid: int) -> float | None:
@@ -143,14 +145,19 @@ class RunFolder:
         return self.fs.exists(self.fs_path("catalog.json"))
 
     def rollback(self) -> None:
-        """Remove what this attempt wrote, nothing else (best effort: the original error matters more)."""
-        for path in reversed(self.written):
-            try:
-                if self.fs.exists(path):
-                    self.fs.rm(path)
-            except Exception as exc:
-                logger().warning("Could not remove %s of a failed publish: %s", path, exc)
+        """Remove what this attempt wrote, nothing else, in one bulk delete (the original error matters more).
+
+        On failure it stops there: the claim stays, names this attempt, and the next attempt at this run
+        folder takes it over and removes what is left.
+        """
+        paths = [p for p in reversed(self.written) if not self.local or os.path.lexists(p)]
         self.written.clear()
+        if paths:
+            try:
+                self.fs.rm(paths)
+            except Exception as exc:
+                logger().warning("Could not remove the %d files of a failed publish at %s (%s); the next attempt "
+                                 "at this run id removes them", len(paths), self.uri, root_cause(exc))  # fmt: skip
 
     # the claim object
     def _claim_path(self) -> str:
@@ -290,13 +297,31 @@ def claim_run_folder(destination: str, run_id: str, storage: S3Storage | None, t
     beating.start()
     try:
         yield folder
-    except BaseException:
-        folder.rollback()
-        raise
-    finally:
+    except BaseException as exc:
         stop.set()
-        if made:
-            folder.release()
+        # on a stop signal or Ctrl-C the clean-up gets CLEANUP_S: the endpoint may be the thing that hangs
+        _bounded(lambda: (folder.rollback(), made and folder.release()), folder,
+                 CLEANUP_S if isinstance(exc, STOPPING) else None)  # fmt: skip
+        raise
+    stop.set()
+    if made:
+        folder.release()
+
+
+def _bounded(cleanup: Callable[[], object], folder: RunFolder, seconds: float | None) -> None:
+    """Run `cleanup`, giving up after `seconds` (None: no limit); what is left, the next attempt removes."""
+    if seconds is None:
+        try:
+            cleanup()
+        except Exception as exc:
+            logger().warning("Run folder %s: clean-up failed (%s)", folder.uri, root_cause(exc))
+        return
+    worker = threading.Thread(target=cleanup, name="eoflows-run-folder-cleanup", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        logger().warning("Run folder %s: clean-up unfinished after %g s; the next attempt at this run id removes "
+                         "what is left", folder.uri, seconds)  # fmt: skip
 
 
 def new_token() -> str:

@@ -20,7 +20,9 @@ def io_error(what: str, href: str, exc: BaseException) -> EoflowsError:
     """An eoflows error for a failed read or write of `href`, saying which of the usual causes it was."""
     text = str(exc).strip() or type(exc).__name__
     cause = root_cause(exc)
-    if isinstance(cause, ConnectionError | socket.gaierror | TimeoutError) or "Connect" in type(cause).__name__:
+    if isinstance(cause, TimeoutError):
+        return StageError(f"{what} {href!r}: no answer in time ({type(cause).__name__}: {cause})")
+    if isinstance(cause, ConnectionError | socket.gaierror) or "Connect" in type(cause).__name__:
         return StageError(f"{what} {href!r}: cannot reach it ({type(cause).__name__}: {cause})")
     if isinstance(exc, FileNotFoundError):
         return InputError(f"{what} {href!r}: not found ({text})")

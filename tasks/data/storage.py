@@ -8,12 +8,31 @@ from typing import Any
 from urllib.parse import urlparse
 
 import fsspec
+import s3fs
 import zarr
 from fsspec import AbstractFileSystem
 
 from blocks.s3 import S3Storage
 
 REMOTE_SCHEMES = ("http", "https", "s3")
+
+
+class S3FileSystem(s3fs.S3FileSystem):
+    """s3fs whose own retry loop makes as many tries as botocore's configuration says (`S3Storage.attempts`).
+
+    s3fs retries a timed-out call five times on top of botocore's tries; bounded by the same setting, a stalled
+    endpoint fails in `attempts` x `attempts` x `read_timeout` seconds wherever fsspec opens ``s3://`` (our
+    code, zarr, xarray, in this process and in Dask workers, which import this module with the tasks).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        tries = ((kwargs.get("config_kwargs") or {}).get("retries") or {}).get("total_max_attempts")
+        if tries is not None:
+            self.retries = tries
+
+
+fsspec.register_implementation("s3", S3FileSystem, clobber=True)
 
 
 def scheme(url: str) -> str:

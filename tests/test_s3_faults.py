@@ -1,0 +1,101 @@
+"""S3 faults, injected by a TCP proxy in front of the moto server: stalls fail in bounded time, SIGTERM ends a
+stalled run quickly, a cut upload leaves nothing the next attempt does not clear."""
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+import s3fs
+
+from eoflows.errors import StageError
+from eoflows.local.s3 import LocalS3
+from tasks.data.run_folders import claim_run_folder
+from tasks.s2_indices import compute_indices, stage_in_eopf
+from tests.fault_proxy import FaultProxy, fault_proxy
+
+EOFLOWS = str(Path(sys.executable).with_name("eoflows"))
+
+
+@pytest.fixture(scope="module")
+def results(sample_item: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A compute output folder (read only)."""
+    base = tmp_path_factory.mktemp("results")
+    return compute_indices(stage_in_eopf(str(sample_item), base / "staged"), base / "out", products=["ndvi"])
+
+
+@pytest.fixture
+def proxy(s3: LocalS3) -> Iterator[FaultProxy]:
+    with fault_proxy(urlparse(s3.endpoint_url).port) as running:
+        yield running
+
+
+def keys(s3: LocalS3, prefix: str) -> set[str]:
+    fs = s3fs.S3FileSystem(**s3.storage().s3fs_options(), skip_instance_cache=True)
+    return {p.removeprefix(prefix.removeprefix("s3://")) for p in fs.find(prefix)}
+
+
+def stage_out(results: Path, destination: str, run_id: str, env: dict[str, str]) -> subprocess.Popen:
+    command = [EOFLOWS, "step", "s2-indices", "stage-out", "--input", str(results), "--destination", destination,
+               "--run-id", run_id]  # fmt: skip
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return subprocess.Popen(command, env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_stalled_endpoint_fails_after_a_bounded_number_of_tries(s3: LocalS3, proxy: FaultProxy) -> None:
+    proxy.mode = "stall"
+    storage = s3.storage().model_copy(
+        update={"endpoint_url": proxy.url, "read_timeout": 0.5, "connect_timeout": 0.5, "attempts": 2}
+    )
+    with pytest.raises(StageError, match=r"no answer in time about bucket 'eoflows-results' \(\w*TimeoutError"):
+        with claim_run_folder("s3://eoflows-results/stalled", "r1", storage, "t"):
+            pass
+    assert 1 <= proxy.connections <= 4  # 2 calls (s3fs) x 2 requests (botocore), not 5 x 5 as by default
+
+
+@pytest.mark.parametrize("command", ["step", "run"])
+def test_sigterm_ends_a_run_stalled_mid_upload_within_seconds(
+    command: str, s3: LocalS3, proxy: FaultProxy, results: Path, sample_item: Path
+) -> None:
+    """The endpoint hangs halfway through the upload; SIGTERM ends the run at once, its clean-up bounded."""
+    proxy.mode, proxy.after = "stall", 100_000  # the claim and some of the files go through
+    env = {**s3.env(), "AWS_ENDPOINT_URL_S3": proxy.url}
+    destination = f"s3://eoflows-results/term-{command}"
+    if command == "step":
+        running = stage_out(results, destination, "r1", env)
+    else:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        running = subprocess.Popen([EOFLOWS, "run", "s2-indices", "--item", str(sample_item), "--destination",
+                                    destination, "--run-id", "r1", "--products", "ndvi"],
+                                   env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    assert proxy.faulted.wait(120), "the run never reached S3"
+    running.send_signal(signal.SIGTERM)
+    _, err = running.communicate(timeout=10)  # raises TimeoutExpired when the run hangs on
+    assert running.returncode == 1, err
+    assert err.strip().splitlines()[-1] == "eoflows: error: stopped by signal SIGTERM", err
+    assert "Traceback" not in err
+
+
+def test_a_cut_upload_is_cleared_by_the_next_attempt(s3: LocalS3, proxy: FaultProxy, results: Path) -> None:
+    """The connection is cut mid-upload: the attempt fails in one line, its rollback cannot reach S3 either;
+    the next attempt at the same run id takes over the dead claim and publishes exactly its own files."""
+    destination = "s3://eoflows-results/cut"
+    proxy.mode, proxy.after = "cut", 500_000  # of about 800 kB
+    env = {**s3.env(), "AWS_ENDPOINT_URL_S3": proxy.url}
+    first = stage_out(results, destination, "r1", env)
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 1 and proxy.faulted.is_set(), err
+    assert err.strip().splitlines()[-1].startswith("eoflows: error: destination 's3://eoflows-results/cut/r1'"), err
+    left = keys(s3, f"{destination}/r1")
+    assert "/.eoflows-claim" in left and len(left) > 1 and "/catalog.json" not in left  # a dead attempt's files
+    proxy.mode = "pass"
+    second = stage_out(results, destination, "r1", env)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    assert out.strip() == f"{destination}/r1/catalog.json"
+    expected = {"/" + str(p.relative_to(results)) for p in results.rglob("*") if p.is_file()}
+    assert keys(s3, f"{destination}/r1") == expected  # its own files, none of the first attempt's, no claim
