@@ -39,11 +39,15 @@ def keys(s3: LocalS3, prefix: str) -> set[str]:
     return {p.removeprefix(prefix.removeprefix("s3://")) for p in fs.find(prefix)}
 
 
-def stage_out(results: Path, destination: str, run_id: str, env: dict[str, str]) -> subprocess.Popen:
-    command = [EOFLOWS, "step", "s2-indices", "stage-out", "--input", str(results), "--destination", destination,
-               "--run-id", run_id]  # fmt: skip
+def start(env: dict[str, str], *args: str) -> subprocess.Popen:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return subprocess.Popen(command, env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([EOFLOWS, *args], env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+
+
+def stage_out(results: Path, destination: str, run_id: str, env: dict[str, str]) -> subprocess.Popen:
+    return start(env, "step", "s2-indices", "stage-out", "--input", str(results), "--destination", destination,
+                 "--run-id", run_id)  # fmt: skip
 
 
 def test_a_stalled_endpoint_fails_after_a_bounded_number_of_tries(s3: LocalS3, proxy: FaultProxy) -> None:
@@ -68,10 +72,8 @@ def test_sigterm_ends_a_run_stalled_mid_upload_within_seconds(
     if command == "step":
         running = stage_out(results, destination, "r1", env)
     else:
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        running = subprocess.Popen([EOFLOWS, "run", "s2-indices", "--item", str(sample_item), "--destination",
-                                    destination, "--run-id", "r1", "--products", "ndvi"],
-                                   env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        running = start(env, "run", "s2-indices", "--item", str(sample_item), "--destination", destination,
+                        "--run-id", "r1", "--products", "ndvi")  # fmt: skip
     assert proxy.faulted.wait(120), "the run never reached S3"
     running.send_signal(signal.SIGTERM)
     _, err = running.communicate(timeout=10)  # raises TimeoutExpired when the run hangs on
