@@ -4,12 +4,14 @@ Idempotent: pools are created or updated, deployments are upserted, and schedule
 survive (prefect.yaml gives `schedules` only to the deployment that keeps them in YAML).
 """
 
+import datetime as dt
 import subprocess
 import sys
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.objects import StateType
 from prefect.workers.process import ProcessWorker
 
 from blocks.calrissian import CalrissianSettings
@@ -43,6 +45,44 @@ def ensure_pools(image: str = IMAGE, namespace: str = "eoflows") -> list[str]:
         for pool in pools:
             client.create_work_pool(pool, overwrite=True)
     return [pool.name for pool in pools]
+
+
+CRASH_DETECTION = "eoflows: mark runs that stopped beating Crashed"
+
+
+def ensure_crash_detection() -> str:
+    """Create (once) the automation that marks a flow run Crashed when its heartbeats stop (Prefect's zombie
+    detection): a run whose process or machine died without reporting is Crashed after about three missed beats."""
+    from prefect.automations import Automation
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import get_current_settings
+
+    try:
+        return Automation.read(name=CRASH_DETECTION).name
+    except (ObjectNotFound, ValueError):
+        pass
+    beat = get_current_settings().flows.heartbeat_frequency or 180
+    ends = ("Completed", "Failed", "Cancelled", "Crashed")
+    Automation(
+        name=CRASH_DETECTION,
+        description=f"Flow runs send a heartbeat every {beat} s (PREFECT_FLOWS_HEARTBEAT_FREQUENCY); a run that "
+        "sent none for three beats and did not finish is marked Crashed.",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{end}" for end in ends)},
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=dt.timedelta(seconds=3 * beat),
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message="No heartbeat for three beats: its process "
+                                    "or machine ended without reporting")],  # fmt: skip
+    ).create()
+    return CRASH_DETECTION
 
 
 def deploy_all(project: Path) -> str:

@@ -77,11 +77,40 @@ def step_command(step: Step) -> Callable[..., Any]:
     return _command(step.name, options, inspect.getdoc(step.run).split("\n\n")[0], body)
 
 
+class _WithoutUserTracebacks(logging.Filter):
+    """Leave out of the terminal the records that carry the traceback of an error the user caused or stopped.
+
+    The command ends with that error as one line; the flow run's logs (the API handler) keep the traceback.
+    Tracebacks of bugs stay on the terminal.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from prefect.exceptions import TerminationSignal
+
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, EoflowsError | TerminationSignal | KeyboardInterrupt)
+
+
+def in_prefect(call: Callable[[], Any]) -> Any:
+    """`call()` (a flow) reporting to the Prefect API, a temporary one if none is configured (`prefect_api`)."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    from eoflows.prefect_api import prefect_api
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, PrefectConsoleHandler) and not handler.filters:
+            handler.addFilter(_WithoutUserTracebacks())
+    with prefect_api():
+        return call()
+
+
 def run_command(package: Package, flow: Flow) -> Callable[..., Any]:
     """The CLI of a package's flow: its parameters as options."""
     from flows.build import flow_params
 
-    return _command(package.name, flow_params(package), package.description, lambda **kw: flow(**kw))
+    return _command(
+        package.name, flow_params(package), package.description, lambda **kw: in_prefect(lambda: flow(**kw))
+    )
 
 
 @cache
@@ -206,18 +235,21 @@ def gateway_stop(name: str, *, block: str | None = None) -> None:
 
 @app.command(name="deploy")
 def deploy(*, project: Path = Path("."), namespace: str = "eoflows", image: str | None = None) -> None:
-    """Register the blocks, create the work pools and deploy every flow of prefect.yaml (needs PREFECT_API_URL).
+    """Register the blocks, create the work pools and the crashed-run detection, deploy every flow of prefect.yaml.
+
+    Needs PREFECT_API_URL (a server that keeps running).
 
     Args:
         project: The eoflows checkout holding prefect.yaml.
         namespace: Kubernetes namespace of the eoflows-k8s pool's jobs.
         image: Image of the eoflows-k8s pool's jobs; default the image of this eoflows version.
     """
-    from deployments.deploy import deploy_all, ensure_pools, register_blocks
+    from deployments.deploy import deploy_all, ensure_crash_detection, ensure_pools, register_blocks
     from eoflows import IMAGE
 
     print("blocks: " + ", ".join(register_blocks()))
     print("work pools: " + ", ".join(ensure_pools(image or IMAGE, namespace)))
+    print("automations: " + ensure_crash_detection())
     output = deploy_all(project.absolute())
     names = sorted(set(re.findall(r"Deployment '([^']+)' successfully", output)))
     print("deployments: " + ", ".join(names))
@@ -319,7 +351,9 @@ def cwl_run(
 
     from flows.run_cwl import run_cwl
 
-    result = run_cwl(cwl=cwl, inputs=inputs, runner=runner, calrissian=calrissian, outdir=outdir, dry_run=dry_run)
+    result = in_prefect(
+        lambda: run_cwl(cwl=cwl, inputs=inputs, runner=runner, calrissian=calrissian, outdir=outdir, dry_run=dry_run)
+    )
     print(result["manifests"] if dry_run and runner == "calrissian" else json.dumps(result, indent=2))
 
 

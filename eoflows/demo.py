@@ -68,4 +68,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from eoflows.cli import in_prefect
+
+    sys.exit(in_prefect(main))

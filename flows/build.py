@@ -8,7 +8,6 @@ submits (`tasks.windows`) run on that cluster.
 """
 
 import inspect
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from blocks.s3 import S3Storage
 from eoflows.package import Package, Param, Role, Step, settings_class, summary, with_signature
 from flows.artifacts import publish_products_artifact
 from flows.runners import describe_cluster, task_runner
+from flows.work import flow_work_folder
 
 
 def settings_param(p: Param) -> Param:
@@ -62,7 +62,7 @@ def load_settings(package: Package, values: dict[str, Any]) -> dict[str, Any]:
 def run_package(package: Package, tasks: dict[str, Task], values: dict[str, Any], settings: dict[str, Any]) -> Any:
     """Run the steps of `package` in a temporary work folder, holding what the steps hold; the last step's result."""
     log = get_run_logger()
-    with ExitStack() as held, tempfile.TemporaryDirectory(prefix=f"eoflows-{package.name}-") as work:
+    with ExitStack() as held, flow_work_folder(package.name) as work:
         for step in package.steps:
             if step.hold is not None:
                 names = inspect.signature(step.hold).parameters

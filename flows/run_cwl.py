@@ -7,7 +7,6 @@ prefect deployment run 'run-cwl/local' -p cwl=s2-indices -p inputs='{"item": "..
 """
 
 import asyncio
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -20,6 +19,7 @@ from blocks.calrissian import CalrissianSettings
 from blocks.s3 import S3Storage
 from eoflows import __version__
 from eoflows.errors import InputError
+from flows.work import flow_work_folder
 from tasks.cwl.cwltool_runner import run_cwl_with_cwltool
 from tasks.cwl.documents import CwlDocument, check_loads, entry_inputs, fetch_cwl, secret_inputs
 from tasks.data.stac_io import read_bytes
@@ -87,8 +87,8 @@ def run_cwl(
         dry_run: With calrissian: return the manifests (YAML) without contacting a cluster.
     """
     s3 = saved_or_env(S3Storage, storage)
-    with tempfile.TemporaryDirectory(prefix="eoflows-run-cwl-") as folder:
-        document = _document(cwl, Path(folder), s3)
+    with flow_work_folder("run-cwl") as folder:
+        document = _document(cwl, folder, s3)
         content = document.content()
         given = sorted(k for k in secret_inputs(content) if isinstance(inputs, dict) and inputs.get(k))
         if given:

@@ -18,7 +18,7 @@ from prefect.logging.handlers import APILogHandler
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
 from eoflows.local.s3 import LocalS3, local_s3
-from eoflows.local.servers import free_port, http_process
+from eoflows.processes import free_port, http_process
 from eoflows.samples.s2_eopf import write_sample
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"

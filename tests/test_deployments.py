@@ -173,3 +173,18 @@ def test_k8s_cli_prints_valid_yaml() -> None:
     assert done.stdout.count("\n---\n") == 5 and "namespace: eo" in done.stdout
     bad = cli("eoflows", "k8s", "manifests", "--api-url", "prefect:4200")
     assert bad.returncode == 1 and "Prefect API URL 'prefect:4200': expected http(s)://" in bad.stderr
+
+
+def test_deploy_sets_up_the_detection_of_crashed_runs(deployed: str) -> None:
+    from prefect.automations import Automation
+    from prefect.events.schemas.automations import Posture
+
+    from deployments.deploy import CRASH_DETECTION, ensure_crash_detection
+
+    assert f"automations: {CRASH_DETECTION}" in deployed
+    assert ensure_crash_detection() == CRASH_DETECTION  # a second deploy finds it, makes no second one
+    automation = Automation.read(name=CRASH_DETECTION)
+    trigger = automation.trigger
+    assert trigger.posture == Posture.Proactive and trigger.after == {"prefect.flow-run.heartbeat"}
+    assert {"prefect.flow-run.heartbeat", "prefect.flow-run.Completed"} <= trigger.expect
+    assert trigger.within.total_seconds() == 3 * 180 and automation.actions[0].state.value == "CRASHED"

@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from blocks.dask_gateway import DaskGatewaySettings
-from eoflows.local.servers import free_port, http_process
+from eoflows.processes import free_port, http_process
 
 CONFIG = """
 from dask_gateway_server.options import Float, Options, String

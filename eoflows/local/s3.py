@@ -20,7 +20,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from blocks.s3 import S3Storage
-from eoflows.local.servers import free_port, http_process
+from eoflows.processes import free_port, http_process
 
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}]}
 

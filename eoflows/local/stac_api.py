@@ -20,7 +20,7 @@ from typing import Any
 
 import pystac
 
-from eoflows.local.servers import free_port, http_process
+from eoflows.processes import free_port, http_process
 
 
 class LocalStacApi:

@@ -11,7 +11,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from eoflows.errors import RemoteRunError
 from tasks.cwl.documents import CwlDocument, processes, step_resources
 from tasks.cwl.extensions import cwltool_main
+from tasks.data.work_folders import work_folder
 from tasks.reporting import logger, report_markdown, report_table
 
 
@@ -100,8 +100,7 @@ def run_with_cwltool(document: CwlDocument, inputs: dict[str, Any], outdir: Path
     log, out, cwltool_log = logger(), io.StringIO(), _CwltoolLog()
     log.info("Running %s with cwltool (%s)", document.target, "containers" if container else "no container")
     # the working copy and the job (which may hold credentials) live in a private folder, removed at the end
-    with tempfile.TemporaryDirectory(prefix="eoflows-cwltool-") as private, _tools_path():
-        work = Path(private)
+    with work_folder("cwltool") as (work, _), _tools_path():
         path = document.path
         if not container:
             path = work / document.path.name

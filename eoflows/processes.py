@@ -1,10 +1,14 @@
-"""Local servers for the demo and the tests: a free port, and a child process serving HTTP.
+"""Child processes serving HTTP: a free port, a server waited for until it answers and always stopped.
 
-The process is waited for until it answers, and always stopped.
+Used for the temporary Prefect API of `eoflows run` (`eoflows.prefect_api`) and the local servers of the demo
+and the tests (`eoflows.local`).
 """
 
+import ctypes
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,14 +24,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def die_with_parent() -> None:
+    """In a child process before exec: get SIGTERM when the parent dies, even by SIGKILL (Linux; else nothing)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @contextmanager
 def http_process(command: list[str], health_url: str, name: str, timeout: float = 30.0, stop_timeout: float = 10.0,
                  log: Path | None = None, **popen: Any) -> Iterator[subprocess.Popen]:  # fmt: skip
     """Start `command`, wait until `health_url` answers, yield the process; terminate it (then kill) on exit.
 
-    Its output goes to `log` when given (its tail is in the error if it does not start), else nowhere.
+    Its output goes to `log` when given (its tail is in the error if it does not start), else nowhere. The
+    process also ends when this one dies without a chance to stop it (SIGKILL): see `die_with_parent`.
     """
     out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - open for the server's lifetime
+    popen.setdefault("preexec_fn", die_with_parent)  # a killed parent leaves no server behind
     process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL, **popen)
     try:
         deadline = time.monotonic() + timeout
