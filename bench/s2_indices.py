@@ -19,6 +19,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 from measure import Measured, run  # noqa: E402
 
 ROOT = HERE.parent
@@ -45,6 +46,31 @@ def compute_wall(measured: Measured) -> float:
     """The compute step's own wall time, from its log line 'Wrote N products (... MB) in X s'."""
     found = re.findall(r"Wrote \d+ products \(.*?\) in ([\d.]+) s", measured.stderr)
     return float(found[-1]) if found else measured.wall_s
+
+
+def checksum_cost(store: Path) -> tuple[float, float]:
+    """Seconds to encode the store's ndvi and rgb arrays in memory without, then with the CRC-32C checksum."""
+    import time
+
+    import zarr
+    from zarr.storage import MemoryStore
+
+    from tasks.data.products_store import CODECS
+
+    group = zarr.open_group(str(store), mode="r")
+    data = {name: group[name][:] for name in ("ndvi", "rgb")}
+    seconds = []
+    for compressors in (CODECS[:-1], CODECS):
+        spent = 0.0
+        for name, values in data.items():
+            src = group[name]
+            dst = zarr.create_array(MemoryStore(), shape=src.shape, chunks=src.chunks, dtype=src.dtype,
+                                    compressors=compressors, fill_value=src.fill_value)  # fmt: skip
+            t0 = time.perf_counter()
+            dst[:] = values
+            spent += time.perf_counter() - t0
+        seconds.append(spent)
+    return seconds[0], seconds[1]
 
 
 def main() -> None:
@@ -94,6 +120,10 @@ def main() -> None:
         verdict = {True: "PASS", False: "MISS"}
         print(f"reference style / eoflows, time:   {speed:.1f}x faster   target >= 4x   {verdict[speed >= 4]}")
         print(f"reference style / eoflows, memory: {memory:.1f}x less     target >= 8x   {verdict[memory >= 8]}")
+    plain, checked = checksum_cost(store)
+    extra = (checked - plain) / ours_s * 100
+    print(f"CRC-32C chunk checksums: encoding ndvi + rgb {plain:.1f} s without, {checked:.1f} s with: "
+          f"{(checked / plain - 1) * 100:+.1f} % ({extra:+.1f} % of the compute)")  # fmt: skip
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
 

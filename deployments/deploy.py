@@ -51,8 +51,11 @@ CRASH_DETECTION = "eoflows: mark runs that stopped beating Crashed"
 
 
 def ensure_crash_detection() -> str:
-    """Create (once) the automation that marks a flow run Crashed when its heartbeats stop (Prefect's zombie
-    detection): a run whose process or machine died without reporting is Crashed after about three missed beats."""
+    """Create (once) the automation that marks a flow run Crashed when its heartbeats stop; return its name.
+
+    Prefect's zombie detection: a run whose process or machine died without reporting is Crashed after three
+    missed heartbeats.
+    """
     from prefect.automations import Automation
     from prefect.events.actions import ChangeFlowRunState
     from prefect.events.schemas.automations import EventTrigger, Posture
@@ -79,8 +82,12 @@ def ensure_crash_detection() -> str:
             threshold=1,
             within=dt.timedelta(seconds=3 * beat),
         ),
-        actions=[ChangeFlowRunState(state=StateType.CRASHED, message="No heartbeat for three beats: its process "
-                                    "or machine ended without reporting")],  # fmt: skip
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                message="No heartbeat for three beats: its process or machine ended without reporting",
+            )
+        ],  # fmt: skip
     ).create()
     return CRASH_DETECTION
 

@@ -17,7 +17,7 @@ from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
 from eoflows.package import OutputDir, StagedDir
-from tasks.data.eopf import EopfSource, check_l2a, open_source
+from tasks.data.eopf import EopfSource, check_l2a, missing_chunks, open_source
 from tasks.data.names import file_name, inside
 from tasks.data.png import png_bytes
 from tasks.data.products_store import chunk_templates, create_store, encode_window, write_chunks, write_window
@@ -82,10 +82,24 @@ def process_window(
             "raw": raw}  # fmt: skip
 
 
+def _check_chunks(source: EopfSource, strict: bool) -> str:
+    """Count the chunks the product misses per band: an error if `strict`, else a warning; "" when none."""
+    missing = {band: counts for band, counts in sorted(missing_chunks(source).items()) if counts[0]}
+    if not missing:
+        return ""
+    text = ", ".join(f"{band} {absent} of {total}" for band, (absent, total) in missing.items())
+    if strict:
+        raise InputError(f"product {source.store!r}: chunks missing ({text}); strict: not computed")
+    logger().warning("Product %s misses chunks (%s): their pixels read as no data (NaN, 0 in composites) in every "
+                     "product using those bands", source.store, text)  # fmt: skip
+    return text
+
+
 def compute_indices(
     input: StagedDir,
     output: OutputDir,
     products: list[Product] = list(PRODUCTS),
+    strict: bool = False,
     storage: S3Storage | None = None,
     dask: DaskGatewaySettings | None = None,
 ) -> Path:
@@ -95,6 +109,7 @@ def compute_indices(
         input: Stage-in folder (catalog.json and the item of a Sentinel-2 L2A EOPF product).
         output: Folder that receives the products store, the quicklook, the item and its catalog.json.
         products: Indices (ndvi ndwi ndmir nbr ndwi2 mndwi ndbi) and composites (rgb vea civ law sir fcu atp).
+        strict: Fail when the product misses chunks of a band; by default they read as no data, with a warning.
         storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
         dask: Dask Gateway to run on (a block in flows; the dask-gateway configuration and Calrissian's
             DASK_CLUSTER otherwise); none: the flow's local Dask cluster, or local threads.
@@ -109,6 +124,7 @@ def compute_indices(
     source = open_source(
         item, item.get_self_href() or href, sorted(set(bands_for(products)) | set(QUICKLOOK_BANDS)), storage
     )
+    missing = _check_chunks(source, strict)
     grid = source.grid
     out_id = f"{item.id}-processed"
     name = file_name(out_id)
@@ -150,5 +166,6 @@ def compute_indices(
         "input decoded (MB)": round(decoded["read"] / 1e6, 1),
         "output raw (MB)": round(decoded["raw"] / 1e6, 1),
         "output stored (MB)": round(size / 1e6, 1),
+        "missing input chunks": missing or "none",
     })  # fmt: skip
     return output

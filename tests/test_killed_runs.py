@@ -3,7 +3,6 @@ marks it Crashed; the terminal of a failed run gets one line."""
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys

@@ -55,6 +55,15 @@ class EopfSource:
         ]
 
 
+def missing_chunks(source: EopfSource) -> dict[str, tuple[int, int]]:
+    """Per band: chunks absent from the store, and chunks in all (absent ones read as the fill value, as Zarr says)."""
+    counts = {}
+    for band, src in source.bands.items():
+        array = open_array(source.store, src.path, source.storage)
+        counts[band] = (array.nchunks - array.nchunks_initialized, array.nchunks)
+    return counts
+
+
 def is_zarr(asset: pystac.Asset) -> bool:
     """True for an asset that is a Zarr store or array."""
     return "zarr" in (asset.media_type or "") or asset.href.rstrip("/").endswith(".zarr")

@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 import zarr
 from pyproj import CRS
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, Crc32cCodec
 from zarr.core.buffer import cpu
 from zarr.core.metadata.v3 import ArrayV3Metadata
 from zarr.storage import MemoryStore
@@ -27,7 +27,9 @@ from tasks.data.grid import Grid
 from tasks.data.sentinel2 import stac_band_name
 from tasks.science.indices import COMPOSITES, INDICES, LONG_NAMES
 
-CODEC = BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle")
+#: Compression, then a CRC-32C checksum of the compressed bytes: a corrupted chunk fails to read (Blosc has no
+#: checksum of its own, so flipped bytes would decode to wrong numbers).
+CODECS = (BloscCodec(cname="zstd", clevel=3, shuffle="bitshuffle"), Crc32cCodec())
 
 
 def grid_mapping(crs: str) -> dict[str, object]:
@@ -58,7 +60,7 @@ def create_store(path: str, grid: Grid, products: list[str], chunk: tuple[int, i
                 "or the denominator is 0",
             }
             variables[name] = (("y", "x"), data, attrs)
-            encoding[name] = {"chunks": chunk, "compressors": (CODEC,), "_FillValue": np.float32(np.nan)}
+            encoding[name] = {"chunks": chunk, "compressors": CODECS, "_FillValue": np.float32(np.nan)}
         else:
             bands = " ".join(stac_band_name(b) for b in COMPOSITES[name])
             data = da.empty((3, h, w), chunks=(3, *chunk), dtype=np.uint8)
@@ -70,7 +72,7 @@ def create_store(path: str, grid: Grid, products: list[str], chunk: tuple[int, i
                 "scaled to 0-255; 0 where an input is no data",
             }
             variables[name] = (("band", "y", "x"), data, attrs)
-            encoding[name] = {"chunks": (3, *chunk), "compressors": (CODEC,), "_FillValue": None}
+            encoding[name] = {"chunks": (3, *chunk), "compressors": CODECS, "_FillValue": None}
     for _, _, attrs in variables.values():
         attrs["grid_mapping"] = "spatial_ref"
     ds = xr.Dataset(

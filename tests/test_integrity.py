@@ -1,0 +1,61 @@
+"""Damaged data is noticed: missing input chunks are counted (or refused), corrupted output chunks fail to read."""
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from eoflows.errors import InputError
+from tasks.s2_indices import compute_indices, stage_in_eopf
+
+
+@pytest.fixture
+def damaged_item(sample_item: Path, tmp_path: Path) -> Path:
+    """A copy of the sample product with one b04 chunk (rows and columns 122-244 at 10 m) deleted."""
+    store = sample_item.with_suffix(".zarr")
+    shutil.copytree(store, tmp_path / store.name)
+    copy = tmp_path / sample_item.name
+    copy.write_text(sample_item.read_text())
+    (tmp_path / store.name / "measurements/reflectance/r10m/b04/1.1").unlink()
+    return copy
+
+
+def test_missing_input_chunks_are_counted_and_said(
+    damaged_item: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    staged = stage_in_eopf(str(damaged_item), tmp_path / "staged")
+    with caplog.at_level(logging.INFO, logger="eoflows"):
+        out = compute_indices(staged, tmp_path / "out", products=["ndvi", "nbr"])
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warning) == 1 and "misses chunks (b04 1 of 9)" in warning[0], warning
+    assert any("missing input chunks | b04 1 of 9" in r.getMessage() for r in caplog.records)  # the usage table
+    ds = xr.open_zarr(next(out.glob("*/*.zarr")))
+    ndvi, nbr = ds.ndvi.values, ds.nbr.values
+    assert np.isnan(ndvi[122:244, 122:244]).all()  # the missing chunk is no data, and only it
+    assert np.isnan(ndvi).mean() < 1 / 9 + 0.02 and not np.isnan(nbr[122:244, 122:244]).all()  # nbr needs no b04
+
+
+def test_strict_refuses_missing_chunks_before_writing(damaged_item: Path, tmp_path: Path) -> None:
+    staged = stage_in_eopf(str(damaged_item), tmp_path / "staged")
+    with pytest.raises(InputError, match=r"chunks missing \(b04 1 of 9\); strict: not computed"):
+        compute_indices(staged, tmp_path / "out", products=["ndvi"], strict=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_corrupted_output_chunk_fails_to_read(sample_item: Path, tmp_path: Path) -> None:
+    out = compute_indices(stage_in_eopf(str(sample_item), tmp_path / "staged"), tmp_path / "out", products=["ndvi"])
+    store = next(out.glob("*/*.zarr"))
+    codecs = [c["name"] for c in json.loads((store / "ndvi" / "zarr.json").read_text())["codecs"]]
+    assert codecs[-1] == "crc32c", codecs  # after compression: it checks the stored bytes
+    chunk = store / "ndvi" / "c" / "1" / "1"
+    data = bytearray(chunk.read_bytes())
+    intact = xr.open_zarr(store).ndvi.values
+    data[100:400] = bytes(300)  # 300 zeroed bytes, as in a damaged copy
+    chunk.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="checksum"):
+        xr.open_zarr(store).ndvi.values  # noqa: B018
+    assert np.isfinite(intact).any()
