@@ -51,13 +51,14 @@ def test_a_killed_run_leaves_nothing_running_and_the_next_run_cleans_up(sample_i
     run = subprocess.Popen([EOFLOWS, "run", "s2-indices", "--item", str(sample_item), "--destination",
                             str(tmp_path / "dest"), "--products", "ndvi"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)  # fmt: skip
-    for line in run.stderr:  # the flow has made its work folder once it logs its first step
-        if "Step stage-in" in line:
+    for line in run.stderr:  # computing: the work folder, the temporary server and a local Dask cluster exist
+        if "Windows run on" in line:
             break
     (work,) = [p for p in tmp.glob("eoflows-s2-indices-*") if (p / LOCK).is_file()]
     owner = json.loads((work / LOCK).read_text())["owner"]
     children = psutil.Process(run.pid).children(recursive=True)
-    assert any("uvicorn" in " ".join(c.cmdline()) for c in children)
+    commands = [" ".join(c.cmdline()) for c in children]
+    assert any("uvicorn" in c for c in commands) and any("multiprocessing" in c for c in commands), commands
     run.kill()
     run.communicate()
     _, alive = psutil.wait_procs(children, timeout=15)
