@@ -17,6 +17,7 @@ import numpy as np
 from blocks.s3 import S3Storage
 from eoflows.errors import InputError
 from eoflows.package import OutputDir, StagedDir
+from tasks.data.acquisition import acquired
 from tasks.data.geotiff import footprint, gdalinfo, open_raster, read_resized, write_resized
 from tasks.data.names import file_name, inside
 from tasks.data.png import png_bytes
@@ -50,8 +51,11 @@ def stage_in_url(url: str, output: OutputDir, storage: S3Storage | None = None) 
     with removed_on_failure(folder, f"stage-in of {url}"):
         download(href, local, storage, "url")
         with open_raster(local, f"url {href!r}") as src:
-            where = footprint(src, f"url {href!r}")
-        item = staged_raster_item(name, local, href, where, dt.datetime.fromtimestamp(local.stat().st_mtime, dt.UTC))
+            where, tags = footprint(src, f"url {href!r}"), src.tags()
+        fetched = dt.datetime.fromtimestamp(local.stat().st_mtime, dt.UTC)
+        when, found_in = acquired(tags, remote_name, fetched)
+        logger().info("Acquired %s (from %s)", when.isoformat(), found_in)
+        item = staged_raster_item(name, local, href, where, when, found_in)
     write_catalog([item], output, "catalog", "Staged input")
     return output
 

@@ -1,5 +1,6 @@
 """`downsample`: sizes, georeferencing, resampling by band kind, metadata, HTTP and S3 sources, CWL parity."""
 
+import datetime as dt
 import json
 import uuid
 from pathlib import Path
@@ -121,3 +122,27 @@ def test_bad_input_is_refused_clearly_and_nothing_is_published(landsat: tuple[Pa
     with pytest.raises(EoflowsError, match=r"destination '.*a-file': '.*a-file' is a file, not a folder"):
         stage_out(tmp_path / "out", str(blocker), run_id="run")
     assert blocker.read_text() == "x"
+
+
+def test_the_item_datetime_is_the_acquisition_and_says_where_it_was_found(
+    landsat: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """From the file's tags, else the product id in its name, else the fetch time (and the item says which)."""
+    sr_b5, _ = landsat
+    tagged, unnamed = tmp_path / "tagged.tif", tmp_path / "scene.tif"
+    for copy in (tagged, unnamed):
+        copy.write_bytes(sr_b5.read_bytes())
+    with rasterio.open(tagged, "r+", IGNORE_COG_LAYOUT_BREAK="YES") as dst:
+        dst.update_tags(TIFFTAG_DATETIME="2021:03:30 18:42:07")
+    expected = {
+        sr_b5: ("2021-03-29T00:00:00Z", "the product id in the file name"),
+        tagged: ("2021-03-30T18:42:07Z", "the raster's metadata tags"),
+    }
+    for source, (when, found_in) in expected.items():
+        staged = stage_in_url(str(source), tmp_path / f"staged-{source.stem}")
+        (item,) = pystac.Catalog.from_file(str(staged / "catalog.json")).get_items(recursive=True)
+        assert (item.to_dict()["properties"]["datetime"], item.properties["eoflows:datetime_source"]) == (when, found_in)
+    out = downsample(stage_in_url(str(unnamed), tmp_path / "staged-unnamed"), tmp_path / "out")
+    (item,) = pystac.Catalog.from_file(str(out / "catalog.json")).get_items(recursive=True)
+    assert item.properties["eoflows:datetime_source"].startswith("the time it was fetched")
+    assert abs((item.datetime - dt.datetime.now(dt.UTC)).total_seconds()) < 600

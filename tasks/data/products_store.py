@@ -1,4 +1,4 @@
-"""The output Zarr (v3) store of `s2-indices`: one array per product on the 10 m grid, CF metadata.
+"""The output Zarr (v3) store of `s2-indices`: one array per product on the 10 m grid, CF and GDAL CRS metadata.
 
 The store's metadata and coordinates are written first by xarray (so `xarray.open_zarr` reads it back with
 its CRS, coordinates and CF attributes). Windows running in the step's process write their chunks
@@ -38,6 +38,15 @@ def grid_mapping(crs: str) -> dict[str, object]:
     return {**cf, "spatial_ref": cf["crs_wkt"]}
 
 
+def gdal_crs(crs: str) -> dict[str, object]:
+    """GDAL's `_CRS` attribute of a Zarr array: the CRS on the array itself (WKT, PROJJSON, EPSG URL)."""
+    parsed = CRS.from_user_input(crs)
+    attr: dict[str, object] = {"wkt": parsed.to_wkt(), "projjson": parsed.to_json_dict()}
+    if (code := parsed.to_epsg()) is not None:
+        attr["url"] = f"http://www.opengis.net/def/crs/EPSG/0/{code}"
+    return attr
+
+
 def create_store(path: str, grid: Grid, products: list[str], chunk: tuple[int, int], source_id: str) -> None:
     """Write the metadata and coordinates of a products store at `path` (data chunks come later)."""
     h, w = grid.height, grid.width
@@ -74,7 +83,8 @@ def create_store(path: str, grid: Grid, products: list[str], chunk: tuple[int, i
             variables[name] = (("band", "y", "x"), data, attrs)
             encoding[name] = {"chunks": (3, *chunk), "compressors": CODECS, "_FillValue": None}
     for _, _, attrs in variables.values():
-        attrs["grid_mapping"] = "spatial_ref"
+        attrs["grid_mapping"] = "spatial_ref"  # CF readers (xarray, rioxarray)
+        attrs["_CRS"] = gdal_crs(grid.crs)  # GDAL's Zarr driver, any single array
     ds = xr.Dataset(
         variables,
         coords=coords,

@@ -29,12 +29,20 @@ from tasks.data.sentinel2 import BANDS, stac_band_name
 from tasks.science.burn import SEVERITY, SEVERITY_NODATA, SEVERITY_SOURCE
 from tasks.science.indices import COMPOSITES, INDICES, LONG_NAMES
 
-ZARR = "application/vnd.zarr"
+ZARR = "application/vnd+zarr; version=3"  # the STAC best practice's Zarr media type, with the format version
 THUMBNAIL = ["thumbnail", "overview"]  # roles of a quicklook or browse image
 #: Common metadata of an input item that still describes a product derived from it.
 COMMON = ("start_datetime", "end_datetime", "platform", "constellation", "instruments", "mission", "gsd")
 ORBIT_STATES = {s.value for s in OrbitState}
+DATETIME_SOURCE = "eoflows:datetime_source"  # where an item's datetime was found
 NUMPY_TYPES = {gdal: numpy for numpy, gdal in GDAL_TYPES.items()}  # gdalinfo's type names -> STAC data types
+
+
+def iri(href: str) -> str:
+    """`href` as an IRI: a local path becomes a ``file://`` URI (STAC 1.1 links and self hrefs must be IRIs)."""
+    if "://" in href:
+        return href
+    return Path(href).absolute().as_uri()
 
 
 def _size(path: Path) -> int:
@@ -80,7 +88,7 @@ def derived_item(source: pystac.Item, item_id: str, grid: Grid, source_href: str
         code=grid.crs, shape=[grid.height, grid.width], transform=grid.transform, bbox=grid.bbox
     )
     _processing(item, lineage)
-    item.add_link(pystac.Link("derived_from", source_href, pystac.MediaType.JSON, f"Input item {source.id}"))
+    item.add_link(pystac.Link("derived_from", iri(source_href), pystac.MediaType.JSON, f"Input item {source.id}"))
     return item
 
 
@@ -91,13 +99,15 @@ def indices_item(source: pystac.Item, href: str, grid: Grid, out_id: str, produc
     for name in products:
         roles = ["data", "index"] if name in INDICES else ["visual"]
         asset = add_asset(out, name, store / name, LONG_NAMES[name], ZARR, roles, folder=store.parent)
+        # each array asset says where it lies, as loaders (odc-stac, stackstac) read it from the asset
+        ProjectionExtension.ext(asset).apply(code=grid.crs, shape=[grid.height, grid.width], transform=grid.transform)
         if name in INDICES:
-            bands = [RasterBand.create(nodata=NoDataStrings.NAN, data_type=DataType.FLOAT32)]
+            bands = [RasterBand.create(nodata=NoDataStrings.NAN, data_type=DataType.FLOAT32, scale=1.0, offset=0.0)]
         else:
             EOExtension.ext(asset, add_if_missing=True).bands = [
                 Band.create(stac_band_name(b), BANDS[b].common_name) for b in COMPOSITES[name]
             ]
-            bands = [RasterBand.create(data_type=DataType.UINT8) for _ in COMPOSITES[name]]
+            bands = [RasterBand.create(data_type=DataType.UINT8, scale=1.0, offset=0.0) for _ in COMPOSITES[name]]
         RasterExtension.ext(asset, add_if_missing=True).bands = bands
     product = add_asset(out, "product", store, "All products", ZARR, ["data", "metadata"],
                         "Zarr v3 store with one array per product")  # fmt: skip
@@ -117,7 +127,7 @@ def burned_area_item(pre: pystac.Item, post: pystac.Item, pre_href: str, post_hr
         lineage += f", SCL classes {list(classes)} masked"
     out = derived_item(post, out_id, grid, post_href, lineage)
     if pre is not post:
-        out.add_link(pystac.Link("derived_from", pre_href, pystac.MediaType.JSON, f"Input item {pre.id}"))
+        out.add_link(pystac.Link("derived_from", iri(pre_href), pystac.MediaType.JSON, f"Input item {pre.id}"))
     if pre.datetime and post.datetime:
         out.common_metadata.start_datetime = min(pre.datetime, post.datetime)
         out.common_metadata.end_datetime = max(pre.datetime, post.datetime)
@@ -154,12 +164,16 @@ def _projection(item: pystac.Item, code: str | None, wkt2: str | None, shape: li
     )
 
 
-def staged_raster_item(name: str, path: Path, source: str, where: Footprint, acquired: dt.datetime) -> pystac.Item:
-    """The item of a raster fetched from `source` to `path` (its asset, next to the item)."""
+def staged_raster_item(name: str, path: Path, source: str, where: Footprint, acquired: dt.datetime,
+                       acquired_from: str) -> pystac.Item:  # fmt: skip
+    """The item of a raster fetched from `source` to `path` (its asset, next to the item).
+
+    Its datetime is `acquired`, found in `acquired_from` (kept as `DATETIME_SOURCE`).
+    """
     west, south, east, north = where.bbox
     ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
     geometry = {"type": "Polygon", "coordinates": [ring]}
-    item = pystac.Item(name, geometry, where.bbox, acquired, {})
+    item = pystac.Item(name, geometry, where.bbox, acquired, {DATETIME_SOURCE: acquired_from})
     _projection(item, f"EPSG:{where.epsg}" if where.epsg else None, where.wkt2, where.shape, where.transform,
                 where.bounds)  # fmt: skip
     item.add_asset("data", pystac.Asset(str(path.absolute()), path.name, media_type=pystac.MediaType.GEOTIFF,
@@ -171,7 +185,8 @@ def staged_raster_item(name: str, path: Path, source: str, where: Footprint, acq
 def downsampled_item(staged: pystac.Item, name: str, tif: Path, png: Path, met: Path, info: dict[str, Any],
                      source: str, method: str) -> pystac.Item:  # fmt: skip
     """The item of a downsampled raster (`info`: its gdalinfo), its browse image and metadata."""
-    out = pystac.Item(name, staged.geometry, staged.bbox, staged.datetime, {})
+    found_in = staged.properties.get(DATETIME_SOURCE, "the staged item")
+    out = pystac.Item(name, staged.geometry, staged.bbox, staged.datetime, {DATETIME_SOURCE: found_in})
     proj = ProjectionExtension.ext(staged)
     _projection(out, proj.code, proj.wkt2, info["size"][::-1], [info["geoTransform"][i] for i in (1, 2, 0, 4, 5, 3)])
     _processing(out, f"eoflows downsample: {source} to {info['size'][0]} pixels wide, {method} resampling")
@@ -188,5 +203,5 @@ def downsampled_item(staged: pystac.Item, name: str, tif: Path, png: Path, met: 
     ]
     add_asset(out, "thumbnail", png, "Browse image", pystac.MediaType.PNG, THUMBNAIL)
     add_asset(out, "metadata", met, "Metadata (gdalinfo -json)", pystac.MediaType.JSON, ["metadata"])
-    out.add_link(pystac.Link("derived_from", source, "image/tiff", "Input raster"))
+    out.add_link(pystac.Link("derived_from", iri(source), "image/tiff", "Input raster"))
     return out

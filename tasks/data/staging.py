@@ -5,7 +5,8 @@
 <folder>/<item-id>/<item-id>.json  each item; assets next to it or absolute hrefs (Zarr read in place)
 ```
 Stage-out publishes such a folder into DESTINATION/RUN_ID/, which it holds alone (`tasks.data.run_folders`):
-data files first, then the items (hrefs rewritten to the destination), `catalog.json` last. A failed publish
+data files first, then the items, `catalog.json` last. A folder destination gets a self-contained catalog
+(relative links and asset hrefs: it can be moved or copied); S3 gets absolute ``s3://`` hrefs. A failed publish
 removes exactly what it wrote, so a `catalog.json` at a destination always means a complete result.
 """
 
@@ -163,15 +164,15 @@ def _publish(folder: RunFolder, input: Path, catalog: pystac.Catalog, data: list
                 Path(parent).mkdir(parents=True, exist_ok=True)
         if data:
             folder.fs.put([str(p) for p in data], remote, callback=_Advance(advance))
-        _rewrite_hrefs(catalog, input.resolve(), folder.uri)
+        _rewrite_hrefs(catalog, input.resolve(), folder.uri, folder.local)
         for item in items:
             folder.will_write(folder.fs._strip_protocol(item.get_self_href()))
-            item.save_object(include_self_link=True, stac_io=io)
+            item.save_object(include_self_link=not folder.local, stac_io=io)
             advance()
         if folder.lost.is_set():
             raise StageError(f"destination {folder.uri!r}: another attempt took over the run folder; not published")
         folder.will_write(folder.fs_path("catalog.json"))
-        catalog.save_object(include_self_link=True, stac_io=io)  # the publish step: last
+        catalog.save_object(include_self_link=not folder.local, stac_io=io)  # the publish step: last
         advance()
 
 
@@ -191,12 +192,21 @@ def removed_on_failure(folder: Path, what: str) -> Iterator[None]:
         raise
 
 
-def _rewrite_hrefs(catalog: pystac.Catalog, folder: Path, target: str) -> None:
-    """Point the catalog, its items and their local assets at `target` (absolute hrefs)."""
+def _rewrite_hrefs(catalog: pystac.Catalog, folder: Path, target: str, local: bool) -> None:
+    """Lay the catalog out at `target`: relative hrefs in a folder, absolute ``s3://`` hrefs on S3.
+
+    A folder is self-contained (it can be moved or copied); on S3 an item fetched alone (by a STAC API loader,
+    say) still finds its data.
+    """
     for item in catalog.get_items(recursive=True):
         for asset in item.assets.values():
-            local = Path(asset.get_absolute_href() or asset.href)
-            if local.is_absolute() and local.resolve().is_relative_to(folder):
-                asset.href = join(target, *local.resolve().relative_to(folder).parts)
+            path = Path(asset.get_absolute_href() or asset.href)
+            if path.is_absolute() and path.resolve().is_relative_to(folder):
+                asset.href = join(target, *path.resolve().relative_to(folder).parts)
     lay_out(catalog, target)
-    catalog.catalog_type = pystac.CatalogType.ABSOLUTE_PUBLISHED
+    if local:
+        catalog.catalog_type = pystac.CatalogType.SELF_CONTAINED
+        for item in catalog.get_items(recursive=True):
+            item.make_asset_hrefs_relative()
+    else:
+        catalog.catalog_type = pystac.CatalogType.ABSOLUTE_PUBLISHED

@@ -1,0 +1,59 @@
+"""What eoflows publishes, read by the ecosystem's own clients (pystac, rioxarray, pyproj) rather than our code."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+import rioxarray  # noqa: F401 - the .rio accessor
+import xarray as xr
+import zarr
+from pyproj import CRS
+
+from tasks.data.staging import stage_out
+from tasks.s2_indices import compute_indices, stage_in_eopf
+
+
+@pytest.fixture(scope="module")
+def s2_results(sample_item: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An s2-indices compute output folder with an index and a composite (read only)."""
+    base = tmp_path_factory.mktemp("s2-clients")
+    return compute_indices(stage_in_eopf(str(sample_item), base / "staged"), base / "out", products=["ndvi", "rgb"])
+
+
+def test_a_published_folder_is_self_contained_and_can_be_moved(s2_results: Path, tmp_path: Path) -> None:
+    uri = stage_out(s2_results, str(tmp_path / "dest"), run_id="r1")
+    stac = [p for p in (tmp_path / "dest" / "r1").rglob("*.json") if not any(s.endswith(".zarr") for s in p.parts)]
+    texts = [p.read_text() for p in stac]
+    assert texts and not any(str(tmp_path) in text for text in texts)  # no absolute path of the destination
+    (item_json,) = [json.loads(t) for t in texts if json.loads(t)["type"] == "Feature"]
+    assert all(a["href"].startswith("./") for a in item_json["assets"].values())
+    assert all(link["href"].startswith(("./", "../", "file://")) for link in item_json["links"])  # IRIs or relative
+    shutil.move(tmp_path / "dest" / "r1", tmp_path / "moved")
+    catalog = pystac.Catalog.from_file(str(tmp_path / "moved" / "catalog.json"))
+    (item,) = catalog.get_items(recursive=True)
+    moved = Path(item.assets["ndvi"].get_absolute_href())
+    assert moved.is_relative_to(tmp_path / "moved") and moved.is_dir()
+    assert Path(uri).parent == tmp_path / "dest" / "r1"
+
+
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")  # rioxarray 0.19 with affine 3
+def test_every_array_carries_its_crs_and_every_asset_its_grid(s2_results: Path) -> None:
+    (item,) = pystac.Catalog.from_file(str(s2_results / "catalog.json")).get_items(recursive=True)
+    store = Path(item.assets["product"].get_absolute_href())
+    code = item.properties["proj:code"]
+    for name in ("ndvi", "rgb"):
+        asset = item.assets[name].to_dict()
+        assert asset["type"].startswith("application/vnd+zarr")
+        assert (asset["proj:code"], asset["proj:shape"]) == (code, item.properties["proj:shape"])
+        assert asset["proj:transform"] == item.properties["proj:transform"]
+        assert all({"data_type", "scale", "offset"} <= set(band) for band in asset["raster:bands"])
+        gdal = zarr.open_array(str(store / name), mode="r").attrs["_CRS"]  # GDAL's Zarr driver reads this one
+        assert CRS.from_wkt(gdal["wkt"]) == CRS.from_user_input(code) == CRS.from_json_dict(gdal["projjson"])
+        array = xr.open_zarr(store, consolidated=True)[name]
+        assert array.rio.crs == CRS.from_user_input(code)
+        assert list(array.rio.transform())[:6] == asset["proj:transform"]
+    values = xr.open_zarr(store, consolidated=True).ndvi.values
+    assert np.isfinite(values).mean() > 0.9
