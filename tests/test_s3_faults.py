@@ -76,7 +76,12 @@ def test_sigterm_ends_a_run_stalled_mid_upload_within_seconds(
                         "--run-id", "r1", "--products", "ndvi")  # fmt: skip
     assert proxy.faulted.wait(120), "the run never reached S3"
     running.send_signal(signal.SIGTERM)
-    _, err = running.communicate(timeout=10)  # raises TimeoutExpired when the run hangs on
+    try:
+        _, err = running.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        running.kill()
+        _, err = running.communicate()
+        raise AssertionError(f"still running 10 s after SIGTERM: {err}") from None
     assert running.returncode == 1, err
     assert err.strip().splitlines()[-1] == "eoflows: error: stopped by signal SIGTERM", err
     assert "Traceback" not in err

@@ -23,6 +23,7 @@ import json
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,7 +44,8 @@ from tasks.reporting import logger
 CLAIM = ".eoflows-claim"
 LEASE_S = 900.0  # a claim with no heartbeat for this long is a dead attempt's
 HEARTBEAT_S = 60.0
-CLEANUP_S = 4.0  # time the clean-up of a stopped run gets
+CLEANUP_S = 3.0  # time the clean-ups of a stopped process get, all together
+_stop_deadline: float | None = None  # set by the first clean-up of a stopping process
 STOPPING = (Stopped, KeyboardInterrupt, TerminationSignal)  # SIGTERM outside and inside a flow run, Ctrl-C
 
 
@@ -300,28 +302,34 @@ def claim_run_folder(destination: str, run_id: str, storage: S3Storage | None, t
     except BaseException as exc:
         stop.set()
         # on a stop signal or Ctrl-C the clean-up gets CLEANUP_S: the endpoint may be the thing that hangs
-        _bounded(lambda: (folder.rollback(), made and folder.release()), folder,
-                 CLEANUP_S if isinstance(exc, STOPPING) else None)  # fmt: skip
+        _bounded(lambda: (folder.rollback(), made and folder.release()), folder, isinstance(exc, STOPPING))
         raise
     stop.set()
     if made:
         folder.release()
 
 
-def _bounded(cleanup: Callable[[], object], folder: RunFolder, seconds: float | None) -> None:
-    """Run `cleanup`, giving up after `seconds` (None: no limit); what is left, the next attempt removes."""
-    if seconds is None:
+def _bounded(cleanup: Callable[[], object], folder: RunFolder, stopping: bool) -> None:
+    """Run `cleanup`; when the process is stopping, give up at the process's clean-up deadline.
+
+    The deadline is `CLEANUP_S` after the first clean-up of the stopping process (nested claims share it). What
+    is left, the next attempt removes.
+    """
+    global _stop_deadline
+    if not stopping:
         try:
             cleanup()
         except Exception as exc:
             logger().warning("Run folder %s: clean-up failed (%s)", folder.uri, root_cause(exc))
         return
+    if _stop_deadline is None:
+        _stop_deadline = time.monotonic() + CLEANUP_S
     worker = threading.Thread(target=cleanup, name="eoflows-run-folder-cleanup", daemon=True)
     worker.start()
-    worker.join(seconds)
+    worker.join(max(0.0, _stop_deadline - time.monotonic()))
     if worker.is_alive():
-        logger().warning("Run folder %s: clean-up unfinished after %g s; the next attempt at this run id removes "
-                         "what is left", folder.uri, seconds)  # fmt: skip
+        logger().warning("Run folder %s: clean-up unfinished when the run had to stop; the next attempt at this "
+                         "run id removes what is left", folder.uri)  # fmt: skip
 
 
 def new_token() -> str:
