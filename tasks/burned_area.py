@@ -31,7 +31,11 @@ from tasks.data.staging import removed_on_failure, source_href, stage_items, sta
 from tasks.reporting import logger
 from tasks.science.burn import (
     CLOUD_SHADOW_SNOW,
+    DNBR_DESCRIPTION,
+    SEVERITY,
+    SEVERITY_DESCRIPTION,
     SEVERITY_NODATA,
+    SEVERITY_PALETTE,
     classify,
     colour,
     dnbr,
@@ -212,9 +216,11 @@ def compute_burned_area(
 
 def _write_windows(place: Placement, job: BurnJob, windows: list[Tile], folder: Path) -> Usage:
     """Run every window and write it into the tiled GeoTIFFs as it comes back."""
-    outputs = {"dnbr": open_tiled(folder / ".dnbr.tiled.tif", job.grid, "float32", np.nan)}
+    outputs = {"dnbr": open_tiled(folder / ".dnbr.tiled.tif", job.grid, "float32", np.nan, DNBR_DESCRIPTION)}
     if job.severity:
-        outputs["severity"] = open_tiled(folder / ".severity.tiled.tif", job.grid, "uint8", SEVERITY_NODATA)
+        outputs["severity"] = open_tiled(folder / ".severity.tiled.tif", job.grid, "uint8", SEVERITY_NODATA,
+                                         SEVERITY_DESCRIPTION, {code: name for code, name, _ in SEVERITY},
+                                         SEVERITY_PALETTE)  # fmt: skip
 
     def write(result: dict) -> None:
         for name, dataset in outputs.items():

@@ -4,7 +4,7 @@ Reads are decimated by GDAL (it uses a file's overviews when it has them and nev
 written rasters keep the source's CRS, nodata, tags and band descriptions.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +19,8 @@ from tasks.data.grid import Grid
 GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
               "int32": "Int32", "float32": "Float32", "float64": "Float64"}  # fmt: skip
 TILE = 512  # pixels per side of the tiles of the GeoTIFFs and COGs written here
+CLASS_TAG = "CLASS_{}"  # band tag holding the name of a class: CLASS_<code>=<name>
+Rgba = tuple[int, int, int, int]
 
 
 @contextmanager
@@ -84,14 +86,26 @@ def write_resized(src: Any, path: Path, width: int, height: int, method: str) ->
         dst.descriptions = src.descriptions
 
 
-def open_tiled(path: Path, grid: Grid, dtype: str, nodata: float) -> Any:
-    """A one-band tiled GeoTIFF on `grid`, open to write windows; uncompressed: data is encoded once (`to_cog`)."""
+def open_tiled(path: Path, grid: Grid, dtype: str, nodata: float, description: str,
+               classes: Mapping[int, str] | None = None, colours: Mapping[int, Rgba] | None = None) -> Any:  # fmt: skip
+    """A one-band tiled GeoTIFF on `grid`, open to write windows; uncompressed: data is encoded once (`to_cog`).
+
+    Band 1 gets `description`; a classified band its colour table (`colours`: code -> RGBA) and the names of its
+    `classes` as band tags (`CLASS_TAG`). GeoTIFF keeps GDAL category names only in a .aux.xml sidecar, which
+    neither a COG nor a STAC asset carries; tags are in the file. `to_cog` keeps all three.
+    """
     import rasterio
     from rasterio.transform import Affine
 
-    return rasterio.open(path, "w", driver="GTiff", dtype=dtype, count=1, width=grid.width, height=grid.height,
-                         crs=grid.crs, transform=Affine(*grid.transform), nodata=nodata, tiled=True,
-                         blockxsize=TILE, blockysize=TILE, BIGTIFF="IF_SAFER")  # fmt: skip
+    dataset = rasterio.open(path, "w", driver="GTiff", dtype=dtype, count=1, width=grid.width, height=grid.height,
+                            crs=grid.crs, transform=Affine(*grid.transform), nodata=nodata, tiled=True,
+                            blockxsize=TILE, blockysize=TILE, BIGTIFF="IF_SAFER")  # fmt: skip
+    dataset.set_band_description(1, description)
+    if colours:
+        dataset.write_colormap(1, dict(colours))
+    if classes:
+        dataset.update_tags(1, **{CLASS_TAG.format(code): name for code, name in classes.items()})
+    return dataset
 
 
 def write_window(dataset: Any, values: np.ndarray, rows: slice, cols: slice) -> None:
@@ -102,7 +116,10 @@ def write_window(dataset: Any, values: np.ndarray, rows: slice, cols: slice) -> 
 
 
 def to_cog(tiled: Path, cog: Path, overview_resampling: str) -> None:
-    """Copy a tiled GeoTIFF to a Cloud Optimized GeoTIFF (512-pixel tiles, overviews, deflate)."""
+    """Copy a tiled GeoTIFF to a Cloud Optimized GeoTIFF (512-pixel tiles, overviews, deflate).
+
+    GDAL's COG driver keeps the nodata, band descriptions, band tags and colour table of `tiled`.
+    """
     import rasterio.shutil
 
     rasterio.shutil.copy(str(tiled), str(cog), driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES", BLOCKSIZE=TILE,

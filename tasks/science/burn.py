@@ -24,6 +24,9 @@ SEVERITY: Final = (
     (7, "high severity", 0.66),
 )
 SEVERITY_NODATA: Final = 0
+#: Band descriptions of the dNBR and the severity rasters.
+DNBR_DESCRIPTION: Final = "dNBR (NBR pre-event - NBR post-event)"
+SEVERITY_DESCRIPTION: Final = "burn severity class (USGS dNBR thresholds, 0 = no data)"
 #: dNBR from which a pixel counts as burned: the lower bound of the low severity class.
 BURNED: Final = SEVERITY[3][2]
 SEVERITY_SOURCE: Final = (
@@ -69,25 +72,26 @@ def classify(values: np.ndarray) -> np.ndarray:
     return classes
 
 
-#: Colours of the severity classes (UN-SPIDER / USGS map convention), RGB.
-SEVERITY_COLOURS: Final = {
-    1: (26, 152, 80),
-    2: (145, 207, 96),
-    3: (217, 239, 139),
-    4: (254, 224, 139),
-    5: (252, 141, 89),
-    6: (215, 48, 39),
-    7: (122, 4, 121),
+#: Colour table of the severity classes, RGBA: ColorBrewer RdYlGn greens (regrowth) to reds, purple for high
+#: severity; no data transparent. The quicklook and the severity COG share it.
+SEVERITY_PALETTE: Final = {
+    SEVERITY_NODATA: (0, 0, 0, 0),
+    1: (26, 152, 80, 255),
+    2: (145, 207, 96, 255),
+    3: (217, 239, 139, 255),
+    4: (254, 224, 139, 255),
+    5: (252, 141, 89, 255),
+    6: (215, 48, 39, 255),
+    7: (122, 4, 121, 255),
 }
 
 
 def colour(values: np.ndarray) -> np.ndarray:
     """RGBA (h, w, 4) uint8 picture of dNBR values coloured by severity class, transparent where NaN."""
-    classes = classify(values)
     table = np.zeros((256, 4), np.uint8)
-    for code, rgb in SEVERITY_COLOURS.items():
-        table[code] = (*rgb, 255)
-    return table[classes]
+    for code, rgba in SEVERITY_PALETTE.items():
+        table[code] = rgba
+    return table[classify(values)]
 
 
 def summary(blocks: Iterable[np.ndarray]) -> dict[str, float | int | None]:
