@@ -33,6 +33,12 @@ class S3Storage(Block):
     secret_access_key: SecretStr | None = Field(default=None, description="Secret access key.")
     region_name: str | None = Field(default=None, description="Region, e.g. eu-central-1; empty for the default.")
     anonymous: bool = Field(default=False, description="Read public buckets without signing requests.")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL under which a browser opens this store's objects, path style (e.g. "
+        "https://s3.eu-central-1.amazonaws.com or https://minio.example.org): the run's products artifact links "
+        "to https://<base>/<bucket>/<key>; empty: it shows the s3:// URIs as text.",
+    )
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to wait for a connection.")
     read_timeout: float = Field(default=10.0, gt=0, description="Seconds to wait for an answer once connected.")
     attempts: int = Field(
@@ -78,6 +84,12 @@ class S3Storage(Block):
             "retries": {"mode": "standard", "total_max_attempts": self.attempts},
         }
         return options
+
+    def browser_url(self, uri: str) -> str | None:
+        """The https URL of the object at ``s3://`` `uri` through `public_url`, None without one."""
+        if not self.public_url or not uri.startswith("s3://"):
+            return None
+        return f"{self.public_url.rstrip('/')}/{uri.removeprefix('s3://')}"
 
     def describe(self) -> str:
         """A log-safe one-line description (no secret)."""

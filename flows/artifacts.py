@@ -2,6 +2,7 @@
 
 import base64
 import io
+from pathlib import Path
 
 import pystac
 from PIL import Image
@@ -9,6 +10,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from blocks.s3 import S3Storage
 from tasks.data.stac_io import FsspecStacIO, read_bytes
+from tasks.data.storage import scheme
 
 
 def _size(n: int | None) -> str:
@@ -30,17 +32,31 @@ def _thumbnail(href: str, storage: S3Storage | None, size: int = 320) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
+def link(href: str, storage: S3Storage | None = None) -> str:
+    """`href` as markdown a browser can follow from the Prefect UI, never a broken link.
+
+    A local path becomes a ``file://`` link; an S3 object its https URL when the storage block has a
+    `public_url`, else its URI as text.
+    """
+    if scheme(href) == "file":
+        uri = Path(href.removeprefix("file://")).absolute().as_uri()
+        return f"[{href}]({uri})"
+    if scheme(href) in ("http", "https"):
+        return f"[{href}]({href})"
+    url = (storage or S3Storage.from_env()).browser_url(href)
+    return f"[{href}]({url})" if url else f"`{href}`"
+
+
 def products_markdown(catalog_uri: str, storage: S3Storage | None = None) -> str:
     """A markdown summary of the published catalog: one row per asset of each item, and the quicklook."""
     catalog = pystac.Catalog.from_file(catalog_uri, stac_io=FsspecStacIO(storage))
-    lines = [f"**Catalog:** `{catalog_uri}`", ""]
+    lines = [f"**Catalog:** {link(catalog_uri, storage)}", ""]
     for item in catalog.get_items(recursive=True):
         lines += [f"### {item.id}", "", "| product | title | href | size |", "|---|---|---|---|"]
         for key, asset in item.assets.items():
             href = asset.get_absolute_href() or asset.href
-            lines.append(
-                f"| {key} | {asset.title or ''} | [{href}]({href}) | {_size(asset.extra_fields.get('file:size'))} |"
-            )
+            size = _size(asset.extra_fields.get("file:size"))
+            lines.append(f"| {key} | {asset.title or ''} | {link(href, storage)} | {size} |")
         thumbnails = [a for a in item.assets.values() if "thumbnail" in (a.roles or [])]
         if thumbnails:
             href = thumbnails[0].get_absolute_href() or thumbnails[0].href

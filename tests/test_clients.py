@@ -12,6 +12,8 @@ import xarray as xr
 import zarr
 from pyproj import CRS
 
+from eoflows.local.s3 import LocalS3
+from flows.artifacts import products_markdown
 from tasks.data.staging import stage_out
 from tasks.s2_indices import compute_indices, stage_in_eopf
 
@@ -57,3 +59,16 @@ def test_every_array_carries_its_crs_and_every_asset_its_grid(s2_results: Path) 
         assert list(array.rio.transform())[:6] == asset["proj:transform"]
     values = xr.open_zarr(store, consolidated=True).ndvi.values
     assert np.isfinite(values).mean() > 0.9
+
+
+def test_product_links_work_from_a_browser(s2_results: Path, s3: LocalS3, tmp_path: Path) -> None:
+    """Links of the products artifact: file:// for folders, https through a public URL for S3, else plain text."""
+    uri = stage_out(s2_results, str(tmp_path / "dest"), run_id="r1")
+    text = products_markdown(uri)
+    assert f"]({Path(uri).as_uri()})" in text and "](/" not in text  # no bare path the UI resolves to its host
+    uri = stage_out(s2_results, "s3://eoflows-results/links", run_id="r1", storage=s3.storage())
+    assert "](s3://" not in products_markdown(uri, s3.storage()) and f"`{uri}`" in products_markdown(uri, s3.storage())
+    public = s3.storage().model_copy(update={"public_url": s3.endpoint_url + "/"})
+    text = products_markdown(uri, public)
+    href = f"{s3.endpoint_url}/eoflows-results/links/r1/catalog.json"
+    assert f"]({href})" in text and "](s3://" not in text

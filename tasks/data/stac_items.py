@@ -34,7 +34,7 @@ THUMBNAIL = ["thumbnail", "overview"]  # roles of a quicklook or browse image
 #: Common metadata of an input item that still describes a product derived from it.
 COMMON = ("start_datetime", "end_datetime", "platform", "constellation", "instruments", "mission", "gsd")
 ORBIT_STATES = {s.value for s in OrbitState}
-DATETIME_SOURCE = "eoflows:datetime_source"  # where an item's datetime was found
+DATETIME_SOURCE = "datetime_source"  # where a staged raster's datetime was found (said in the output's lineage)
 NUMPY_TYPES = {gdal: numpy for numpy, gdal in GDAL_TYPES.items()}  # gdalinfo's type names -> STAC data types
 
 
@@ -185,11 +185,12 @@ def staged_raster_item(name: str, path: Path, source: str, where: Footprint, acq
 def downsampled_item(staged: pystac.Item, name: str, tif: Path, png: Path, met: Path, info: dict[str, Any],
                      source: str, method: str) -> pystac.Item:  # fmt: skip
     """The item of a downsampled raster (`info`: its gdalinfo), its browse image and metadata."""
-    found_in = staged.properties.get(DATETIME_SOURCE, "the staged item")
-    out = pystac.Item(name, staged.geometry, staged.bbox, staged.datetime, {DATETIME_SOURCE: found_in})
+    out = pystac.Item(name, staged.geometry, staged.bbox, staged.datetime, {})
     proj = ProjectionExtension.ext(staged)
     _projection(out, proj.code, proj.wkt2, info["size"][::-1], [info["geoTransform"][i] for i in (1, 2, 0, 4, 5, 3)])
-    _processing(out, f"eoflows downsample: {source} to {info['size'][0]} pixels wide, {method} resampling")
+    found_in = staged.properties.get(DATETIME_SOURCE, "the staged item")
+    _processing(out, f"eoflows downsample: {source} to {info['size'][0]} pixels wide, {method} resampling; "
+                     f"datetime (acquisition) from {found_in}")  # fmt: skip
     data = add_asset(out, "data", tif, "Downsampled raster", pystac.MediaType.GEOTIFF, ["data"])
     RasterExtension.ext(data, add_if_missing=True).bands = [
         RasterBand.create(
