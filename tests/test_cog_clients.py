@@ -53,6 +53,8 @@ def test_rasterio_reads_descriptions_colour_table_and_class_names(result: pystac
     names = {int(k.removeprefix(prefix)): v for k, v in tags.items() if k.startswith(prefix)}
     declared = {c["value"]: c["description"] for c in result.assets["severity"].extra_fields["classification:classes"]}
     assert names == declared and len(names) == len(SEVERITY)  # the file and the item name the same classes
+    hints = {c["value"]: c["color_hint"] for c in result.assets["severity"].extra_fields["classification:classes"]}
+    assert hints == {code: "{:02X}{:02X}{:02X}".format(*table[code][:3]) for code in hints}  # and colour them alike
 
 
 @pytest.mark.parametrize("key", ["dnbr", "severity"])

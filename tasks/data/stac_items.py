@@ -26,7 +26,7 @@ from eoflows import __version__
 from tasks.data.geotiff import GDAL_TYPES, Footprint
 from tasks.data.grid import Grid
 from tasks.data.sentinel2 import BANDS, stac_band_name
-from tasks.science.burn import SEVERITY, SEVERITY_NODATA, SEVERITY_SOURCE
+from tasks.science.burn import SEVERITY, SEVERITY_NODATA, SEVERITY_PALETTE, SEVERITY_SOURCE
 from tasks.science.indices import COMPOSITES, INDICES, LONG_NAMES
 
 ZARR = "application/vnd+zarr; version=3"  # the STAC best practice's Zarr media type, with the format version
@@ -149,7 +149,12 @@ def burned_area_item(pre: pystac.Item, post: pystac.Item, pre_href: str, post_hr
             RasterBand.create(nodata=SEVERITY_NODATA, data_type=DataType.UINT8)
         ]
         ClassificationExtension.ext(severity, add_if_missing=True).classes = [
-            Classification.create(code, description=name, name=name.replace(", ", "-").replace(" ", "-"))
+            Classification.create(
+                code,
+                description=name,
+                name=name.replace(", ", "-").replace(" ", "-"),
+                color_hint="{:02X}{:02X}{:02X}".format(*SEVERITY_PALETTE[code][:3]),
+            )  # the COG's
             for code, name, _ in SEVERITY
         ]
     add_asset(out, "thumbnail", thumbnail, "Quicklook (dNBR by severity class)", pystac.MediaType.PNG,
