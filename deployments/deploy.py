@@ -92,10 +92,17 @@ def ensure_crash_detection() -> str:
     return CRASH_DETECTION
 
 
+def check_project(project: Path) -> Path:
+    """`project` if it holds a prefect.yaml (checked before anything is registered)."""
+    if not (project / "prefect.yaml").is_file():
+        raise InputError(f"project {str(project)!r}: no prefect.yaml (run eoflows deploy from an eoflows checkout "
+                         "or give --project)")  # fmt: skip
+    return project
+
+
 def deploy_all(project: Path) -> str:
     """Run `prefect --no-prompt deploy --all` on the project's prefect.yaml; return its output."""
-    if not (project / "prefect.yaml").is_file():
-        raise InputError(f"project {str(project)!r}: no prefect.yaml (run eoflows deploy from an eoflows checkout)")
+    check_project(project)
     prefect = str(Path(sys.executable).with_name("prefect"))
     done = subprocess.run([prefect, "--no-prompt", "deploy", "--all"], cwd=project, capture_output=True, text=True)
     if done.returncode != 0:

@@ -104,13 +104,33 @@ def in_prefect(call: Callable[[], Any]) -> Any:
         return call()
 
 
+JSON_OPTION = Param("json", bool, False, "Print the catalog URI, item ids and asset hrefs as JSON (for scripts).",
+                    Role.INPUT)  # fmt: skip
+
+
+def published(catalog_uri: str, storage: str | None) -> str:
+    """JSON of a published catalog: its URI, and each item's id and asset hrefs (`storage`: a block name)."""
+    import pystac
+
+    from blocks import saved_or_env
+    from blocks.s3 import S3Storage
+    from tasks.data.stac_io import FsspecStacIO
+
+    catalog = pystac.Catalog.from_file(catalog_uri, stac_io=FsspecStacIO(saved_or_env(S3Storage, storage)))
+    items = [{"id": item.id, "assets": {k: a.get_absolute_href() for k, a in item.assets.items()}}
+             for item in catalog.get_items(recursive=True)]  # fmt: skip
+    return json.dumps({"catalog": catalog_uri, "items": items}, indent=2)
+
+
 def run_command(package: Package, flow: Flow) -> Callable[..., Any]:
-    """The CLI of a package's flow: its parameters as options."""
+    """The CLI of a package's flow: its parameters as options (and --json)."""
     from flows.build import flow_params
 
-    return _command(
-        package.name, flow_params(package), package.description, lambda **kw: in_prefect(lambda: flow(**kw))
-    )
+    def body(json: bool = False, **kwargs: Any) -> str:
+        uri = in_prefect(lambda: flow(**kwargs))
+        return published(uri, kwargs.get("storage")) if json else uri
+
+    return _command(package.name, [*flow_params(package), JSON_OPTION], package.description, body)
 
 
 @cache
@@ -233,6 +253,20 @@ def gateway_stop(name: str, *, block: str | None = None) -> None:
     print(f"stopped {name}")
 
 
+@app.command(name="completion")
+def completion(*, shell: Literal["bash", "zsh", "fish"] = "bash", install: bool = False) -> None:
+    """Print the shell completion script of eoflows (commands, packages, options), or install it.
+
+    Args:
+        shell: The shell to complete in.
+        install: Write the script where the shell loads it and add it to the shell's startup file.
+    """
+    if install:
+        print(f"installed: {app.install_completion(shell=shell)}")
+        return
+    print(app.generate_completion(prog_name="eoflows", shell=shell), end="")
+
+
 @app.command(name="deploy")
 def deploy(*, project: Path = Path("."), namespace: str = "eoflows", image: str | None = None) -> None:
     """Register the blocks, create the work pools and the crashed-run detection, deploy every flow of prefect.yaml.
@@ -244,9 +278,10 @@ def deploy(*, project: Path = Path("."), namespace: str = "eoflows", image: str 
         namespace: Kubernetes namespace of the eoflows-k8s pool's jobs.
         image: Image of the eoflows-k8s pool's jobs; default the image of this eoflows version.
     """
-    from deployments.deploy import deploy_all, ensure_crash_detection, ensure_pools, register_blocks
+    from deployments.deploy import check_project, deploy_all, ensure_crash_detection, ensure_pools, register_blocks
     from eoflows import IMAGE
 
+    check_project(project.absolute())
     print("blocks: " + ", ".join(register_blocks()))
     print("work pools: " + ", ".join(ensure_pools(image or IMAGE, namespace)))
     print("automations: " + ensure_crash_detection())
@@ -411,7 +446,11 @@ def cwl_export(
             stage-out (entry main, eoap URI records in and out).
         image: Container image of the tools; default the image of this eoflows version (pin a digest on release).
         entry_id: Id of the entry workflow; default the package name (use `main` for runners that need it).
-        dask: Where calrissian:DaskGatewayRequirement goes: requirements (Calrissian >= 0.19), hints, none.
+        dask: Where calrissian:DaskGatewayRequirement goes (measured; README table): requirements: Calrissian >=
+            0.19 with --dask-gateway-url and eoflows (cwl validate, cwl run) accept it, stock cwltool and
+            eoap-validator reject it; hints: stock cwltool and eoflows accept it, eoap-validator 0.3.1 crashes,
+            Calrissian 0.19 fails the step; none: every runner and validator accepts it (Calrissian then
+            runs a plain pod: no Dask cluster).
         docker: Where DockerRequirement goes: requirements (OGC), hints (to run with cwltool --no-container).
         output: File to write; default standard output.
         all: Export every package in both modes, with job templates, into this folder.
@@ -440,36 +479,46 @@ def cwl_export(
 def cwl_job(
     package: str,
     *,
-    mode: Literal["app", "full"] = "full",
+    mode: Literal["app", "full", "wrapped"] = "full",
     output: Annotated[Path | None, Parameter(alias="-o")] = None,
 ) -> None:
     """Write example inputs (a CWL job file) for a package; credentials are left out, give them at run time.
 
     Args:
         package: The package.
-        mode: The export mode the inputs are for.
+        mode: The export mode the inputs are for: app (a staged Directory), full (item URLs), wrapped (the
+            entry main of `cwl export --mode wrapped`: the item as an eoap URI record, input: {value: URL}).
         output: File to write; default standard output.
     """
     from tasks.cwl.export import job_template
+    from tasks.cwl.wrap import wrapped_job_template
 
-    _write(yaml.safe_dump(job_template(_package(package), mode), sort_keys=False), output)
+    declared = _package(package)
+    job = wrapped_job_template(declared) if mode == "wrapped" else job_template(declared, mode)
+    _write(yaml.safe_dump(job, sort_keys=False), output)
 
 
 @cwl_app.command(name="validate")
 def cwl_validate(file: Path, *, ogc: bool = True) -> None:
     """Check a CWL document with cwltool (Calrissian's Dask extension known) and the OGC EOAP rules.
 
+    Also says which `cwl export --dask` form to use when stock cwltool, eoap-validator or Calrissian would
+    refuse the document's Dask requirement where it is (notes before the verdict).
+
     Args:
         file: The CWL document.
         ogc: Also check the OGC EOAP rules (--no-ogc for a wrapped package: its entry is eoap-cwlwrap's main).
     """
-    from tasks.cwl.check import check
+    from tasks.cwl.check import check, stock_tool_advice
 
     if not file.is_file():
         raise InputError(f"CWL document {str(file)!r}: not found")
     problems = check(file, ogc=ogc)
     for problem in problems:
         print(problem)
+    document = yaml.safe_load(file.read_text())  # it parsed in `check`
+    for advice in stock_tool_advice(document) if isinstance(document, dict) else []:
+        print(f"note: {advice}")
     if problems:
         raise InputError(f"CWL document {str(file)!r}: {len(problems)} problems (listed above)")
     print(f"{file}: valid (cwltool, Calrissian DaskGatewayRequirement{', OGC EOAP rules' if ogc else ''})")

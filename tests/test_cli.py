@@ -51,6 +51,14 @@ def test_run_prints_the_catalog_uri(sample_item: Path, tmp_path: Path) -> None:
     assert done.stdout.strip().splitlines()[-1] == str(tmp_path / "cli" / "catalog.json")
     item = json.loads(next((tmp_path / "cli").glob("*/*-processed.json")).read_text())
     assert set(item["assets"]) == {"ndwi", "product", "thumbnail"}
+    done = eoflows("run", "s2-indices", "--item", str(sample_item), "--destination", str(tmp_path), "--run-id", "js",
+                   "--products", "ndwi", "--json", env={"PREFECT_API_URL": PREFECT_API_URL.value()})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = json.loads(done.stdout)
+    (item,) = printed["items"]
+    assert printed["catalog"] == str(tmp_path / "js" / "catalog.json") and item["id"].endswith("-processed")
+    assert set(item["assets"]) == {"ndwi", "product", "thumbnail"}
+    assert all(Path(href).exists() and Path(href).is_relative_to(tmp_path / "js") for href in item["assets"].values())
 
 
 def test_errors_are_one_line_and_a_failure_status(tmp_path: Path) -> None:
@@ -126,3 +134,25 @@ def test_bugs_show_as_bugs_and_failed_io_as_one_line(
     assert code == status and said in err
     assert ("Traceback" in err) == (status == 3)  # a bug keeps its traceback; an input or I/O error is one line
     assert not any((tmp_path / "out").iterdir())  # the partial products are removed either way
+
+
+def test_deploy_outside_a_checkout_is_refused_before_touching_the_api(tmp_path: Path) -> None:
+    # an API nobody answers: any registration before the check would fail with a connection error instead
+    done = eoflows("deploy", "--project", str(tmp_path), env={"PREFECT_API_URL": "http://127.0.0.1:9/api"})
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"eoflows: error: project '{tmp_path}': no prefect.yaml (run eoflows deploy from an eoflows checkout or "
+        "give --project)"
+    )
+
+
+@pytest.mark.parametrize(("typed", "expected"), [("eoflows run s2-", "s2-indices"), ("eoflows run s2-indices --pro",
+                                                                                    "--products")])  # fmt: skip
+def test_bash_completes_packages_and_options(typed: str, expected: str, tmp_path: Path) -> None:
+    script = tmp_path / "eoflows.bash"
+    script.write_text(eoflows("completion", "--shell", "bash").stdout)
+    words = typed.split()
+    done = subprocess.run(["bash", "-c", f'source {script}; COMP_WORDS=({typed}); COMP_CWORD={len(words) - 1}; '
+                           f'COMP_LINE="{typed}"; COMP_POINT=${{#COMP_LINE}}; _eoflows; echo "${{COMPREPLY[@]}}"'],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.stdout.split() == [expected], done.stderr

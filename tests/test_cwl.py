@@ -134,10 +134,16 @@ def test_cwltool_runs_give_what_the_flow_gives(s3: LocalS3, sample_item: Path, t
            "aws_access_key_id": s3.access_key_id, "aws_secret_access_key": s3.secret_access_key,
            "aws_endpoint_url_s3": s3.endpoint_url}  # fmt: skip
     (tmp_path / "job.yml").write_text(yaml.safe_dump(job))
-    done = cwltool("--enable-ext", "--no-container", "--outdir", str(tmp_path / "out"), f"{path}#s2-indices",
-                   str(tmp_path / "job.yml"))  # fmt: skip
+    steps = tmp_path / "steps"  # each step's output folder (its HOME too), kept to look into
+    steps.mkdir()
+    (tmp_path / "tmp").mkdir()
+    done = cwltool("--enable-ext", "--no-container", "--outdir", str(tmp_path / "out"), "--leave-tmpdir",
+                   "--tmp-outdir-prefix", f"{steps}/", "--tmpdir-prefix", f"{tmp_path / 'tmp'}/",
+                   f"{path}#s2-indices", str(tmp_path / "job.yml"))  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert s3.secret_access_key not in done.stdout + done.stderr  # cwltool:Secrets kept it out of the logs
+    assert sum((p / "catalog.json").is_file() for p in steps.iterdir()) == 2  # stage-in's and compute's outputs
+    assert not list(steps.rglob(".prefect"))  # the steps kept Prefect's home out of their outputs (their HOME)
     cwl_uri = json.loads(done.stdout)["catalog_uri"]
     assert cwl_uri == "s3://eoflows-results/parity/cwl/catalog.json" and flow_uri.endswith("/parity/flow/catalog.json")
     io = FsspecStacIO(s3.storage())

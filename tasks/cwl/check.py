@@ -6,7 +6,8 @@ each an int/string or an expression, all required, nothing else allowed (a missp
 as it would silently fall back to a plain pod in Calrissian).
 
 eoap-validator (the OGC best-practice checks) runs on a copy without extension classes: it rejects the Dask
-requirement (cwltool validation first) and crashes on custom hints (eoap-validator 0.3.1).
+requirement (cwltool validation first) and crashes on it as a hint (eoap-validator 0.3.1). `stock_tool_advice`
+says which `--dask` form to export for the stock tools that would refuse the document as it is.
 """
 
 import copy
@@ -23,7 +24,8 @@ from typing import Any
 import yaml
 
 from eoflows.errors import InputError
-from tasks.cwl.extensions import cwltool_main
+from tasks.cwl.documents import processes
+from tasks.cwl.extensions import DASK_CLASS, cwltool_main
 
 
 def cwltool_problems(target: str) -> list[str]:
@@ -114,6 +116,38 @@ def _hinted(document: dict[str, Any]) -> dict[str, Any]:
             process["requirements"] = [r for r in process["requirements"] if r not in dask]
             process["hints"] = [*process.get("hints", []), *dask]
     return moved
+
+
+def dask_placements(document: dict[str, Any]) -> set[str]:
+    """Where the document's processes put `calrissian:DaskGatewayRequirement`: `requirements`, `hints`, both, none."""
+    found = set()
+    for process in processes(document):
+        for key in ("requirements", "hints"):
+            items = process.get(key) or []  # a list of {class: ...}, or a map keyed by class
+            classes = list(items) if isinstance(items, dict) else [r.get("class") for r in items if isinstance(r, dict)]
+            if any(c in ("calrissian:DaskGatewayRequirement", DASK_CLASS) for c in classes):
+                found.add(key)
+    return found
+
+
+def stock_tool_advice(document: dict[str, Any]) -> list[str]:
+    """What to export instead when a stock runner or validator would refuse the document's Dask requirement.
+
+    Measured (README, "CWL"): under `requirements` only Calrissian >= 0.19 (with --dask-gateway-url) and
+    eoflows' cwltool take it; under `hints` stock cwltool takes it, eoap-validator 0.3.1 crashes and
+    Calrissian 0.19 fails the step; without it (`--dask none`) every runner and validator does.
+    """
+    placements = dask_placements(document)
+    advice = []
+    if "requirements" in placements:
+        advice.append("stock cwltool and eoap-validator reject calrissian:DaskGatewayRequirement under requirements "
+                      "(only Calrissian >= 0.19 with --dask-gateway-url and eoflows read it there): export with "
+                      "--dask none to hand this file to them (--dask hints is enough for stock cwltool)")  # fmt: skip
+    if "hints" in placements:
+        advice.append("eoap-validator 0.3.1 crashes on calrissian:DaskGatewayRequirement under hints, and Calrissian "
+                      "0.19 fails the step (it reads the requirement only under requirements): export with --dask "
+                      "none for eoap-validator, --dask requirements for Calrissian")  # fmt: skip
+    return advice
 
 
 def check(path: Path, ogc: bool = True) -> list[str]:

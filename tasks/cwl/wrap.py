@@ -14,8 +14,9 @@ each id (the stage tools and the package read the same storage settings), the ty
 types carry absolute names) and no tool bindings; its `URI` input takes the stage-in reference's label and doc.
 
 ```python
-from tasks.cwl.wrap import wrap_package
+from tasks.cwl.wrap import wrap_package, wrapped_job_template
 print(to_yaml(wrap_package(S2_INDICES)))
+print(yaml.safe_dump(wrapped_job_template(S2_INDICES)))  # input: {value: <item URL>}, products, ...
 ```
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 
 from eoflows.errors import EoflowsError, InputError
 from eoflows.package import Package, Param, Role
-from tasks.cwl.export import CwlOptions, document, env_inputs, export, label, secret_inputs, tool_document
+from tasks.cwl.export import CwlOptions, document, env_inputs, export, job_template, label, secret_inputs, tool_document
 from tasks.cwl.extensions import STRING_FORMAT, URI
 
 WRAPPER = "main"  # the id of eoap-cwlwrap's workflow
@@ -122,3 +123,15 @@ def wrap_package(package: Package, options: CwlOptions = CwlOptions()) -> dict[s
     if secrets := [i for i in secret_inputs(package, "full") if i in ids]:
         wrapper["hints"] = [{"class": "cwltool:Secrets", "secrets": secrets}]
     return document(package, [wrapper, stage_in, *app["$graph"], stage_out])
+
+
+def wrapped_job_template(package: Package) -> dict[str, Any]:
+    """Example inputs of the wrapped package's `main` (credentials left out: give them at run time).
+
+    Those of `--mode full`, except the stage-in reference: each staged folder of the package is an eoap `URI`
+    record holding it (`input: {value: <item URL, path or s3://>}`), which stage-in stages.
+    """
+    job = job_template(package, "full")
+    reference = job.pop(_reference(package).name, None)
+    staged = {p.name: {"value": reference} for p in package.compute.by_role(Role.STAGED) if reference is not None}
+    return {**staged, **job}
