@@ -40,7 +40,7 @@ def published_item(uri: str, storage=None) -> pystac.Item:
 
 def check_products(item: pystac.Item, sample_item: Path, products: list[str], storage_options=None) -> None:
     expected = reference_products(sample_item)
-    ds = xr.open_zarr(item.assets["product"].href, consolidated=True, storage_options=storage_options)
+    ds = xr.open_zarr(item.assets["product"].get_absolute_href(), consolidated=True, storage_options=storage_options)
     assert sorted(ds.data_vars) == sorted(products)
     assert ds.rio.crs if hasattr(ds, "rio") else ds["spatial_ref"].attrs["crs_wkt"].startswith("PROJCRS")
     for name in products:
@@ -77,7 +77,7 @@ def test_s3_to_s3_with_a_storage_block(s3: LocalS3, sample_item: Path) -> None:
     assert item.get_single_link("derived_from").href == source
     check_products(item, sample_item, list(PRODUCTS), s3.storage().s3fs_options())
     fs = s3fs.S3FileSystem(**s3.storage().s3fs_options())
-    quicklook = Image.open(io.BytesIO(fs.cat(item.assets["thumbnail"].href)))
+    quicklook = Image.open(io.BytesIO(fs.cat(item.assets["thumbnail"].get_absolute_href())))
     assert (quicklook.format, quicklook.mode, quicklook.size) == ("PNG", "RGBA", (366, 366))
     assert quicklook.getpixel((0, 0))[3] == 0 and quicklook.getpixel((300, 300))[3] == 255  # no data: transparent
     as_dict = item.to_dict(transform_hrefs=False)
