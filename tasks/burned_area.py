@@ -200,9 +200,9 @@ def compute_burned_area(
             tiled.unlink()
         thumbnail = folder / f"{name}.png"
         thumbnail.write_bytes(png_bytes(colour(overview(paths["dnbr"]))))  # dNBR by severity class
-        stats = summary(block_values(paths["dnbr"]))
+        stats = summary(block_values(paths["dnbr"]), grid.width * grid.height)
         result = burned_area_item(pre_item, post_item, pre_href, post_href, out_id, grid, paths, thumbnail, nir,
-                                  classes, stats["mean"])  # fmt: skip
+                                  classes, stats)  # fmt: skip
         write_catalog([result], output, "processing-results", f"burned-area results of {pre_item.id} -> {post_item.id}")
     wall = time.perf_counter() - t0
     report_usage(f"Usage of the compute step for {out_id}", usage, wall, {
@@ -210,7 +210,7 @@ def compute_burned_area(
         "mean dNBR": stats["mean"],
         "output stored (MB)": round(sum(p.stat().st_size for p in folder.iterdir()) / 1e6, 1),
     })  # fmt: skip
-    log.info("Wrote dNBR of %s in %.1f s (mean %.3f)", out_id, wall, stats["mean"])
+    log.info("Wrote dNBR of %s in %.1f s (mean %s)", out_id, wall, stats["mean"])
     return output
 
 

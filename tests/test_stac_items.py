@@ -88,9 +88,10 @@ def test_burned_area_item_assets(tmp_path: Path) -> None:
     for path in [*paths.values(), tmp_path / "q.png"]:
         path.write_bytes(b"data")
     item = check(burned_area_item(pre, post, "pre.json", "post.json", "out", GRID, paths, tmp_path / "q.png", "B08",
-                                  (8, 9), 0.25))  # fmt: skip
+                                  (8, 9), {"mean": 0.25, "minimum": -0.5, "maximum": 1.0}))  # fmt: skip
     dnbr = item["assets"]["dnbr"]
-    assert dnbr["raster:bands"][0]["statistics"] == {"mean": 0.25} and dnbr["raster:bands"][0]["nodata"] == "nan"
+    assert dnbr["raster:bands"][0]["statistics"] == {"mean": 0.25, "minimum": -0.5, "maximum": 1.0}
+    assert dnbr["raster:bands"][0]["nodata"] == "nan"
     classes = item["assets"]["severity"]["classification:classes"]
     assert [c["value"] for c in classes] == list(range(1, 8)) and classes[3]["name"] == "low-severity"
     assert item["properties"]["start_datetime"] < item["properties"]["end_datetime"]

@@ -120,8 +120,8 @@ def indices_item(source: pystac.Item, href: str, grid: Grid, out_id: str, produc
 
 def burned_area_item(pre: pystac.Item, post: pystac.Item, pre_href: str, post_href: str, out_id: str, grid: Grid,
                      paths: dict[str, Path], thumbnail: Path, nir: str, classes: tuple[int, ...],
-                     mean: float | None) -> pystac.Item:  # fmt: skip
-    """The item of the dNBR COG, the severity COG when in `paths`, and the quicklook."""
+                     stats: dict[str, Any]) -> pystac.Item:  # fmt: skip
+    """The item of the dNBR COG (with its `stats`), the severity COG when in `paths`, and the quicklook."""
     lineage = f"eoflows burned-area: dNBR = NBR({pre.id}) - NBR({post.id}), NBR = ({nir} - B12) / ({nir} + B12)"
     if classes:
         lineage += f", SCL classes {list(classes)} masked"
@@ -139,7 +139,13 @@ def burned_area_item(pre: pystac.Item, post: pystac.Item, pre_href: str, post_hr
             data_type=DataType.FLOAT32,
             scale=1.0,
             offset=0.0,
-            statistics=Statistics.create(mean=mean),
+            statistics=Statistics.create(
+                minimum=stats.get("minimum"),
+                maximum=stats.get("maximum"),
+                mean=stats.get("mean"),
+                stddev=stats.get("stddev"),
+                valid_percent=stats.get("valid percent"),
+            ),
         )  # fmt: skip
     ]
     if "severity" in paths:

@@ -94,12 +94,27 @@ def colour(values: np.ndarray) -> np.ndarray:
     return table[classify(values)]
 
 
-def summary(blocks: Iterable[np.ndarray]) -> dict[str, float | int | None]:
-    """Mean dNBR, valid pixels and burned share (dNBR >= `BURNED`) of the valid dNBR values, given block by block."""
-    total, count, burned = 0.0, 0, 0
+def summary(blocks: Iterable[np.ndarray], pixels: int) -> dict[str, float | int | None]:
+    """Statistics of the valid dNBR values, given block by block, over a grid of `pixels` pixels.
+
+    Mean, minimum, maximum and standard deviation (rounded to 4 decimals), valid pixels, their percentage of
+    the grid, and the burned share (dNBR >= `BURNED`) of the valid pixels; None where no pixel is valid.
+    """
+    total, squares, count, burned = 0.0, 0.0, 0, 0
+    low, high = np.inf, -np.inf
     for valid in blocks:
-        total += float(valid.sum(dtype=np.float64))
+        if not valid.size:
+            continue
+        values = valid.astype(np.float64)
+        total += float(values.sum())
+        squares += float((values * values).sum())
         count += valid.size
         burned += int((valid >= BURNED).sum())
-    return {"mean": round(total / count, 4) if count else None, "valid pixels": count,
-            "burned share": round(burned / count, 4) if count else None}  # fmt: skip
+        low, high = min(low, float(values.min())), max(high, float(values.max()))
+    if not count:
+        return {"mean": None, "minimum": None, "maximum": None, "stddev": None, "valid pixels": 0,
+                "valid percent": 0.0, "burned share": None}  # fmt: skip
+    mean = total / count
+    return {"mean": round(mean, 4), "minimum": round(low, 4), "maximum": round(high, 4),
+            "stddev": round(max(squares / count - mean * mean, 0.0) ** 0.5, 4), "valid pixels": count,
+            "valid percent": round(100 * count / pixels, 2), "burned share": round(burned / count, 4)}  # fmt: skip
