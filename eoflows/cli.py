@@ -127,8 +127,11 @@ def run_command(package: Package, flow: Flow) -> Callable[..., Any]:
     from flows.build import flow_params
 
     def body(json: bool = False, **kwargs: Any) -> str:
-        uri = in_prefect(lambda: flow(**kwargs))
-        return published(uri, kwargs.get("storage")) if json else uri
+        def run() -> str:  # reading the catalog may need a saved storage block: while the API is there
+            uri = flow(**kwargs)
+            return published(uri, kwargs.get("storage")) if json else uri
+
+        return in_prefect(run)
 
     return _command(package.name, [*flow_params(package), JSON_OPTION], package.description, body)
 
