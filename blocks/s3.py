@@ -27,8 +27,10 @@ class S3Storage(Block):
     endpoint_url: str | None = Field(
         default=None, description="S3 endpoint, e.g. http://minio:9000; empty for AWS itself."
     )
-    access_key_id: str | None = Field(
-        default=None, description="Access key id; empty to use the usual AWS credential chain (or anonymous)."
+    access_key_id: SecretStr | None = Field(
+        default=None,
+        description="Access key id; empty to use the usual AWS credential chain (or anonymous). Kept secret "
+        "like the key: a run that is given this block never shows it (UI, logs, run parameters).",
     )
     secret_access_key: SecretStr | None = Field(default=None, description="Secret access key.")
     region_name: str | None = Field(default=None, description="Region, e.g. eu-central-1; empty for the default.")
@@ -72,8 +74,8 @@ class S3Storage(Block):
         """Keyword arguments for `s3fs.S3FileSystem` (and fsspec/xarray/zarr `storage_options`)."""
         options: dict[str, Any] = {"anon": True} if self.anonymous else {}
         if self.access_key_id and not self.anonymous:
-            options["key"] = self.access_key_id
-            options["secret"] = self.secret_access_key.get_secret_value() if self.secret_access_key else None
+            options["key"] = _plain(self.access_key_id)
+            options["secret"] = _plain(self.secret_access_key)
         if self.endpoint_url:
             options["endpoint_url"] = self.endpoint_url
         if self.region_name:
@@ -92,6 +94,11 @@ class S3Storage(Block):
         return f"{self.public_url.rstrip('/')}/{uri.removeprefix('s3://')}"
 
     def describe(self) -> str:
-        """A log-safe one-line description (no secret)."""
-        who = "anonymous" if self.anonymous else f"key {self.access_key_id or 'from the AWS credential chain'}"
+        """A log-safe one-line description (no credential)."""
+        who = "anonymous" if self.anonymous else ("a key" if self.access_key_id else "the AWS credential chain")
         return f"S3 at {self.endpoint_url or 'AWS'} ({who})"
+
+
+def _plain(value: SecretStr | str | None) -> str | None:
+    """The value of a secret field (also when set unvalidated, as `model_copy(update=...)` does)."""
+    return value.get_secret_value() if isinstance(value, SecretStr) else value

@@ -133,7 +133,9 @@ def run_command(package: Package, flow: Flow) -> Callable[..., Any]:
 
         return in_prefect(run)
 
-    return _command(package.name, [*flow_params(package), JSON_OPTION], package.description, body)
+    # settings by name on the command line (the flow also takes a saved block, as the Prefect UI picks it)
+    params = [replace(p, annotation=str | None) if p.role is Role.SETTINGS else p for p in flow_params(package)]
+    return _command(package.name, [*params, JSON_OPTION], package.description, body)
 
 
 @cache

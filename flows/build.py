@@ -14,6 +14,7 @@ from typing import Any
 
 from prefect import Flow, flow, task
 from prefect.artifacts import create_table_artifact
+from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
@@ -22,6 +23,7 @@ from prefect.tasks import Task
 from blocks import saved_or_env
 from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
+from eoflows.errors import InputError
 from eoflows.package import Package, Param, Role, Step, settings_class, summary, with_signature
 from flows.artifacts import publish_products_artifact
 from flows.runners import describe_cluster, task_runner
@@ -29,14 +31,18 @@ from flows.work import flow_work_folder
 
 
 def settings_param(p: Param) -> Param:
-    """The flow parameter standing for a settings parameter: the name of a saved block, or the environment."""
+    """The flow parameter standing for a settings parameter: a saved block or its name, or the environment.
+
+    Typed as the block class or a string, so the Prefect UI offers a picker of the saved blocks of that type
+    (the run keeps a reference to the block, never its fields) and the CLI and `-p` take a name.
+    """
     cls = settings_class(p.annotation)
     assert cls is not None
     doc = (
-        f"Name of a saved '{cls.get_block_type_slug()}' block: {cls.get_description()} "
+        f"Name of a saved '{cls.get_block_type_slug()}' block (in the UI: pick one): {cls.get_description()} "
         f"Empty: {summary(cls.from_env.__doc__)}"
     )
-    return Param(p.name, str | None, None, doc, Role.SETTINGS)
+    return Param(p.name, cls | str | None, None, doc, Role.SETTINGS)
 
 
 def flow_params(package: Package) -> list[Param]:
@@ -51,11 +57,22 @@ def step_task(step: Step) -> Task:
 
 
 def load_settings(package: Package, values: dict[str, Any]) -> dict[str, Any]:
-    """Each settings parameter's block: loaded by the name given, or read from the environment."""
+    """Each settings parameter's block: the saved block given, loaded by the name given, or from the environment.
+
+    Settings given inline (a block that is not saved) are refused: the flow run keeps its parameters.
+    """
     loaded = {}
     for p in package.params:
-        if p.role is Role.SETTINGS:
-            loaded[p.name] = saved_or_env(settings_class(p.annotation), values[p.name])
+        if p.role is not Role.SETTINGS:
+            continue
+        value = values[p.name]
+        if isinstance(value, Block):
+            if value._block_document_id is None:
+                raise InputError(f"{p.name}: give a saved block (or its name), not inline settings: a flow run "
+                                 "keeps its parameters, and credentials must not be among them")  # fmt: skip
+            loaded[p.name] = value
+        else:
+            loaded[p.name] = saved_or_env(settings_class(p.annotation), value)
     return loaded
 
 

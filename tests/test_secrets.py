@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import s3fs
 
 from eoflows.local.s3 import LocalS3
@@ -35,3 +36,28 @@ def test_a_run_to_s3_leaves_its_secret_nowhere(sample_item: Path, s3: LocalS3, t
     fs = s3fs.S3FileSystem(**s3.storage().s3fs_options(), skip_instance_cache=True)
     published = fs.find("eoflows-results/secrets/r1")
     assert published and not [p for p in published if secret in fs.cat_file(p)]
+
+
+def test_a_saved_block_as_parameter_keeps_credentials_out_of_the_run(sample_item: Path, s3: LocalS3) -> None:
+    """The flow takes the block the Prefect UI picks (or a name); the run's stored parameters hold no credential,
+    and settings given inline (not saved) are refused before any work."""
+    from prefect.client.orchestration import get_client
+
+    from blocks.s3 import S3Storage
+    from eoflows.errors import InputError
+    from flows.s2_indices import s2_indices
+
+    s3.storage().save("secrets-test", overwrite=True)
+    state = s2_indices(item=str(sample_item), destination="s3://eoflows-results/picked", products=["ndvi"],
+                       storage=S3Storage.load("secrets-test"), return_state=True)  # fmt: skip
+    assert state.is_completed() and state.result().startswith("s3://eoflows-results/picked/")
+    with get_client(sync_client=True) as client:
+        stored = str(client.read_flow_run(state.state_details.flow_run_id).parameters)
+    assert "secrets-test" in stored and s3.access_key_id not in stored and s3.secret_access_key not in stored
+    state = s2_indices(item=str(sample_item), destination="s3://eoflows-results/inline", products=["ndvi"],
+                       storage=s3.storage(), return_state=True)  # fmt: skip
+    assert state.is_failed()
+    with pytest.raises(InputError, match="storage: give a saved block"):
+        state.result()
+    fs = s3fs.S3FileSystem(**s3.storage().s3fs_options(), skip_instance_cache=True)
+    assert not fs.exists("eoflows-results/inline")
