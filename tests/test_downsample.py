@@ -146,3 +146,23 @@ def test_the_item_datetime_is_the_acquisition_and_says_where_it_was_found(
     (item,) = pystac.Catalog.from_file(str(out / "catalog.json")).get_items(recursive=True)
     assert "datetime (acquisition) from the time it was fetched" in item.properties["processing:lineage"]
     assert abs((item.datetime - dt.datetime.now(dt.UTC)).total_seconds()) < 600
+
+
+def test_a_classified_raster_keeps_its_colours_and_class_names(tmp_path: Path) -> None:
+    from affine import Affine
+
+    from tasks.data.geotiff import write_resized
+
+    source = tmp_path / "classes.tif"
+    with rasterio.open(source, "w", driver="GTiff", width=64, height=64, count=1, dtype="uint8", nodata=0,
+                       crs="EPSG:32633", transform=Affine(10, 0, 600000, 0, -10, 5000040)) as dst:  # fmt: skip
+        dst.write(np.repeat(np.arange(1, 5, dtype=np.uint8), 16)[None, None, :].repeat(64, axis=1))
+        dst.write_colormap(1, {0: (0, 0, 0, 0), 1: (26, 152, 80, 255), 2: (255, 255, 191, 255)})
+        dst.update_tags(1, CLASS_1="unburned", CLASS_2="low severity")
+        dst.set_band_description(1, "classes")
+    with rasterio.open(source) as src:
+        write_resized(src, tmp_path / "small.tif", 16, 16, "mode")
+    with rasterio.open(tmp_path / "small.tif") as out:
+        assert out.colormap(1)[1] == (26, 152, 80, 255) and out.colormap(1)[2] == (255, 255, 191, 255)
+        assert out.tags(1)["CLASS_2"] == "low severity" and out.descriptions == ("classes",)
+        assert set(np.unique(out.read(1))) <= {1, 2, 3, 4}

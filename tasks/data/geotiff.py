@@ -71,7 +71,10 @@ def read_resized(src: Any, width: int, height: int, method: str, bands: list[int
 
 
 def write_resized(src: Any, path: Path, width: int, height: int, method: str) -> None:
-    """A deflate GeoTIFF of `src` at width x height (geotransform scaled; CRS, nodata, tags, descriptions kept)."""
+    """A deflate GeoTIFF of `src` at width x height, geotransform scaled.
+
+    CRS, nodata, dataset and band tags, band descriptions and colour tables are kept.
+    """
     import rasterio
     from affine import Affine
 
@@ -84,6 +87,12 @@ def write_resized(src: Any, path: Path, width: int, height: int, method: str) ->
         dst.write(data.filled(src.nodata) if src.nodata is not None else data.data)
         dst.update_tags(**src.tags())
         dst.descriptions = src.descriptions
+        for band in range(1, src.count + 1):
+            dst.update_tags(band, **src.tags(band))
+            try:
+                dst.write_colormap(band, src.colormap(band))
+            except ValueError:
+                continue  # no colour table on this band
 
 
 def open_tiled(path: Path, grid: Grid, dtype: str, nodata: float, description: str,
