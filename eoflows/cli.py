@@ -14,15 +14,17 @@ from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_origin
 
 import yaml
 from cyclopts import App, CycloptsError, Parameter
-from prefect import Flow
 
 from eoflows import __version__
 from eoflows.errors import EoflowsError, InputError, Stopped
 from eoflows.package import Package, Param, Role, Step, settings_class, with_signature
+
+if TYPE_CHECKING:
+    from prefect import Flow
 
 INTERNAL_ERROR = 3  # exit status of a bug (1: bad input or an unusable location, 2: a malformed command line)
 
@@ -122,7 +124,7 @@ def published(catalog_uri: str, storage: str | None) -> str:
     return json.dumps({"catalog": catalog_uri, "items": items}, indent=2)
 
 
-def run_command(package: Package, flow: Flow) -> Callable[..., Any]:
+def run_command(package: Package, flow: "Flow") -> Callable[..., Any]:
     """The CLI of a package's flow: its parameters as options (and --json)."""
     from flows.build import flow_params
 
@@ -136,6 +138,10 @@ def run_command(package: Package, flow: Flow) -> Callable[..., Any]:
     # settings by name on the command line (the flow also takes a saved block, as the Prefect UI picks it)
     params = [replace(p, annotation=str | None) if p.role is Role.SETTINGS else p for p in flow_params(package)]
     return _command(package.name, [*params, JSON_OPTION], package.description, body)
+
+
+#: First tokens of the commands that list or run packages (and the help of the whole CLI).
+PACKAGE_COMMANDS = ("run", "step", "completion", "--help", "-h")
 
 
 @cache
@@ -542,9 +548,11 @@ def main(argv: list[str] | None = None) -> int:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
-    register()
+    tokens = argv if argv is not None else sys.argv[1:]
+    if not tokens or tokens[0] in PACKAGE_COMMANDS:
+        register()  # the packages (and Prefect with them) are imported only by the commands that need them
     try:
-        app(argv if argv is not None else sys.argv[1:], exit_on_error=False, print_error=False)
+        app(tokens, exit_on_error=False, print_error=False)
     except CycloptsError as error:
         print(f"eoflows: usage error: {_one_line(error)}", file=sys.stderr)
         return 2

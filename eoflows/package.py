@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
-
-from prefect.blocks.core import Block
-from prefect.utilities.callables import parameter_docstrings
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin, get_type_hints
 
 from eoflows import IMAGE, __version__
+
+if TYPE_CHECKING:
+    from prefect.blocks.core import Block
 
 
 class Role(Enum):
@@ -87,9 +87,11 @@ class Param:
         return self.default is inspect.Parameter.empty
 
 
-def settings_class(annotation: Any) -> type[Block] | None:
+def settings_class(annotation: Any) -> "type[Block] | None":
     """The block class of a settings annotation (``S3Storage | None`` -> `S3Storage`), else None."""
     candidates = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    from prefect.blocks.core import Block  # Prefect is imported when packages are declared, not by the CLI's start
+
     return next((c for c in candidates if isinstance(c, type) and issubclass(c, Block)), None)
 
 
@@ -148,6 +150,8 @@ class Step:
     def params(self) -> tuple[Param, ...]:
         """All parameters of the step function, in signature order."""
         hints = get_type_hints(self.run, include_extras=True)
+        from prefect.utilities.callables import parameter_docstrings
+
         docs = parameter_docstrings(inspect.getdoc(self.run))
         params = []
         for p in inspect.signature(self.run).parameters.values():

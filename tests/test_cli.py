@@ -156,3 +156,13 @@ def test_bash_completes_packages_and_options(typed: str, expected: str, tmp_path
                            f'COMP_LINE="{typed}"; COMP_POINT=${{#COMP_LINE}}; _eoflows; echo "${{COMPREPLY[@]}}"'],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.stdout.split() == [expected], done.stderr
+
+
+@pytest.mark.parametrize(("args", "imports_prefect"), [(["--version"], False), (["sample", "--help"], False),
+                                                       (["run", "s2-indices", "--help"], True)])  # fmt: skip
+def test_only_commands_that_need_the_packages_import_them(args: list[str], imports_prefect: bool) -> None:
+    """Prefect and the packages (1-3 s of imports) load for the commands that list or run packages only."""
+    code = (f"import sys\nfrom eoflows.cli import main\ntry:\n    main({args!r})\n"
+            "finally:\n    print('prefect' in sys.modules, file=sys.stderr)")  # help and version exit
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stderr.strip().splitlines()[-1] == str(imports_prefect), done.stderr
