@@ -162,7 +162,9 @@ def test_bash_completes_packages_and_options(typed: str, expected: str, tmp_path
                                                        (["run", "s2-indices", "--help"], True)])  # fmt: skip
 def test_only_commands_that_need_the_packages_import_them(args: list[str], imports_prefect: bool) -> None:
     """Prefect and the packages (1-3 s of imports) load for the commands that list or run packages only."""
-    code = (f"import sys\nfrom eoflows.cli import main\ntry:\n    main({args!r})\n"
-            "finally:\n    print('prefect' in sys.modules, file=sys.stderr)")  # help and version exit
+    code = (
+        f"import sys\nfrom eoflows.cli import main\ntry:\n    main({args!r})\n"
+        "finally:\n    print('prefect' in sys.modules, file=sys.stderr)"
+    )  # help and version exit
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stderr.strip().splitlines()[-1] == str(imports_prefect), done.stderr
