@@ -22,6 +22,7 @@ from cyclopts import App, CycloptsError, Parameter
 from eoflows import __version__
 from eoflows.errors import EoflowsError, InputError, Stopped
 from eoflows.package import Package, Param, Role, Step, settings_class, with_signature
+from eoflows.prefect_home import private_prefect_home
 
 if TYPE_CHECKING:
     from prefect import Flow
@@ -549,6 +550,8 @@ def main(argv: list[str] | None = None) -> int:
         log.setLevel(logging.INFO)
         log.propagate = False
     tokens = argv if argv is not None else sys.argv[1:]
+    if tokens[:1] == ["step"]:  # a CWL tool: writes nothing but its output, so no Prefect home in $HOME
+        private_prefect_home()
     if not tokens or tokens[0] in PACKAGE_COMMANDS:
         register()  # the packages (and Prefect with them) are imported only by the commands that need them
     try:

@@ -9,8 +9,8 @@ nothing of a Prefect home (no profile, API, results or cache), so, before Prefec
 removed when the command ends; the processes it starts (Dask workers) inherit it. A `PREFECT_HOME` set by
 the user is kept. Every other command (`eoflows run`, `deploy`, `cwl ...`) uses the user's Prefect home.
 
-`eoflows/__init__.py` calls `isolate_step_command()`: the `eoflows` console script imports the package
-before `eoflows.cli` imports Prefect.
+`eoflows.cli.main` calls `private_prefect_home()` for `step` commands before it imports anything of Prefect
+(the CLI imports Prefect only with the packages).
 """
 
 import atexit
@@ -19,33 +19,18 @@ import shutil
 import sys
 import tempfile
 from collections.abc import MutableMapping, Sequence
-from pathlib import Path
 
 
-def is_step_command(argv: Sequence[str], orig_argv: Sequence[str] = ()) -> bool:
-    """True for `eoflows step ...`: the console script, or `python -m eoflows.cli step ...`."""
-    if len(argv) > 1 and Path(argv[0]).name == "eoflows" and argv[1] == "step":
-        return True
-    orig = list(orig_argv)
-    return any(orig[i : i + 3] == ["-m", "eoflows.cli", "step"] for i in range(len(orig)))
-
-
-def isolate_step_command(
-    argv: Sequence[str] | None = None,
-    environ: MutableMapping[str, str] | None = None,
-    imported: Sequence[str] | None = None,
+def private_prefect_home(
+    environ: MutableMapping[str, str] | None = None, imported: Sequence[str] | None = None
 ) -> str | None:
-    """For a step command, point `PREFECT_HOME` at a private temporary folder; return it (else None).
+    """Point `PREFECT_HOME` at a private temporary folder, removed at exit; return it (else None).
 
-    Nothing changes when Prefect is already imported (too late), when `PREFECT_HOME` is set, or for any
-    other command.
+    Nothing changes when Prefect is already imported (too late) or when `PREFECT_HOME` is set (the user's).
     """
     environ = os.environ if environ is None else environ
     imported = sys.modules if imported is None else imported
-    argv = sys.argv if argv is None else argv
     if "prefect" in imported or "PREFECT_HOME" in environ:
-        return None
-    if not is_step_command(argv, getattr(sys, "orig_argv", ())):
         return None
     home = tempfile.mkdtemp(prefix="eoflows-prefect-home-")
     atexit.register(shutil.rmtree, home, ignore_errors=True)

@@ -14,7 +14,7 @@ import yaml
 
 from eoflows.cli import main
 from eoflows.package import Role
-from eoflows.prefect_home import is_step_command, isolate_step_command
+from eoflows.prefect_home import private_prefect_home
 from flows.packages import PACKAGES
 from tasks.cwl.check import stock_tool_advice
 from tasks.cwl.export import CwlOptions, export, job_template, to_yaml
@@ -59,18 +59,12 @@ def test_the_wrapped_job_template_validates_against_the_wrapped_document(
     assert code == 1 and "the 'input' field is not valid" in log, log[-3000:]
 
 
-def test_only_step_commands_get_a_private_prefect_home(tmp_path: Path) -> None:
-    assert is_step_command(["/venv/bin/eoflows", "step", "s2-indices", "stage-in"])
-    assert is_step_command(["-m"], ["python", "-m", "eoflows.cli", "step", "s2-indices", "compute"])
-    for argv in (["eoflows", "run", "s2-indices"], ["eoflows", "deploy"], ["eoflows"], ["pytest", "step"]):
-        assert not is_step_command(argv)
-    step = ["eoflows", "step", "s2-indices", "stage-in"]
+def test_a_private_prefect_home_unless_the_user_set_one(tmp_path: Path) -> None:
     environ: dict[str, str] = {}
-    home = isolate_step_command(step, environ, imported=[])
+    home = private_prefect_home(environ, imported=[])
     assert home and environ == {"PREFECT_HOME": home} and Path(home).is_dir() and not list(Path(home).iterdir())
-    assert isolate_step_command(step, {"PREFECT_HOME": str(tmp_path)}, imported=[]) is None  # the user's choice
-    assert isolate_step_command(step, {}, imported=["prefect"]) is None  # too late: Prefect made its home
-    assert isolate_step_command(["eoflows", "run", "s2-indices"], {}, imported=[]) is None
+    assert private_prefect_home({"PREFECT_HOME": str(tmp_path)}, imported=[]) is None  # the user's choice
+    assert private_prefect_home({}, imported=["prefect"]) is None  # too late: Prefect made its home
 
 
 def test_a_step_command_writes_only_its_output(sample_item: Path, tmp_path: Path) -> None:
