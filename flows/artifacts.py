@@ -2,7 +2,6 @@
 
 import base64
 import io
-from pathlib import Path
 
 import pystac
 from PIL import Image
@@ -10,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from blocks.s3 import S3Storage
 from tasks.data.stac_io import FsspecStacIO, read_bytes
-from tasks.data.storage import scheme
+from tasks.data.storage import iri, scheme
 
 
 def _size(n: int | None) -> str:
@@ -39,8 +38,7 @@ def link(href: str, storage: S3Storage | None = None) -> str:
     `public_url`, else its URI as text.
     """
     if scheme(href) == "file":
-        uri = Path(href.removeprefix("file://")).absolute().as_uri()
-        return f"[{href}]({uri})"
+        return f"[{href}]({iri(href)})"
     if scheme(href) in ("http", "https"):
         return f"[{href}]({href})"
     url = (storage or S3Storage.from_env()).browser_url(href)

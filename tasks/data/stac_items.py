@@ -26,6 +26,7 @@ from eoflows import __version__
 from tasks.data.geotiff import GDAL_TYPES, Footprint
 from tasks.data.grid import Grid
 from tasks.data.sentinel2 import BANDS, stac_band_name
+from tasks.data.storage import iri
 from tasks.science.burn import SEVERITY, SEVERITY_NODATA, SEVERITY_PALETTE, SEVERITY_SOURCE
 from tasks.science.indices import COMPOSITES, INDICES, LONG_NAMES
 
@@ -36,13 +37,6 @@ COMMON = ("start_datetime", "end_datetime", "platform", "constellation", "instru
 ORBIT_STATES = {s.value for s in OrbitState}
 DATETIME_SOURCE = "datetime_source"  # where a staged raster's datetime was found (said in the output's lineage)
 NUMPY_TYPES = {gdal: numpy for numpy, gdal in GDAL_TYPES.items()}  # gdalinfo's type names -> STAC data types
-
-
-def iri(href: str) -> str:
-    """`href` as an IRI: a local path becomes a ``file://`` URI (STAC 1.1 links and self hrefs must be IRIs)."""
-    if "://" in href:
-        return href
-    return Path(href).absolute().as_uri()
 
 
 def _size(path: Path) -> int:

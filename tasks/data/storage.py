@@ -59,6 +59,13 @@ def filesystem(url: str, storage: S3Storage | None = None) -> tuple[AbstractFile
     return fs, path
 
 
+def iri(href: str) -> str:
+    """`href` as an IRI: a local path becomes a ``file://`` URI (STAC links, browser links), URLs stay."""
+    if scheme(href) != "file" or href.startswith("file://"):
+        return href
+    return Path(href).absolute().as_uri()
+
+
 def join(base: str, *parts: str) -> str:
     """Join path parts onto a local path or a URL."""
     if scheme(base) == "file":
