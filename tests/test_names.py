@@ -1,10 +1,7 @@
 """Identifiers are data, never paths: hostile and unusual item ids and run ids, for every package and step."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pystac
@@ -19,15 +16,10 @@ from tasks.data.stac_io import FsspecStacIO
 from tasks.data.staging import stage_out
 from tasks.downsample import downsample, stage_in_url
 from tasks.s2_indices import compute_indices, stage_in_eopf
+from tests.test_cli import eoflows
 
-EOFLOWS = str(Path(sys.executable).with_name("eoflows"))
 #: Ids that must work, each published inside its destination with the id kept in the JSON.
 IDS = ["/tmp/abs-evil", "../../evil", "a/b/c", "with space", "ünïcode", "dotted.id.v1"]
-
-
-def eoflows(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return subprocess.run([EOFLOWS, *args], capture_output=True, text=True, env={**clean, **(env or {})}, timeout=300)
 
 
 def files_under(*roots: Path) -> set[Path]:
