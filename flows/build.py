@@ -14,7 +14,6 @@ from typing import Any
 
 from prefect import Flow, flow, task
 from prefect.artifacts import create_table_artifact
-from prefect.blocks.core import Block
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
@@ -23,7 +22,6 @@ from prefect.tasks import Task
 from blocks import saved_or_env
 from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
-from eoflows.errors import InputError
 from eoflows.package import Package, Param, Role, Step, settings_class, summary, with_signature
 from flows.artifacts import publish_products_artifact
 from flows.runners import describe_cluster, task_runner
@@ -63,16 +61,8 @@ def load_settings(package: Package, values: dict[str, Any]) -> dict[str, Any]:
     """
     loaded = {}
     for p in package.params:
-        if p.role is not Role.SETTINGS:
-            continue
-        value = values[p.name]
-        if isinstance(value, Block):
-            if value._block_document_id is None:
-                raise InputError(f"{p.name}: give a saved block (or its name), not inline settings: a flow run "
-                                 "keeps its parameters, and credentials must not be among them")  # fmt: skip
-            loaded[p.name] = value
-        else:
-            loaded[p.name] = saved_or_env(settings_class(p.annotation), value)
+        if p.role is Role.SETTINGS:
+            loaded[p.name] = saved_or_env(settings_class(p.annotation), values[p.name], p.name)
     return loaded
 
 

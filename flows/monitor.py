@@ -30,7 +30,7 @@ from prefect.futures import as_completed
 from prefect.settings import PREFECT_UI_URL
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from blocks import saved_or_env
+from blocks import block_name, saved_or_env
 from blocks.s3 import S3Storage
 from eoflows import __version__
 from eoflows.errors import InputError, RemoteRunError
@@ -212,7 +212,7 @@ def monitor(
     max_concurrent: int = 2,
     concurrency_limit: str = "eoflows-monitor",
     max_items: int = 200,
-    storage: str | None = None,
+    storage: S3Storage | str | None = None,
 ) -> dict[str, int]:
     """Search a STAC API and run an eoflows package on each new item (or pre/post pair), skipping published ones.
 
@@ -236,7 +236,8 @@ def monitor(
         max_concurrent: How many package runs may run at once (the Prefect concurrency limit's size).
         concurrency_limit: Name of the Prefect global concurrency limit that holds max_concurrent.
         max_items: At most this many items are searched for.
-        storage: Name of a saved 'eoflows-s3-storage' block for an s3:// destination (AWS_* variables otherwise).
+        storage: A saved 'eoflows-s3-storage' block or its name (in the UI: pick one), for an s3:// destination
+            (AWS_* variables otherwise).
     """
     log = get_run_logger()
     spec = PACKAGES[package]
@@ -278,14 +279,14 @@ def monitor(
         )
 
     todo = units(spec, items, pairs, asset, tag)
-    fs, _ = filesystem(destination, saved_or_env(S3Storage, storage))
+    fs, _ = filesystem(destination, saved_or_env(S3Storage, storage, "storage"))
     catalog = {u.key: join(destination, u.run_id, "catalog.json") for u in todo}
     done = {u.key for u in todo if fs.exists(catalog[u.key])}
     to_run = [u for u in todo if u.key not in done and not u.problem]
     log.info("%d runs: %d already published, %d to run, at most %d at once (limit %r)",
              len(todo), len(done), len(to_run), max_concurrent, concurrency_limit)  # fmt: skip
 
-    common = {**values, **settings, "destination": destination, **({"storage": storage} if storage else {})}
+    common = {**values, **settings, "destination": destination, **({"storage": block_name(storage)} if storage else {})}
     outcome: dict[str, tuple[str, str]] = {k: ("skipped", "already published") for k in done}
     outcome |= {u.key: ("failed", u.problem) for u in todo if u.problem and u.key not in done}
     outcome |= run_all(name, to_run, common, concurrency_limit)

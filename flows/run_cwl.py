@@ -68,8 +68,8 @@ def run_cwl(
     cwl: str,
     inputs: Annotated[dict[str, Any] | str, Field(json_schema_extra=NO_CREDENTIALS)] = {},
     runner: Literal["cwltool", "calrissian"] = "cwltool",
-    calrissian: str | None = None,
-    storage: str | None = None,
+    calrissian: CalrissianSettings | str | None = None,
+    storage: S3Storage | str | None = None,
     outdir: str = "cwl-results",
     dry_run: bool = False,
 ) -> dict[str, Any]:
@@ -80,13 +80,15 @@ def run_cwl(
             eoflows package (exported on the fly in full mode).
         inputs: The job's inputs: a mapping, or the path, URL or s3:// URI of a YAML file.
         runner: calrissian (a Kubernetes Job) or cwltool (here, without containers).
-        calrissian: Name of a saved 'eoflows-calrissian' block; empty: its defaults, in-cluster.
-        storage: Name of a saved 'eoflows-s3-storage' block: it reads s3:// documents and gives the document's
-            S3 inputs (credentials included, never flow-run parameters); empty: AWS_* variables.
+        calrissian: A saved 'eoflows-calrissian' block or its name (in the UI: pick one); empty: its defaults,
+            in-cluster.
+        storage: A saved 'eoflows-s3-storage' block or its name (in the UI: pick one): it reads s3:// documents
+            and gives the document's S3 inputs (credentials included, never flow-run parameters); empty: AWS_*
+            variables.
         outdir: Folder for cwltool's results (a sub-folder per run: the flow run id).
         dry_run: With calrissian: return the manifests (YAML) without contacting a cluster.
     """
-    s3 = saved_or_env(S3Storage, storage)
+    s3 = saved_or_env(S3Storage, storage, "storage")
     with flow_work_folder("run-cwl") as folder:
         document = _document(cwl, folder, s3)
         content = document.content()
@@ -101,7 +103,7 @@ def run_cwl(
         declared = entry_inputs(content, document.entry)
         values = {**{k: v for k, v in settings_inputs(s3).items() if k in declared}, **_inputs(inputs, s3)}
         if runner == "calrissian":
-            settings = CalrissianSettings.load(calrissian) if calrissian else CalrissianSettings()
+            settings = saved_or_env(CalrissianSettings, calrissian, "calrissian")
             # run here, in this thread: a stop signal (flow-run cancellation) ends the loop, which cancels the
             # run and so deletes its Job; Prefect's own loop thread would leave the run going
             return asyncio.run(run_cwl_on_calrissian(document, values, settings, dry_run=dry_run))

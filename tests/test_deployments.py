@@ -190,11 +190,19 @@ def test_deploy_sets_up_the_detection_of_crashed_runs(deployed: str) -> None:
     assert trigger.within.total_seconds() == 3 * 180 and automation.actions[0].state.value == "CRASHED"
 
 
-def test_settings_parameters_offer_the_saved_blocks_in_the_ui(deployed: str) -> None:
-    """storage and dask are typed as their block or a name: the UI's run form shows a block picker."""
+@pytest.mark.parametrize(
+    ("deployment", "settings"),
+    [
+        ("s2-indices/local", {"storage": "eoflows-s3-storage", "dask": "eoflows-dask-gateway"}),
+        ("run-cwl/local", {"storage": "eoflows-s3-storage", "calrissian": "eoflows-calrissian"}),
+        ("monitor/local", {"storage": "eoflows-s3-storage"}),
+    ],
+)
+def test_settings_parameters_offer_the_saved_blocks_in_the_ui(deployed: str, deployment: str, settings: dict) -> None:
+    """Settings are typed as their block or a name: the UI's run form shows a block picker, `-p` takes a name."""
     with get_client(sync_client=True) as client:
-        schema = client.read_deployment_by_name("s2-indices/local").parameter_openapi_schema
-    for name, slug in (("storage", "eoflows-s3-storage"), ("dask", "eoflows-dask-gateway")):
+        schema = client.read_deployment_by_name(deployment).parameter_openapi_schema
+    for name, slug in settings.items():
         options = schema["properties"][name]["anyOf"]
         (ref,) = [o["$ref"].split("/")[-1] for o in options if "$ref" in o]
         assert schema["definitions"][ref]["block_type_slug"] == slug and {"type": "string"} in options

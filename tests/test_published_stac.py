@@ -46,3 +46,14 @@ def test_a_publication_on_s3_is_valid_stac(results: dict, s3: LocalS3) -> None:
             for item in items:
                 item.validate()
         assert items and all(a.href.startswith("s3://") for item in items for a in item.assets.values())
+
+
+def test_the_sample_input_items_are_valid_stac(sample_item: Path, burn_pair: tuple[Path, Path], tmp_path: Path) -> None:
+    """The items the samples write (demo, tests, benchmarks) pass the same validators, their collection linked."""
+    from eoflows.samples.burn_pair import write_pair
+
+    for path in (sample_item, *burn_pair, *write_pair(tmp_path / "v0", size=120, layout="v0")):
+        item = pystac.Item.from_file(str(path))
+        assert item.get_collection().id == item.collection_id  # the link resolves, as a STAC API's would
+        validate_with_pystac(str(path))
+        validate_with_stac_validator(str(path))

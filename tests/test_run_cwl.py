@@ -153,3 +153,15 @@ def test_credentials_are_never_flow_run_parameters(sample_item: Path) -> None:
     with pytest.raises(InputError, match=r"inputs \['aws_secret_access_key'\]: credentials are never flow-run"):
         run_cwl(cwl="s2-indices", inputs={"item": str(sample_item), "destination": "/tmp/x",
                                           "aws_secret_access_key": "s3cr3t"})  # fmt: skip
+
+
+def test_settings_given_inline_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    """A block typed in (not saved) would keep its credentials in the flow run's parameters: refused, named."""
+    from blocks.calrissian import CalrissianSettings
+    from blocks.s3 import S3Storage
+
+    with pytest.raises(InputError, match=r"^storage: give a saved block \(or its name\), not inline settings"):
+        run_cwl(str(tmp_path / "missing.cwl"), storage=S3Storage(endpoint_url="http://127.0.0.1:9"))
+    with pytest.raises(InputError, match=r"^calrissian: give a saved block"):
+        run_cwl(str(FIXTURES / "cwl" / "calrissian_revtool.cwl"), runner="calrissian", calrissian=CalrissianSettings())
+    assert not list(tmp_path.iterdir())

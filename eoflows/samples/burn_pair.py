@@ -21,6 +21,7 @@ import pystac
 
 from eoflows import __version__
 from eoflows.errors import InputError
+from eoflows.samples import write_with_collection
 from eoflows.samples.landscape import Cover, block_mean, scene
 from eoflows.samples.s2_eopf import scl_codes
 from tasks.data.sentinel2 import BANDS
@@ -113,7 +114,7 @@ def write_pair(dest: Path, size: int = 1098, seed: int = 7, layout: str = "v1") 
         raise InputError(f"layout {layout!r}: expected v1 (Earth Search v1 items) or v0 (Earth Search v0 items)")
     dest.mkdir(parents=True, exist_ok=True)
     scenes = _scenes(size, seed)
-    paths = []
+    items = []
     for event in ("pre", "post"):
         sid = item_id(event)
         folder = dest / sid
@@ -127,14 +128,12 @@ def write_pair(dest: Path, size: int = 1098, seed: int = 7, layout: str = "v1") 
             _write_cog(folder / f"{ASSETS[band][1]}.tif", array, ASSETS[band][2])
         valid = data["scl"] > 0
         cloud = float(np.isin(data["scl"][valid], (8, 9, 10)).mean() * 100) if valid.any() else 0.0
-        item = _item(event, size, sid, layout, round(cloud, 2))
-        path = dest / f"{sid}.json"
-        path.write_text(json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False), indent=1))
-        paths.append(path)
+        items.append(_item(event, size, sid, layout, round(cloud, 2)))
+    pre, post = write_with_collection(dest, items, "Sentinel-2 Level-2A (COG)")
     scar = {**SCAR, "dnbr": DNBR, "pixels_20m": int(scenes["post"]["burn"].sum()), "size": size, "seed": seed}
     (dest / "burn-scar.json").write_text(json.dumps(scar))
     _write_cog(dest / "burn-scar.tif", scenes["post"]["burn"].astype(np.uint8), 20)
-    return paths[0], paths[1]
+    return pre, post
 
 
 def _item(event: str, size: int, sid: str, layout: str, cloud: float) -> pystac.Item:

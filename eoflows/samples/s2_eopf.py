@@ -11,7 +11,6 @@ Zarr v2 with consolidated metadata, Blosc zstd level 3 with bit shuffle, reflect
 """
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import numcodecs
@@ -22,6 +21,7 @@ from pyproj import Transformer
 
 from eoflows import __version__
 from eoflows.errors import InputError
+from eoflows.samples import write_with_collection
 from eoflows.samples.landscape import Cover, block_mean, scene
 from tasks.data.sentinel2 import (
     BANDS,
@@ -45,7 +45,6 @@ EXTENSIONS = [
     "https://stac-extensions.github.io/processing/v1.2.0/schema.json",
     "https://stac-extensions.github.io/product/v0.1.0/schema.json",
     "https://stac-extensions.github.io/grid/v1.1.0/schema.json",
-    "https://stac-extensions.github.io/xarray-assets/v1.0.0/schema.json",
 ]
 
 
@@ -193,8 +192,7 @@ def write_sample(dest: Path, size: int = 1098, seed: int = 1) -> Path:
     _coords(group, size // 2, 20)
     zarr.consolidate_metadata(store)
     item = stac_item(item_id, store.name, geometry, bbox, acquisition(seed), properties)
-    path = dest / f"{item_id}.json"
-    path.write_text(json.dumps(item.to_dict(include_self_link=False, transform_hrefs=False), indent=1))
+    (path,) = write_with_collection(dest, [item], "Sentinel-2 Level-2A (EOPF Zarr)")
     return path
 
 

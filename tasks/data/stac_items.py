@@ -30,7 +30,9 @@ from tasks.data.storage import iri
 from tasks.science.burn import SEVERITY, SEVERITY_NODATA, SEVERITY_PALETTE, SEVERITY_SOURCE
 from tasks.science.indices import COMPOSITES, INDICES, LONG_NAMES
 
-ZARR = "application/vnd+zarr; version=3"  # the STAC best practice's Zarr media type, with the format version
+# The Zarr media type of the STAC Zarr best practice (vnd.zarr, with the format version; the older vnd+zarr and
+# x-zarr forms are deprecated there). odc-stac 0.5 recognises only the deprecated application/[x-]zarr.
+ZARR = "application/vnd.zarr; version=3"
 THUMBNAIL = ["thumbnail", "overview"]  # roles of a quicklook or browse image
 #: Common metadata of an input item that still describes a product derived from it.
 COMMON = ("start_datetime", "end_datetime", "platform", "constellation", "instruments", "mission", "gsd")
