@@ -11,6 +11,10 @@ DaskGatewaySettings(address="http://traefik-dask-gateway.ns.svc.cluster.local", 
 Without a block, `DaskGatewaySettings.from_env()` reads what a container is given: the `gateway.*` dask
 configuration (`DASK_GATEWAY__ADDRESS`, `DASK_GATEWAY__AUTH__TYPE`, ... or a gateway.yaml in /etc/dask),
 Calrissian's `DASK_GATEWAY_URL`, and the cluster Calrissian procured for the step in `DASK_CLUSTER`.
+
+Any other running Dask cluster (the Dask Kubernetes operator, Coiled, `dask scheduler` and `dask worker` by
+hand) is named by its scheduler: `scheduler_address`, or Dask's own `DASK_SCHEDULER_ADDRESS`. eoflows connects
+to it and leaves it running, as it does a Gateway cluster named in `DASK_CLUSTER`.
 """
 
 import os
@@ -59,6 +63,11 @@ class DaskGatewaySettings(Block):
     cluster_name: str | None = Field(
         default=None, description="Use this existing cluster (neither created nor shut down by eoflows)."
     )
+    scheduler_address: str | None = Field(
+        default=None,
+        description="Instead of a gateway: the scheduler of a running Dask cluster, e.g. tcp://10.0.0.5:8786 "
+        "(neither created nor shut down by eoflows).",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> "DaskGatewaySettings":
@@ -68,14 +77,24 @@ class DaskGatewaySettings(Block):
             raise ValueError(f"Cannot specify `api_token` with auth {self.auth!r} (it is for jupyterhub)")
         if self.minimum > self.maximum:
             raise ValueError(f"Cannot specify `minimum` ({self.minimum}) above `maximum` ({self.maximum})")
+        if self.scheduler_address and self.address:
+            raise ValueError(
+                f"Cannot specify `scheduler_address` ({self.scheduler_address!r}) with the gateway `address` "
+                f"({self.address!r}): name one Dask cluster"
+            )
         if self.cluster_name and not self.address:
             raise ValueError(f"Cannot specify `cluster_name` ({self.cluster_name!r}) without the gateway `address`")
         return self
 
     @property
     def enabled(self) -> bool:
-        """True when a gateway is configured (otherwise flows use a local Dask cluster)."""
-        return bool(self.address)
+        """True when a gateway or a running cluster is configured (otherwise flows use a local Dask cluster)."""
+        return bool(self.address or self.scheduler_address)
+
+    @property
+    def existing(self) -> bool:
+        """True when the settings name a running cluster, which eoflows neither creates nor shuts down."""
+        return bool(self.cluster_name or self.scheduler_address)
 
     def cluster_options(self) -> dict[str, Any]:
         """The cluster options to request (only those set)."""
@@ -85,7 +104,14 @@ class DaskGatewaySettings(Block):
 
     @classmethod
     def from_env(cls) -> "DaskGatewaySettings":
-        """Read the settings from the dask-gateway configuration and Calrissian's variables (DASK_CLUSTER)."""
+        """Read the settings from the environment: a running cluster's scheduler, else a gateway.
+
+        Dask's own `DASK_SCHEDULER_ADDRESS` (the `scheduler-address` setting) wins; otherwise the dask-gateway
+        configuration and Calrissian's variables (DASK_CLUSTER).
+        """
+        scheduler = _config(dask.config.collect_env(os.environ), "scheduler-address")
+        if scheduler:
+            return cls(scheduler_address=scheduler)
         env = dask.config.collect_env(os.environ).get("gateway", {})
         env = {"gateway": env} if env else {}
         kwargs = _config(env, "gateway.auth.kwargs") or {}
@@ -109,5 +135,7 @@ class DaskGatewaySettings(Block):
 
     def describe(self) -> str:
         """A log-safe one-line description (no secret)."""
+        if self.scheduler_address:
+            return f"the running Dask cluster at {self.scheduler_address}"
         where = f"cluster {self.cluster_name} on " if self.cluster_name else ""
         return f"{where}Dask Gateway {self.address} ({self.auth} auth)" if self.enabled else "a local Dask cluster"

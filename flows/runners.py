@@ -6,7 +6,8 @@ Three ways to get a cluster, chosen by the `dask` settings of the step (a saved 
 2. a gateway: a new Dask Gateway cluster for this flow run, adaptive between `minimum` and `maximum` workers,
    shut down when the step ends, also when it fails or the run is cancelled;
 3. a gateway and a cluster name (e.g. `DASK_CLUSTER`, the cluster Calrissian procured): that running cluster,
-   neither created nor shut down.
+   neither created nor shut down;
+4. a scheduler address (`DASK_SCHEDULER_ADDRESS`): that running Dask cluster, neither created nor shut down.
 
 ```python
 from flows.runners import task_runner
@@ -62,6 +63,10 @@ def task_runner(settings: DaskGatewaySettings | None = None) -> Iterator[DaskTas
         with local_task_runner() as runner:
             yield runner
         return
+    if settings.scheduler_address:
+        with DaskTaskRunner(address=settings.scheduler_address) as runner:
+            yield runner
+        return
     from tasks.remote.gateway import existing_cluster, new_cluster
 
     if settings.cluster_name:
@@ -95,7 +100,7 @@ def describe_cluster(runner: DaskTaskRunner, settings: DaskGatewaySettings | Non
         {"property": "memory now (GiB)",
          "value": round(sum(w.get("memory_limit", 0) for w in workers.values()) / 2**30, 1)},
     ]  # fmt: skip
-    if settings and settings.enabled and not settings.cluster_name:
+    if settings and settings.enabled and not settings.existing:
         rows.append({"property": "adaptive workers", "value": f"{settings.minimum} to {settings.maximum}"})
         rows += [{"property": f"option {k}", "value": str(v)} for k, v in settings.cluster_options().items()]
     return rows

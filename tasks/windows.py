@@ -12,8 +12,9 @@ Where windows run (`placement`), in order:
   per window, not a bare Dask future: the UI shows every window's state while it runs, and the task runner
   puts windows on the cluster's workers (a LocalCluster, a Gateway cluster), which may share no disk with
   the step: they send their results back;
-- a step run alone (the CLI, a CWL tool) with a Dask Gateway configured: that gateway's cluster (the one
-  Calrissian procured, named in DASK_CLUSTER, else a new one for the step);
+- a step run alone (the CLI, a CWL tool) with a Dask cluster configured: the running cluster named by
+  DASK_SCHEDULER_ADDRESS, else the gateway's cluster (the one Calrissian procured, named in DASK_CLUSTER, else a
+  new one for the step);
 - otherwise local threads, one more than there are cores (each window also waits on file writes; measured on
   a full tile, 2 cores: 34 s instead of 39 s with one per core).
 """
@@ -139,20 +140,29 @@ def placement(dask: DaskGatewaySettings | None) -> Iterator[Placement]:
         yield Placement(window_task.submit, f"Prefect tasks on the flow's {type(flow_run.task_runner).__name__}", True)
         return
     if dask is not None and dask.enabled:
-        from tasks.remote.gateway import cluster_for
-
-        with cluster_for(dask) as cluster, cluster.get_client(set_as_default=False) as client:
+        with _dask_client(dask) as (client, where):
             executor = client.get_executor(pure=False)  # concurrent.futures: cancelling one cancels its Dask task
-            yield Placement(
-                lambda job, window: executor.submit(measured, job, window),
-                f"Dask Gateway cluster {cluster.name} ({cluster.dashboard_link})",
-                True,
-            )
+            yield Placement(lambda job, window: executor.submit(measured, job, window), where, True)
         return
     n = (os.cpu_count() or 1) + 1
     limit_malloc_arenas()
     with ThreadPoolExecutor(n, thread_name_prefix="eoflows-window") as pool:
         yield Placement(lambda job, window: pool.submit(measured, job, window), f"{n} local threads", False)
+
+
+@contextmanager
+def _dask_client(dask: DaskGatewaySettings) -> Iterator[tuple[Any, str]]:
+    """A client of the configured cluster and its description; a Gateway cluster made here is shut down on exit."""
+    if dask.scheduler_address:
+        from distributed import Client
+
+        with Client(dask.scheduler_address, set_as_default=False) as client:
+            yield client, f"the Dask cluster at {dask.scheduler_address} ({client.dashboard_link})"
+        return
+    from tasks.remote.gateway import cluster_for
+
+    with cluster_for(dask) as cluster, cluster.get_client(set_as_default=False) as client:
+        yield client, f"Dask Gateway cluster {cluster.name} ({cluster.dashboard_link})"
 
 
 def _taken(future: Future | PrefectFuture) -> Ran:

@@ -105,6 +105,50 @@ def test_a_cwl_style_step_uses_the_cluster_named_in_dask_cluster(
     assert running(gateway) == [cluster.name]
 
 
+@pytest.fixture
+def hand_made_cluster(prefect_api: str, monkeypatch: pytest.MonkeyPatch):
+    """A Dask cluster eoflows did not make (a scheduler and a worker process), named by DASK_SCHEDULER_ADDRESS."""
+    from distributed import LocalCluster
+
+    env = {"PREFECT_API_URL": prefect_api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address="127.0.0.1:0",
+                      host="127.0.0.1", env=env) as cluster:  # fmt: skip
+        monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
+        yield cluster
+
+
+def test_the_flow_uses_the_running_cluster_named_in_dask_scheduler_address(
+    hand_made_cluster, sample_item: Path, tmp_path: Path
+) -> None:
+    (worker,) = hand_made_cluster.scheduler_info["workers"]
+    state = s2_indices(item=str(sample_item), destination=str(tmp_path), products=["ndvi"], return_state=True)
+    check_products(published_item(state.result()), sample_item, ["ndvi"])
+    found = tables(state)
+    assert found["dask-cluster"]["backing"] == f"the running Dask cluster at {hand_made_cluster.scheduler_address}"
+    assert found["compute-usage"]["window schedulers"] == hand_made_cluster.scheduler_address
+    assert found["compute-usage"]["window workers"] == worker  # every window ran on that cluster's worker
+    assert list(hand_made_cluster.scheduler_info["workers"]) == [worker]  # used, left running
+
+
+def test_a_step_uses_the_running_cluster_named_in_dask_scheduler_address(
+    hand_made_cluster, sample_item: Path, tmp_path: Path
+) -> None:
+    eoflows = str(Path(sys.executable).with_name("eoflows"))
+    subprocess.run([eoflows, "step", "s2-indices", "stage-in", "--item", str(sample_item), "--output",
+                    str(tmp_path / "in")], check=True, capture_output=True)  # fmt: skip
+    done = subprocess.run([eoflows, "step", "s2-indices", "compute", "--input", str(tmp_path / "in"), "--output",
+                           str(tmp_path / "out"), "--products", "ndvi"], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"Windows run on the Dask cluster at {hand_made_cluster.scheduler_address}" in done.stderr
+    assert len(hand_made_cluster.scheduler_info["workers"]) == 1
+
+
+def test_a_scheduler_address_and_a_gateway_are_refused_together() -> None:
+    with pytest.raises(ValidationError, match="name one Dask cluster"):
+        DaskGatewaySettings(address="http://gateway:80", scheduler_address="tcp://10.0.0.5:8786")
+
+
 @pytest.mark.parametrize(
     ("change", "error", "message"),
     [
