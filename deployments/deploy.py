@@ -1,4 +1,4 @@
-"""`eoflows deploy`: register eoflows' blocks, create its two work pools, deploy everything in prefect.yaml.
+"""`eoflows deploy`: register eoflows' blocks, create its three work pools, deploy everything in prefect.yaml.
 
 Idempotent: pools are created or updated, deployments are upserted, and schedules made in the Prefect UI
 survive (prefect.yaml gives `schedules` only to the deployment that keeps them in YAML).
@@ -22,6 +22,7 @@ from eoflows import IMAGE
 from eoflows.errors import InputError, RemoteRunError
 
 LOCAL_POOL = "eoflows-local"
+DOCKER_POOL = "eoflows-docker"
 
 
 def register_blocks() -> list[str]:
@@ -32,12 +33,30 @@ def register_blocks() -> list[str]:
     return [block.get_block_type_slug() for block in blocks]
 
 
+def docker_job_template(image: str = IMAGE) -> dict:
+    """prefect-docker's base job template with eoflows' defaults.
+
+    The eoflows image, used when present (an image built here by `make image` runs without a registry), and
+    containers removed when their run ends.
+    """
+    from prefect_docker.worker import DockerWorker
+
+    template = DockerWorker.get_default_base_job_template()
+    variables = template["variables"]["properties"]
+    variables["image"]["default"] = image
+    variables["image_pull_policy"]["default"] = "IfNotPresent"
+    variables["auto_remove"]["default"] = True
+    return template
+
+
 def ensure_pools(image: str = IMAGE, namespace: str = "eoflows") -> list[str]:
-    """Create or update the process pool and the Kubernetes pool (with eoflows' base job template)."""
+    """Create or update the process pool, the Docker pool and the Kubernetes pool (eoflows' job templates)."""
     k8s = base_job_template(image, namespace)
     pools = [
         WorkPoolCreate(name=LOCAL_POOL, type="process", base_job_template=ProcessWorker.get_default_base_job_template(),
                        description="Runs eoflows flows on this machine (local Dask or a Dask Gateway)."),
+        WorkPoolCreate(name=DOCKER_POOL, type="docker", base_job_template=docker_job_template(image),
+                       description="Runs eoflows flows in containers of the eoflows image (prefect-docker)."),
         WorkPoolCreate(name=K8S_POOL, type="kubernetes", base_job_template=k8s,
                        description="Runs eoflows flows as Kubernetes Jobs with the eoflows image."),
     ]  # fmt: skip

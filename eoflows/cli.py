@@ -288,7 +288,7 @@ def deploy(*, project: Path = Path("."), namespace: str = "eoflows", image: str 
     Args:
         project: The eoflows checkout holding prefect.yaml.
         namespace: Kubernetes namespace of the eoflows-k8s pool's jobs.
-        image: Image of the eoflows-k8s pool's jobs; default the image of this eoflows version.
+        image: Image of the eoflows-k8s and eoflows-docker pools' runs; default the image of this eoflows version.
     """
     from deployments.deploy import check_project, deploy_all, ensure_crash_detection, ensure_pools, register_blocks
     from eoflows import IMAGE

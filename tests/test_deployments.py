@@ -120,6 +120,19 @@ def test_parameters_are_enforced_and_documented(deployed: str) -> None:
     assert all(p.get("description") for p in properties.values())
 
 
+def test_the_docker_container_of_a_deployment(deployed: str) -> None:
+    from prefect_docker.worker import DockerWorkerJobConfiguration
+
+    dep = deployment("burned-area/docker")
+    with get_client(sync_client=True) as client:
+        pool = client.read_work_pool("eoflows-docker")
+    assert pool.type == "docker"
+    render = DockerWorkerJobConfiguration.from_template_and_values(pool.base_job_template, dep.job_variables)
+    config = asyncio.run(render)
+    assert (config.image, config.image_pull_policy, config.network_mode) == (IMAGE, "IfNotPresent", "host")
+    assert config.auto_remove and dep.entrypoint == "flows.burned_area:burned_area" and dep.pull_steps == []
+
+
 def test_the_kubernetes_job_of_a_deployment(deployed: str) -> None:
     dep = deployment("s2-indices/kubernetes")
     with get_client(sync_client=True) as client:
