@@ -146,11 +146,17 @@ def test_cwltool_runs_give_what_the_flow_gives(s3: LocalS3, sample_item: Path, t
     assert not list(steps.rglob(".prefect"))  # the steps kept Prefect's home out of their outputs (their HOME)
     cwl_uri = json.loads(done.stdout)["catalog_uri"]
     assert cwl_uri == "s3://eoflows-results/parity/cwl/catalog.json" and flow_uri.endswith("/parity/flow/catalog.json")
+    check_same_s2_publication(flow_uri, cwl_uri, s3, products, item)
+
+
+def check_same_s2_publication(flow_uri: str, cwl_uri: str, s3: LocalS3, products: list[str], item: str) -> None:
+    """Two s2-indices publications on S3 hold the same arrays and equivalent STAC items (but the processing time)."""
     io = FsspecStacIO(s3.storage())
     (a,) = pystac.Catalog.from_file(flow_uri, stac_io=io).get_items(recursive=True)
     (b,) = pystac.Catalog.from_file(cwl_uri, stac_io=io).get_items(recursive=True)
     options = s3.storage().s3fs_options()
     ours, theirs = (xr.open_zarr(store_of(x), consolidated=True, storage_options=options) for x in (a, b))
+    assert sorted(ours.data_vars) == sorted(theirs.data_vars) == sorted(products)
     for name in products:
         np.testing.assert_array_equal(ours[name].values, theirs[name].values)
     drop = {"processing:datetime"}

@@ -166,3 +166,13 @@ def test_a_classified_raster_keeps_its_colours_and_class_names(tmp_path: Path) -
         assert out.colormap(1)[1] == (26, 152, 80, 255) and out.colormap(1)[2] == (255, 255, 191, 255)
         assert out.tags(1)["CLASS_2"] == "low severity" and out.descriptions == ("classes",)
         assert set(np.unique(out.read(1))) <= {1, 2, 3, 4}
+
+
+def test_a_staged_folder_works_wherever_it_is_mounted(landsat: tuple[Path, Path], tmp_path: Path) -> None:
+    """A CWL runner mounts each step's input at a path of its own: the staged item's file is found relatively."""
+    stage_in_url(str(landsat[1]), tmp_path / "staged")
+    (tmp_path / "staged").rename(tmp_path / "mounted")
+    downsample(tmp_path / "mounted", tmp_path / "out", width=50)
+    (tif,) = (tmp_path / "out").glob("*/*.TIF")
+    with rasterio.open(tif) as out:
+        assert out.width == 50
