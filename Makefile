@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.eoflows-installed
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test bench lint clean image
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ bench: install
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/burned_area.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/downsample.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/monitor.py
+
+# the Docker image eoflows:<version>, with no registry (image/build.sh; the tests build it the same way)
+image: install
+	PYTHON=$(abspath $(BIN))/python image/build.sh
 
 lint: install
 	$(BIN)/ruff check .

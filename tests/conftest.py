@@ -9,7 +9,6 @@ os.environ.setdefault("PREFECT_TASKS_DISABLE_CACHING", "true")
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -142,10 +141,10 @@ def gateway(prefect_api: str):
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Start the Docker build-stage replay (minutes of pip) in the background as soon as its test is collected."""
+    """Start the image build (minutes the first time) in the background as soon as a test that needs it is collected."""
     if hasattr(config, "workerinput"):  # pytest-xdist worker: the other worker runs meanwhile, no need
         return
-    if any(item.name == "test_the_image_build_installs_eoflows_in_a_fresh_venv" for item in items):
-        from tests.test_dockerfile import start_image_build
+    from tests import containers
 
-        start_image_build(Path(tempfile.mkdtemp(prefix="eoflows-image-build-")))
+    if any(getattr(getattr(item, "module", None), "built_image", None) is containers.built_image for item in items):
+        containers.start_image_build()

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Build eoflows:<version> from the root Dockerfile with no registry: nothing pulled, nothing downloaded in the build.
+#
+#   image/build.sh          (make image; prints the tag on stdout, the steps on stderr)
+#
+# 1. image/base.sh: the base image, Debian bookworm made locally with debootstrap (skipped when the engine has it);
+# 2. image/wheelhouse.py: every wheel the image installs, downloaded on the host (skipped when cached);
+# 3. docker build with the legacy builder (BuildKit would pull its frontend image) and no network, the wheelhouse
+#    in the build context (image/wheels/, emptied again afterwards: a plain `docker build .` uses PyPI).
+# Caches live in EOFLOWS_IMAGE_CACHE (default ~/.cache/eoflows/image), layers in the engine: a rebuild with
+# nothing changed takes seconds, and a change of the source alone reinstalls no dependency. PYTHON (default
+# python3: 3.11 or newer, with pip) runs the download. One build at a time (a lock in the cache).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PYTHON=${PYTHON:-python3}
+home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+export EOFLOWS_IMAGE_CACHE=${EOFLOWS_IMAGE_CACHE:-${XDG_CACHE_HOME:-$home/.cache}/eoflows/image}
+mkdir -p "$EOFLOWS_IMAGE_CACHE"
+exec 9>"$EOFLOWS_IMAGE_CACHE/build.lock"
+flock 9
+
+version=$("$PYTHON" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
+    "$ROOT/pyproject.toml")
+tag=${EOFLOWS_IMAGE:-eoflows:$version}
+
+base=$("$ROOT/image/base.sh")
+wheels=$("$PYTHON" "$ROOT/image/wheelhouse.py" "$EOFLOWS_IMAGE_CACHE" "$base")
+
+# the wheelhouse into the build context (hard links when the cache is on the same file system), with the pip
+# configuration that keeps pip off the network; the Dockerfile puts them in /wheels
+context=$ROOT/image/wheels
+empty_context() { find "$context" -mindepth 1 ! -name README.md -delete; }
+trap empty_context EXIT
+empty_context
+cp --link "$wheels"/* "$context"/ 2>/dev/null || cp "$wheels"/* "$context"/
+printf '[global]\nno-index = true\nfind-links = /wheels\n' >"$context/pip.conf"
+
+echo "image/build.sh: docker build --network none -t $tag (base $base, $(basename "$wheels"))" >&2
+DOCKER_BUILDKIT=0 docker build --network none \
+    --build-arg BASE="$base" --build-arg VERSION="$version" --tag "$tag" "$ROOT" >&2
+echo "$tag"
