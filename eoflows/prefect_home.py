@@ -9,6 +9,10 @@ nothing of a Prefect home (no profile, API, results or cache), so, before Prefec
 removed when the command ends; the processes it starts (Dask workers) inherit it. A `PREFECT_HOME` set by
 the user is kept. Every other command (`eoflows run`, `deploy`, `cwl ...`) uses the user's Prefect home.
 
+Clusters that run steps as an arbitrary uid (OpenShift-style, some Calrissian set-ups) may leave `HOME` unset
+with no passwd entry for the uid: Prefect cannot even be imported then (it resolves `Path.home()` for its
+defaults), so a step without a home gets that same private folder as `HOME`.
+
 `eoflows.cli.main` calls `private_prefect_home()` for `step` commands before it imports anything of Prefect
 (the CLI imports Prefect only with the packages).
 """
@@ -35,4 +39,16 @@ def private_prefect_home(
     home = tempfile.mkdtemp(prefix="eoflows-prefect-home-")
     atexit.register(shutil.rmtree, home, ignore_errors=True)
     environ["PREFECT_HOME"] = home
+    if not environ.get("HOME") and not _passwd_home():
+        environ["HOME"] = home
     return home
+
+
+def _passwd_home() -> str | None:
+    """The home folder of this uid in the passwd database (None for an arbitrary uid without an entry)."""
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.getuid()).pw_dir or None
+    except KeyError:
+        return None

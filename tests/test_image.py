@@ -110,12 +110,8 @@ def test_a_downsample_step_writes_its_output_and_nothing_else(image: str, tmp_pa
     assert list((data / "again").glob("*/*.TIF"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Prefect resolves a home folder when imported (Path.home()): with HOME unset and a uid that has no passwd"
-    " entry, every step fails before it starts (a change to eoflows/cli.py's step start-up is needed)",
-)
 def test_a_step_runs_with_home_unset(image: str) -> None:
+    """An arbitrary uid without a passwd entry and no HOME: the step gets a private home (eoflows.prefect_home)."""
     command = ["env", "-u", "HOME", "eoflows", "step", "downsample", "compute", "--help"]
     done = docker("run", "--rm", *CLUSTER, image, *command)
     assert done.returncode == 0, done.stderr

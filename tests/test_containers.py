@@ -1,0 +1,245 @@
+"""eoflows in containers of its image, the way the systems that run it do: stock cwltool with Docker, the Docker
+work pool (prefect-docker), Dask workers.
+
+The image is built once per test run (tests/containers.py). Containers use the host's network
+(`cwltool --custom-net host`, `network_mode: host`, `docker run --network host`): they reach the test's servers
+(moto, the Prefect API, HTTP) on 127.0.0.1, as they would a site's endpoints.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pystac
+import pytest
+import s3fs
+import xarray as xr
+import yaml
+from prefect.client.orchestration import get_client
+
+from eoflows.local.s3 import LocalS3
+from eoflows.processes import free_port
+from eoflows.samples.landsat import write_landsat
+from flows.s2_indices import S2_INDICES, s2_indices
+from tasks.cwl.export import CwlOptions, export, to_yaml
+from tasks.data.stac_io import FsspecStacIO
+from tests.conftest import serve
+from tests.containers import built_image, docker_available
+from tests.test_cwl import check_same_s2_publication, store_of
+from tests.test_staging import upload_sample
+
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.timeout(1800)  # the first build of the image takes minutes
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    """The eoflows image of this checkout (built, or found built with nothing changed)."""
+    docker_available()
+    return built_image()
+
+
+def test_the_exported_package_runs_in_the_image_with_stock_cwltool(
+    image: str, s3: LocalS3, sample_item: Path, tmp_path: Path
+) -> None:
+    """Full mode, DockerRequirement under requirements: each step in a container; the same products as the flow."""
+    item = upload_sample(s3, sample_item, f"docker-{uuid.uuid4().hex[:6]}")
+    products = ["ndvi", "ndbi", "rgb"]
+    s3.storage().save("docker-s3", overwrite=True)
+    flow_uri = s2_indices(item=item, destination="s3://eoflows-results/in-docker", products=products,
+                          storage="docker-s3", run_id="flow")  # fmt: skip
+    document = export(S2_INDICES, CwlOptions(mode="full", image=image, dask="hints"))
+    tools = [g for g in document["$graph"] if g["class"] == "CommandLineTool"]
+    assert tools and all({"class": "DockerRequirement", "dockerPull": image} in t["requirements"] for t in tools)
+    path = tmp_path / "full.cwl"
+    path.write_text(to_yaml(document))
+    job = {"item": item, "destination": "s3://eoflows-results/in-docker", "run_id": "cwl", "products": products,
+           "aws_access_key_id": s3.access_key_id, "aws_secret_access_key": s3.secret_access_key,
+           "aws_endpoint_url_s3": s3.endpoint_url}  # fmt: skip
+    (tmp_path / "job.yml").write_text(yaml.safe_dump(job))
+    done = subprocess.run([str(BIN / "cwltool"), "--enable-ext", "--custom-net", "host", "--outdir",
+                           str(tmp_path / "out"), f"{path}#s2-indices", str(tmp_path / "job.yml")],
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stderr.count("--read-only=true") == 3 and done.stderr.count(f"    {image} \\") == 3  # 3 containers
+    assert s3.secret_access_key not in done.stdout + done.stderr
+    cwl_uri = json.loads(done.stdout)["catalog_uri"]
+    assert cwl_uri == "s3://eoflows-results/in-docker/cwl/catalog.json"
+    check_same_s2_publication(flow_uri, cwl_uri, s3, products, item)
+
+
+def cwltool_in_docker(document: dict, entry: str, job: dict, tmp_path: Path) -> subprocess.CompletedProcess:
+    """Stock cwltool with Docker (not --no-container) on `document`, containers on the host's network."""
+    tmp_path.mkdir(exist_ok=True)
+    path, job_file = tmp_path / "package.cwl", tmp_path / "job.yml"
+    path.write_text(to_yaml(document))
+    job_file.write_text(yaml.safe_dump(job))
+    return subprocess.run([str(BIN / "cwltool"), "--enable-ext", "--custom-net", "host", "--outdir",
+                           str(tmp_path / "out"), f"{path}#{entry}", str(job_file)],
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+
+
+def check_same_files(flow_uri: str, cwl_uri: str, s3: LocalS3) -> None:
+    """Two publications hold byte-identical assets and equivalent STAC items (but the processing time)."""
+    io = FsspecStacIO(s3.storage())
+    (a,) = pystac.Catalog.from_file(flow_uri, stac_io=io).get_items(recursive=True)
+    (b,) = pystac.Catalog.from_file(cwl_uri, stac_io=io).get_items(recursive=True)
+    drop = {"processing:datetime"}
+    assert {k: v for k, v in a.properties.items() if k not in drop} == {
+        k: v for k, v in b.properties.items() if k not in drop}  # fmt: skip
+    assert (a.id, a.geometry, a.bbox, sorted(a.assets)) == (b.id, b.geometry, b.bbox, sorted(b.assets))
+    fs = s3fs.S3FileSystem(**s3.storage().s3fs_options())
+    for key in a.assets:
+        ours, theirs = (fs.cat(x.assets[key].get_absolute_href()) for x in (a, b))
+        assert ours == theirs, key
+
+
+def test_burned_area_and_downsample_run_in_the_image_with_stock_cwltool(
+    image: str, s3: LocalS3, burn_pair: tuple[Path, Path], burn_server: str, tmp_path: Path
+) -> None:
+    """Items and COGs served over HTTP with range requests, published to S3: the same files as the flows'."""
+    from flows.burned_area import BURNED_AREA, burned_area
+    from flows.downsample import DOWNSAMPLE, downsample_flow
+
+    s3.storage().save("docker-s3", overwrite=True)
+    credentials = {"aws_access_key_id": s3.access_key_id, "aws_secret_access_key": s3.secret_access_key,
+                   "aws_endpoint_url_s3": s3.endpoint_url}  # fmt: skip
+    pre, post = (f"{burn_server}/{p.name}" for p in burn_pair)
+    band, _ = write_landsat(tmp_path / "landsat", width=300, height=290)
+    with serve(band.parent) as landsat:
+        cases = [
+            (BURNED_AREA, burned_area, {"pre_item": pre, "post_item": post}),
+            (DOWNSAMPLE, downsample_flow, {"url": f"{landsat}/{band.name}", "width": 120}),
+        ]
+        for package, flow, inputs in cases:
+            run_in_docker_and_as_a_flow(image, package, flow, inputs, s3, credentials, tmp_path)
+
+
+def run_in_docker_and_as_a_flow(image: str, package, flow, inputs: dict, s3: LocalS3, credentials: dict,
+                                tmp_path: Path) -> None:  # fmt: skip
+    destination = f"s3://eoflows-results/in-docker-{package.name}"
+    flow_uri = flow(**inputs, destination=destination, run_id="flow", storage="docker-s3")
+    document = export(package, CwlOptions(mode="full", image=image, dask="hints"))
+    job = {**inputs, "destination": destination, "run_id": "cwl", **credentials}
+    done = cwltool_in_docker(document, package.name, job, tmp_path / package.name)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert done.stderr.count(f"    {image} \\") == 3  # each of the three steps in a container of the image
+    cwl_uri = json.loads(done.stdout)["catalog_uri"]
+    assert cwl_uri == f"{destination}/cwl/catalog.json"
+    check_same_files(flow_uri, cwl_uri, s3)
+
+
+def test_the_wrapped_package_runs_in_the_image_with_stock_cwltool(
+    image: str, s3: LocalS3, sample_item: Path, tmp_path: Path
+) -> None:
+    """eoap-cwlwrap's wrapping (entry main, eoap URI records) with eoflows' stage-in and stage-out, in containers."""
+    from tasks.cwl.extensions import STRING_FORMAT, _string_format_schema
+    from tasks.cwl.wrap import wrap_package
+
+    item = upload_sample(s3, sample_item, f"wrapped-{uuid.uuid4().hex[:6]}")
+    s3.storage().save("docker-s3", overwrite=True)
+    destination = "s3://eoflows-results/wrapped-in-docker"
+    flow_uri = s2_indices(item=item, destination=destination, products=["ndvi"], storage="docker-s3", run_id="flow")
+    job = {"input": {"value": item}, "destination": destination, "run_id": "cwl", "products": ["ndvi"],
+           "aws_access_key_id": s3.access_key_id, "aws_secret_access_key": s3.secret_access_key,
+           "aws_endpoint_url_s3": s3.endpoint_url}  # fmt: skip
+    # the eoap string-format schema the wrapping imports from GitHub, offline here: a local copy of its types
+    schema = tmp_path / "string_format.yaml"
+    schema.write_text(_string_format_schema())
+    document = yaml.safe_load(
+        to_yaml(wrap_package(S2_INDICES, CwlOptions(image=image, dask="hints"))).replace(STRING_FORMAT, schema.as_uri())
+    )
+    done = cwltool_in_docker(document, "main", job, tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert json.loads(done.stdout)["results"]["value"] == f"{destination}/cwl/catalog.json"
+    check_same_s2_publication(flow_uri, f"{destination}/cwl/catalog.json", s3, ["ndvi"], item)
+
+
+def test_a_deployment_on_the_docker_pool_runs_in_a_container_of_the_image(
+    image: str, deployed: str, s3: LocalS3, sample_item: Path
+) -> None:
+    item = upload_sample(s3, sample_item, f"docker-pool-{uuid.uuid4().hex[:6]}")
+    s3.storage().save("docker-pool-s3", overwrite=True)
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("s2-indices/docker")
+        run = client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters={"item": item, "destination": "s3://eoflows-results/docker-pool", "products": ["ndvi"],
+                        "storage": "docker-pool-s3"},
+            job_variables={"image": image},  # the image of this checkout (the pool's default: the release tag)
+        )  # fmt: skip
+    env = {**os.environ, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    worker = subprocess.run([str(BIN / "prefect"), "worker", "start", "--pool", "eoflows-docker", "--type", "docker",
+                             "--run-once"], capture_output=True, text=True, env=env, timeout=900)  # fmt: skip
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(run.id)
+        artifacts = {a.key for a in client.read_artifacts() if a.flow_run_id == run.id}
+    assert run.state.is_completed(), f"{run.state}\n{worker.stdout[-3000:]}\n{worker.stderr[-3000:]}"
+    assert "s2-indices-products" in artifacts
+    assert run.job_variables["image"] == image and "Docker container '" in worker.stderr  # ran in a container
+    fs = s3fs.S3FileSystem(**s3.storage().s3fs_options())
+    assert fs.exists(f"eoflows-results/docker-pool/{run.id}/catalog.json")
+
+
+@pytest.fixture
+def container_cluster(image: str, prefect_api: str) -> Iterator[tuple[str, list[str]]]:
+    """A `dask scheduler` and two `dask worker` containers of the image; their address and the workers' names."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    names = [f"eoflows-test-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    env = ["-e", f"PREFECT_API_URL={prefect_api}", "-e", "PREFECT_SERVER_ANALYTICS_ENABLED=false"]
+    commands = [["dask", "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]] + [
+        ["dask", "worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--name", name, "--no-dashboard"]
+        for name in names[1:]
+    ]
+    try:
+        for name, command in zip(names, commands, strict=True):
+            subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "--network", "host", *env, image, *command],
+                           check=True, capture_output=True)  # fmt: skip
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+        yield address, names[1:]
+    finally:
+        subprocess.run(["docker", "rm", "-f", *names], capture_output=True)
+
+
+@pytest.mark.filterwarnings("ignore:Mismatched versions found")  # the image's Python is Debian's 3.11.2
+def test_s2_indices_computes_on_dask_workers_in_containers(
+    container_cluster: tuple[str, list[str]], s3: LocalS3, sample_item: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows on the containers' workers (by address), products equal to a run on a local cluster."""
+    from distributed import Client
+
+    address, names = container_cluster
+    with Client(address) as client:
+        workers = {w["name"]: a for a, w in client.scheduler_info()["workers"].items()}
+    assert sorted(workers) == sorted(names)
+    item = upload_sample(s3, sample_item, f"dask-{uuid.uuid4().hex[:6]}")
+    s3.storage().save("dask-s3", overwrite=True)
+    common = {"item": item, "products": ["ndvi", "rgb"], "storage": "dask-s3"}
+    local = s2_indices(destination="s3://eoflows-results/dask-local", run_id="local", **common)
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", address)
+    state = s2_indices(destination="s3://eoflows-results/dask-containers", run_id="containers", return_state=True,
+                       **common)  # fmt: skip
+    from tests.test_gateway import tables
+
+    usage = tables(state)["compute-usage"]
+    assert usage["window schedulers"] == address
+    ran_on = set(str(usage["window workers"]).split(", "))
+    assert ran_on and ran_on <= set(workers.values())  # every window ran in a container
+    options = s3.storage().s3fs_options()
+    io_items = []
+    for uri in (local, state.result()):
+        from tasks.data.stac_io import FsspecStacIO
+
+        (found,) = pystac.Catalog.from_file(uri, stac_io=FsspecStacIO(s3.storage())).get_items(recursive=True)
+        io_items.append(xr.open_zarr(store_of(found), consolidated=True, storage_options=options))
+    for name in common["products"]:
+        np.testing.assert_array_equal(io_items[0][name].values, io_items[1][name].values)
