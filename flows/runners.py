@@ -28,6 +28,7 @@ from prefect.client.orchestration import get_client
 from prefect_dask import DaskTaskRunner
 
 from blocks.dask_gateway import DaskGatewaySettings
+from tasks.windows import LOCAL_CLUSTER
 
 
 def prefect_api_env() -> dict[str, str]:
@@ -44,7 +45,7 @@ def local_task_runner() -> DaskTaskRunner:
     """A temporary `LocalCluster`: one worker process with a thread per core, dashboard on a free port."""
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO chatter drowns the run log
     return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
+        cluster_class=LOCAL_CLUSTER,
         cluster_kwargs={
             "n_workers": 1,
             "threads_per_worker": os.cpu_count() or 1,

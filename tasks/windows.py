@@ -10,8 +10,8 @@ Where windows run (`placement`), in order:
 - in a flow: each window is a Prefect task run submitted to the flow's task runner, which Prefect's run context
   holds and which the flow sets to its Dask task runner for the time of a Dask step (`flows.build`). A task
   per window, not a bare Dask future: the UI shows every window's state while it runs, and the task runner
-  puts windows on the cluster's workers (a LocalCluster, a Gateway cluster), which may share no disk with
-  the step: they send their results back;
+  puts windows on the cluster's workers: a LocalCluster's share this machine's disk and write their own
+  output, a Gateway's or any other cluster's may share no disk with the step and send their results back;
 - a step run alone (the CLI, a CWL tool) with a Dask cluster configured: the running cluster named by
   DASK_SCHEDULER_ADDRESS, else the gateway's cluster (the one Calrissian procured, named in DASK_CLUSTER, else a
   new one for the step);
@@ -40,6 +40,7 @@ from blocks.dask_gateway import DaskGatewaySettings
 from tasks.reporting import progress, report_table
 
 M_ARENA_MAX = -8  # glibc mallopt parameter
+LOCAL_CLUSTER = "distributed.LocalCluster"  # the cluster class of the flows' local task runner (flows.runners)
 Tile = tuple[slice, slice]  # rows and columns of a grid
 
 
@@ -137,7 +138,12 @@ class Placement:
 def placement(dask: DaskGatewaySettings | None) -> Iterator[Placement]:
     """The placement of a step's windows (see the module docstring); clusters it made are released on exit."""
     if (flow_run := FlowRunContext.get()) is not None:
-        yield Placement(window_task.submit, f"Prefect tasks on the flow's {type(flow_run.task_runner).__name__}", True)
+        runner = flow_run.task_runner
+        # a LocalCluster's workers share this machine's disk: they write their chunks themselves, as local
+        # threads do, instead of sending them back through the scheduler to this process
+        local = getattr(runner, "cluster_class", None) == LOCAL_CLUSTER and not getattr(runner, "address", None)
+        where = f"Prefect tasks on the flow's {type(runner).__name__}{' (a local cluster)' if local else ''}"
+        yield Placement(window_task.submit, where, not local)
         return
     if dask is not None and dask.enabled:
         with _dask_client(dask) as (client, where):

@@ -148,3 +148,19 @@ def test_stage_out_refuses_other_destinations(results: Path) -> None:
 def test_stage_out_needs_a_catalog(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no catalog.json"):
         stage_out(tmp_path, str(tmp_path / "dest"))
+
+
+def test_uploads_keep_a_bounded_number_of_bytes_in_flight(tmp_path: Path) -> None:
+    """fsspec would put every file at once (its batch is an eighth of the open-file limit): bounded by size."""
+    from tasks.data.staging import UPLOAD_BUDGET, upload_batch
+
+    def files(size: int, n: int = 3) -> list[Path]:
+        paths = [tmp_path / f"{size}-{i}" for i in range(n)]
+        for p in paths:
+            with p.open("wb") as f:
+                f.truncate(size)  # sparse: no disk used
+        return paths
+
+    assert UPLOAD_BUDGET // (7 * 2**20) == 36 and upload_batch(files(7 * 2**20)) == 32  # 36 would fit: capped
+    assert upload_batch(files(100 * 2**20)) == 2 and upload_batch(files(2**30)) == 1 and upload_batch(files(10)) == 32
+    assert upload_batch([]) == 32

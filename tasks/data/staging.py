@@ -161,6 +161,20 @@ def stage_out(input: StagedDir, destination: str, run_id: str | None = None, sto
     return catalog_uri
 
 
+#: At most this many bytes of files in flight at once when uploading (s3fs reads a file of up to 100 MB whole).
+UPLOAD_BUDGET = 256 * 2**20
+
+
+def upload_batch(files: list[Path], budget: int = UPLOAD_BUDGET) -> int:
+    """How many of `files` to upload at once: as many of the largest as fit in `budget` bytes, 1 to 32.
+
+    fsspec otherwise puts a batch of an eighth of the open-file limit at once (all 529 files of a full s2-indices
+    tile: 7.5 GB peak memory, each file read whole and copied for signing).
+    """
+    largest = max((p.stat().st_size for p in files), default=1)
+    return max(1, min(32, budget // max(largest, 1)))
+
+
 def _publish(folder: RunFolder, input: Path, catalog: pystac.Catalog, data: list[Path], io: FsspecStacIO) -> None:
     """Data files first, then the items (hrefs rewritten to the run folder), catalog.json last."""
     items = list(catalog.get_items(recursive=True))
@@ -172,7 +186,7 @@ def _publish(folder: RunFolder, input: Path, catalog: pystac.Catalog, data: list
             for parent in sorted({str(Path(r).parent) for r in remote}):
                 Path(parent).mkdir(parents=True, exist_ok=True)
         if data:
-            folder.fs.put([str(p) for p in data], remote, callback=_Advance(advance))
+            folder.fs.put([str(p) for p in data], remote, callback=_Advance(advance), batch_size=upload_batch(data))
         _rewrite_hrefs(catalog, input.resolve(), folder.uri, folder.local)
         for item in items:
             folder.will_write(folder.fs._strip_protocol(item.get_self_href()))
