@@ -9,6 +9,8 @@ prefect deployment run 'run-cwl/local' -p cwl=s2-indices -p inputs='{"item": "..
 import asyncio
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urljoin, urlparse
+from urllib.request import url2pathname
 
 import yaml
 from prefect import flow
@@ -51,7 +53,31 @@ def _inputs(inputs: dict[str, Any] | str, storage: S3Storage) -> dict[str, Any]:
         raise InputError(f"CWL inputs {inputs!r}: not YAML ({' '.join(str(exc).split())})") from exc
     if not isinstance(loaded, dict):
         raise InputError(f"CWL inputs {inputs!r}: expected a mapping of input ids to values")
-    return loaded
+    base = location if "://" in location else Path(location).as_uri()
+    return {k: resolved_files(v, base) for k, v in loaded.items()}
+
+
+def resolved_files(value: Any, base: str) -> Any:
+    """`value` with the relative `path`/`location` of its File and Directory objects made absolute against `base`.
+
+    As cwltool does: a job file's relative paths are relative to the job file, wherever the run happens.
+    """
+    if isinstance(value, list):
+        return [resolved_files(v, base) for v in value]
+    if not isinstance(value, dict):
+        return value
+    found = {k: resolved_files(v, base) for k, v in value.items()}
+    if found.get("class") in ("File", "Directory"):
+        for key in ("location", "path"):
+            ref = found.get(key)
+            if isinstance(ref, str) and "://" not in ref and not ref.startswith("/"):
+                joined = urljoin(base, ref)
+                if key == "path" and joined.startswith("file://"):
+                    found["path"] = url2pathname(urlparse(joined).path)
+                else:  # a URL: cwltool takes it as a location
+                    found.pop(key)
+                    found["location"] = joined
+    return found
 
 
 #: Credentials are never flow-run parameters: a deployment run that gives them in `inputs` is refused by the

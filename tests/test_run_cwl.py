@@ -4,6 +4,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -165,3 +166,86 @@ def test_settings_given_inline_are_refused_before_anything_runs(tmp_path: Path) 
     with pytest.raises(InputError, match=r"^calrissian: give a saved block"):
         run_cwl(str(FIXTURES / "cwl" / "calrissian_revtool.cwl"), runner="calrissian", calrissian=CalrissianSettings())
     assert not list(tmp_path.iterdir())
+
+
+SCATTER_WORKFLOW = {
+    "cwlVersion": "v1.0",
+    "class": "Workflow",
+    "doc": "Reverse the lines of each file, then sort them (a scatter; the tools in files of their own)",
+    "requirements": [{"class": "ScatterFeatureRequirement"}],
+    "inputs": {"files": "File[]", "reverse_sort": "boolean"},
+    "outputs": {"sorted": {"type": "File[]", "outputSource": "sort/output"}},
+    "steps": {
+        "rev": {"run": "tools/revtool.cwl", "scatter": "input", "in": {"input": "files"}, "out": ["output"]},
+        "sort": {"run": "tools/sorttool.cwl", "scatter": "input",
+                 "in": {"input": "rev/output", "reverse": "reverse_sort"}, "out": ["output"]},
+    },
+}  # fmt: skip
+
+
+def scatter_package(folder: Path) -> Path:
+    """A workflow of our own in `folder`, running Calrissian's revtool and sorttool from files beside it."""
+    (folder / "tools").mkdir(parents=True)
+    for tool in (REVTOOL, SORTTOOL):  # copies: fixtures are never changed
+        (folder / "tools" / tool.name.removeprefix("calrissian_")).write_text(tool.read_text())
+    (folder / "workflow.cwl").write_text(yaml.safe_dump(SCATTER_WORKFLOW))
+    return folder / "workflow.cwl"
+
+
+def relative_job(folder: Path) -> Path:
+    """A job file whose File paths are relative to it (../data/...), as cwltool resolves them."""
+    (folder / "data").mkdir(parents=True)
+    (folder / "data" / "one.txt").write_text("b\na\nc\n")
+    (folder / "data" / "two.txt").write_text("z\ny\n")
+    (folder / "jobs").mkdir()
+    job = {"files": [{"class": "File", "path": "../data/one.txt"}, {"class": "File", "location": "../data/two.txt"}],
+           "reverse_sort": True}  # fmt: skip
+    (folder / "jobs" / "job.yml").write_text(yaml.safe_dump(job))
+    return folder / "jobs" / "job.yml"
+
+
+def test_a_workflow_in_several_files_runs_with_its_job_paths_relative_to_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workflow, job = scatter_package(tmp_path / "package"), relative_job(tmp_path / "inputs")
+    monkeypatch.chdir(tmp_path)  # neither the workflow's nor the job's folder
+    outputs = run_cwl(cwl=str(workflow), inputs=str(job), outdir=str(tmp_path / "out"))
+    assert [(f["basename"], Path(f["path"]).read_text()) for f in outputs["sorted"]] == [
+        ("sorted-reversed-one.txt", "c\nb\na\n"),
+        ("sorted-reversed-two.txt", "z\ny\n"),
+    ]
+
+
+def test_a_workflow_in_several_files_runs_from_s3(s3: LocalS3, tmp_path: Path) -> None:
+    import s3fs
+
+    workflow = scatter_package(tmp_path / "package")
+    fs = s3fs.S3FileSystem(**s3.storage().s3fs_options())
+    prefix = f"eoflows-source/cwl-{uuid.uuid4().hex[:6]}"
+    fs.put(str(workflow.parent) + "/", f"{prefix}/", recursive=True)
+    s3.storage().save("cwl-documents", overwrite=True)
+    inputs = {"files": [{"class": "File", "path": str(relative_job(tmp_path / "inputs").parent / "../data/one.txt")}],
+              "reverse_sort": False}  # fmt: skip
+    outputs = run_cwl(cwl=f"s3://{prefix}/workflow.cwl", inputs=inputs, storage="cwl-documents",
+                      outdir=str(tmp_path / "out"))  # fmt: skip
+    (result,) = outputs["sorted"]
+    assert Path(result["path"]).read_text() == "a\nb\nc\n"
+
+
+def test_calrissian_gets_the_workflow_packed_in_one_document(tmp_path: Path) -> None:
+    """Calrissian's ConfigMap holds one file: the workflow and both tools, packed, and stock cwltool validates it."""
+    workflow, job = scatter_package(tmp_path / "package"), relative_job(tmp_path / "inputs")
+    config_map, _ = yaml.safe_load_all(run_cwl(cwl=str(workflow), inputs=str(job), runner="calrissian",
+                                               dry_run=True)["manifests"])  # fmt: skip
+    packed = tmp_path / "packed.cwl"
+    packed.write_text(config_map["data"]["package.cwl"])
+    ids = [p["id"] for p in yaml.safe_load(packed.read_text())["$graph"]]
+    assert sorted(ids) == ["#main", "#revtool.cwl", "#sorttool.cwl"]
+    done = subprocess.run([str(Path(sys.executable).with_name("cwltool")), "--validate", f"{packed}#main"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    files = yaml.safe_load(config_map["data"]["inputs.yml"])["files"]
+    assert [f.get("path") or f.get("location") for f in files] == [
+        str(tmp_path / "inputs" / "data" / "one.txt"),
+        (tmp_path / "inputs" / "data" / "two.txt").as_uri(),
+    ]

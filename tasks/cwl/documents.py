@@ -1,5 +1,6 @@
 """CWL documents to run: fetch them, check they load, and read what resources their steps ask for."""
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,15 +32,54 @@ class CwlDocument:
 
 
 def fetch_cwl(location: str, folder: Path, storage: S3Storage | None = None) -> CwlDocument:
-    """Copy the CWL document at `location` (path, URL or s3://, optionally #entry) into `folder` and load it."""
+    """The CWL document at `location` (path, URL or s3://, optionally #entry), packed into one file in `folder`.
+
+    The document is read where it is, so what it references relatively (`run: tool.cwl`, `$import`, `$include`,
+    `SchemaDefRequirement` types) is found as cwltool finds it; cwltool's packer then makes one self-contained
+    document (what Calrissian's ConfigMap holds and what runs everywhere), its entry `main` when it has several
+    processes.
+    """
     where, _, entry = location.partition("#")
+    uri = where if scheme(where) != "file" else Path(where).absolute().as_uri()
+    text = read_bytes(where if scheme(where) != "file" else str(Path(where).absolute()), storage, "CWL document")
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"CWL document {location!r}: not YAML ({' '.join(str(exc).split())})") from exc
+    if not isinstance(content, dict):
+        raise InputError(f"CWL document {location!r}: not a CWL document (expected a mapping)")
+    ids = [p.get("id", "").lstrip("#") for p in processes(content)]
+    if entry and entry not in ids:
+        raise InputError(f"CWL document {location!r}: no process {entry!r} (it has {', '.join(ids)})")
+    packed = pack(f"{uri}#{entry}" if entry else uri, storage, location)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (Path(where).name or "package.cwl")
-    path.write_bytes(read_bytes(where if scheme(where) != "file" else str(Path(where).absolute()), storage,
-                                "CWL document"))  # fmt: skip
-    document = CwlDocument(path, entry or None)
-    check_loads(document, location)
-    return document
+    if "$graph" not in packed and str(packed.get("id", "")).lstrip("#") == "main":
+        packed["id"] = path.name  # a lone tool keeps its name (cwltool names its job after it), not `main`
+    path.write_text(yaml.safe_dump(packed, sort_keys=False))
+    return CwlDocument(path, "main" if "$graph" in packed else None)
+
+
+def pack(uri: str, storage: S3Storage | None, location: str) -> dict[str, Any]:
+    """cwltool's packed form of the document at `uri` (file://, http(s):// or s3://, with its references)."""
+    from cwltool.context import LoadingContext
+    from cwltool.load_tool import fetch_document, resolve_and_validate_document
+    from cwltool.main import print_pack
+
+    from tasks.cwl.extensions import register_extensions, remote_fetcher
+
+    register_extensions()
+    context = LoadingContext({
+        "fetcher_constructor": remote_fetcher(storage),
+        "resolver": lambda _loader, ref: ref if ref.startswith("s3://") else None,  # cwltool knows http(s), file
+        "do_update": False,
+    })  # fmt: skip
+    try:
+        context, document, found = fetch_document(uri, context)
+        context, found = resolve_and_validate_document(context, document, found)
+        return json.loads(print_pack(context, found))
+    except Exception as exc:
+        raise InputError(f"CWL document {location!r}: does not load ({' '.join(str(exc).split())[:500]})") from exc
 
 
 def check_loads(document: CwlDocument, location: str) -> None:

@@ -15,12 +15,16 @@ cwltool_main(["--enable-ext", "--validate", "wrapped.cwl"])
 ```
 """
 
+import urllib.parse
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urldefrag
 
 import yaml
 from schema_salad.fetcher import DefaultFetcher
+
+if TYPE_CHECKING:
+    from blocks.s3 import S3Storage
 
 CALRISSIAN = "https://calrissian-cwl.github.io/schema#"
 DASK_CLASS = f"{CALRISSIAN}DaskGatewayRequirement"
@@ -84,6 +88,34 @@ class LocalSchemas(DefaultFetcher):
     def check_exists(self, url: str) -> bool:
         """Whether `url` exists; the string-format schema and its types do."""
         return urldefrag(url).url == STRING_FORMAT or super().check_exists(url)
+
+
+def remote_fetcher(storage: "S3Storage | None") -> type[LocalSchemas]:
+    """A fetcher of `LocalSchemas` that also reads s3:// documents (with `storage`), and joins s3:// references.
+
+    `run: tool.cwl` in s3://bucket/wf.cwl is s3://bucket/tool.cwl: the standard library joins relative URLs only
+    for the schemes it lists, so s3 is added to them.
+    """
+    from tasks.data.stac_io import read_bytes
+    from tasks.data.storage import filesystem
+
+    for schemes in (urllib.parse.uses_relative, urllib.parse.uses_netloc):
+        if "s3" not in schemes:
+            schemes.append("s3")
+
+    class S3Fetcher(LocalSchemas):
+        def fetch_text(self, url: str, content_types: list[str] | None = None) -> str:
+            if url.startswith("s3://"):
+                return read_bytes(urldefrag(url).url, storage, "CWL document").decode()
+            return super().fetch_text(url, content_types)
+
+        def check_exists(self, url: str) -> bool:
+            if url.startswith("s3://"):
+                fs, path = filesystem(urldefrag(url).url, storage)
+                return fs.exists(path)
+            return super().check_exists(url)
+
+    return S3Fetcher
 
 
 def cwltool_main(argv: list[str], **kwargs: Any) -> int:
