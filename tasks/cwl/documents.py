@@ -42,15 +42,7 @@ def fetch_cwl(location: str, folder: Path, storage: S3Storage | None = None) -> 
     where, _, entry = location.partition("#")
     uri = where if scheme(where) != "file" else Path(where).absolute().as_uri()
     text = read_bytes(where if scheme(where) != "file" else str(Path(where).absolute()), storage, "CWL document")
-    try:
-        content = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"CWL document {location!r}: not YAML ({' '.join(str(exc).split())})") from exc
-    if not isinstance(content, dict):
-        raise InputError(f"CWL document {location!r}: not a CWL document (expected a mapping)")
-    ids = [p.get("id", "").lstrip("#") for p in processes(content)]
-    if entry and entry not in ids:
-        raise InputError(f"CWL document {location!r}: no process {entry!r} (it has {', '.join(ids)})")
+    parsed(text, location, entry or None)  # errors in the user's terms before cwltool's
     packed = pack(f"{uri}#{entry}" if entry else uri, storage, location)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / (Path(where).name or "package.cwl")
@@ -82,6 +74,20 @@ def pack(uri: str, storage: S3Storage | None, location: str) -> dict[str, Any]:
         raise InputError(f"CWL document {location!r}: does not load ({' '.join(str(exc).split())[:500]})") from exc
 
 
+def parsed(text: bytes | str, location: str, entry: str | None) -> dict[str, Any]:
+    """A CWL document's content, checked to be a YAML mapping holding the process `entry` (when given)."""
+    try:
+        content = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"CWL document {location!r}: not YAML ({' '.join(str(exc).split())})") from exc
+    if not isinstance(content, dict):
+        raise InputError(f"CWL document {location!r}: not a CWL document (expected a mapping)")
+    ids = [p.get("id", "").lstrip("#") for p in processes(content)]
+    if entry and entry not in ids:
+        raise InputError(f"CWL document {location!r}: no process {entry!r} (it has {', '.join(ids)})")
+    return content
+
+
 def check_loads(document: CwlDocument, location: str) -> None:
     """Fail with a clear error unless cwl-utils loads the document (and the entry exists)."""
     import requests
@@ -89,13 +95,7 @@ def check_loads(document: CwlDocument, location: str) -> None:
 
     from tasks.cwl.extensions import LocalSchemas
 
-    try:
-        content = document.content()
-    except yaml.YAMLError as exc:
-        raise InputError(f"CWL document {location!r}: not YAML ({' '.join(str(exc).split())})") from exc
-    ids = [p.get("id", "").lstrip("#") for p in processes(content)]
-    if document.entry and document.entry not in ids:
-        raise InputError(f"CWL document {location!r}: no process {document.entry!r} (it has {', '.join(ids)})")
+    parsed(document.path.read_bytes(), location, document.entry)
     try:
         load_document_by_uri(document.target, LoadingOptions(fetcher=LocalSchemas({}, requests.Session())))
     except Exception as exc:
