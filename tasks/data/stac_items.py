@@ -183,8 +183,7 @@ def staged_raster_item(name: str, path: Path, source: str, where: Footprint, acq
     item = pystac.Item(name, geometry, where.bbox, acquired, {DATETIME_SOURCE: acquired_from})
     _projection(item, f"EPSG:{where.epsg}" if where.epsg else None, where.wkt2, where.shape, where.transform,
                 where.bounds)  # fmt: skip
-    item.add_asset("data", pystac.Asset(str(path.absolute()), path.name, media_type=pystac.MediaType.GEOTIFF,
-                                        roles=["data"]))  # fmt: skip
+    add_asset(item, "data", path, path.name, pystac.MediaType.GEOTIFF, ["data"])  # relative: found wherever mounted
     item.add_link(pystac.Link("via", source, "image/tiff", "Where the raster was fetched from"))
     return item
 

@@ -51,22 +51,13 @@ def lay_out(catalog: pystac.Catalog, root: str) -> None:
 
 
 def write_catalog(items: list[pystac.Item], folder: Path, catalog_id: str, description: str) -> Path:
-    """Write `items` as a self-contained catalog in `folder`; return the path of its catalog.json.
-
-    Assets inside `folder` get relative hrefs, so the next step finds them wherever the folder is mounted (a
-    CWL runner mounts each step's input at a path of its own); other assets keep their absolute hrefs.
-    """
+    """Write `items` as a self-contained catalog in `folder`; return the path of its catalog.json."""
     catalog = pystac.Catalog(id=catalog_id, description=description)
     for item in items:
         catalog.add_item(item)
-    root = folder.absolute()
-    lay_out(catalog, str(root))
+    lay_out(catalog, str(folder.absolute()))
     for item in items:
-        self_href = inside(folder, Path(item.get_self_href()), f"item {item.id!r}")
-        for asset in item.assets.values():
-            href = asset.get_absolute_href()
-            if href and "://" not in href and Path(href).is_relative_to(root):
-                asset.href = pystac.utils.make_relative_href(href, str(self_href))
+        inside(folder, Path(item.get_self_href()), f"item {item.id!r}")
     catalog.save(pystac.CatalogType.SELF_CONTAINED)
     return folder / "catalog.json"
 
