@@ -14,11 +14,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import pystac
 import pytest
 import s3fs
-import xarray as xr
 import yaml
 from prefect.client.orchestration import get_client
 
@@ -27,10 +24,9 @@ from eoflows.processes import free_port
 from eoflows.samples.landsat import write_landsat
 from flows.s2_indices import S2_INDICES, s2_indices
 from tasks.cwl.export import CwlOptions, export, to_yaml
-from tasks.data.stac_io import FsspecStacIO
 from tests.conftest import serve
 from tests.containers import built_image, docker_available
-from tests.test_cwl import check_same_s2_publication, store_of
+from tests.test_cwl import check_same_s2_publication, equivalent_items
 from tests.test_staging import upload_sample
 
 BIN = Path(sys.executable).parent
@@ -86,13 +82,7 @@ def cwltool_in_docker(document: dict, entry: str, job: dict, tmp_path: Path) -> 
 
 def check_same_files(flow_uri: str, cwl_uri: str, s3: LocalS3) -> None:
     """Two publications hold byte-identical assets and equivalent STAC items (but the processing time)."""
-    io = FsspecStacIO(s3.storage())
-    (a,) = pystac.Catalog.from_file(flow_uri, stac_io=io).get_items(recursive=True)
-    (b,) = pystac.Catalog.from_file(cwl_uri, stac_io=io).get_items(recursive=True)
-    drop = {"processing:datetime"}
-    assert {k: v for k, v in a.properties.items() if k not in drop} == {
-        k: v for k, v in b.properties.items() if k not in drop}  # fmt: skip
-    assert (a.id, a.geometry, a.bbox, sorted(a.assets)) == (b.id, b.geometry, b.bbox, sorted(b.assets))
+    a, b = equivalent_items(flow_uri, cwl_uri, s3)
     fs = s3fs.S3FileSystem(**s3.storage().s3fs_options())
     for key in a.assets:
         ours, theirs = (fs.cat(x.assets[key].get_absolute_href()) for x in (a, b))
@@ -234,12 +224,4 @@ def test_s2_indices_computes_on_dask_workers_in_containers(
     assert usage["window schedulers"] == address
     ran_on = set(str(usage["window workers"]).split(", "))
     assert ran_on and ran_on <= set(workers.values())  # every window ran in a container
-    options = s3.storage().s3fs_options()
-    io_items = []
-    for uri in (local, state.result()):
-        from tasks.data.stac_io import FsspecStacIO
-
-        (found,) = pystac.Catalog.from_file(uri, stac_io=FsspecStacIO(s3.storage())).get_items(recursive=True)
-        io_items.append(xr.open_zarr(store_of(found), consolidated=True, storage_options=options))
-    for name in common["products"]:
-        np.testing.assert_array_equal(io_items[0][name].values, io_items[1][name].values)
+    check_same_s2_publication(local, state.result(), s3, common["products"], item)

@@ -149,20 +149,26 @@ def test_cwltool_runs_give_what_the_flow_gives(s3: LocalS3, sample_item: Path, t
     check_same_s2_publication(flow_uri, cwl_uri, s3, products, item)
 
 
-def check_same_s2_publication(flow_uri: str, cwl_uri: str, s3: LocalS3, products: list[str], item: str) -> None:
-    """Two s2-indices publications on S3 hold the same arrays and equivalent STAC items (but the processing time)."""
+def equivalent_items(flow_uri: str, cwl_uri: str, s3: LocalS3) -> tuple[pystac.Item, pystac.Item]:
+    """The items of two publications on S3, checked equivalent (but the processing time)."""
     io = FsspecStacIO(s3.storage())
     (a,) = pystac.Catalog.from_file(flow_uri, stac_io=io).get_items(recursive=True)
     (b,) = pystac.Catalog.from_file(cwl_uri, stac_io=io).get_items(recursive=True)
+    drop = {"processing:datetime"}
+    assert {k: v for k, v in a.properties.items() if k not in drop} == {
+        k: v for k, v in b.properties.items() if k not in drop}  # fmt: skip
+    assert (a.id, a.geometry, a.bbox, sorted(a.assets)) == (b.id, b.geometry, b.bbox, sorted(b.assets))
+    return a, b
+
+
+def check_same_s2_publication(flow_uri: str, cwl_uri: str, s3: LocalS3, products: list[str], item: str) -> None:
+    """Two s2-indices publications on S3 hold the same arrays and equivalent STAC items (but the processing time)."""
+    a, b = equivalent_items(flow_uri, cwl_uri, s3)
     options = s3.storage().s3fs_options()
     ours, theirs = (xr.open_zarr(store_of(x), consolidated=True, storage_options=options) for x in (a, b))
     assert sorted(ours.data_vars) == sorted(theirs.data_vars) == sorted(products)
     for name in products:
         np.testing.assert_array_equal(ours[name].values, theirs[name].values)
-    drop = {"processing:datetime"}
-    assert {k: v for k, v in a.properties.items() if k not in drop} == {
-        k: v for k, v in b.properties.items() if k not in drop}  # fmt: skip
-    assert (a.id, a.geometry, a.bbox, sorted(a.assets)) == (b.id, b.geometry, b.bbox, sorted(b.assets))
     assert a.get_single_link("derived_from").href == b.get_single_link("derived_from").href == item
 
 
