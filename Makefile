@@ -26,6 +26,7 @@ bench: install
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/burned_area.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/downsample.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/monitor.py
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/load.py
 
 # the Docker image eoflows:<version>, with no registry (image/build.sh; the tests build it the same way)
 image: install
