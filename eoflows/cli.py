@@ -73,6 +73,11 @@ def step_command(step: Step) -> Callable[..., Any]:
     settings = [p for p in step.params if p.role is Role.SETTINGS]
 
     def body(**kwargs: Any) -> Any:
+        for p in options:
+            if p.writable and kwargs[p.name] is not None:
+                from tasks.data.run_folders import check_existing_folder
+
+                check_existing_folder(kwargs[p.name])
         for p in settings:
             kwargs[p.name] = settings_class(p.annotation).from_env()
         return step.run(**kwargs)

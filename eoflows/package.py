@@ -45,8 +45,17 @@ class Role(Enum):
     SETTINGS = "settings"  # connection settings: a block in flows, the environment in CLI and CWL
 
 
+class Writable:
+    """`Annotated` metadata of a `str` input naming a folder (or s3:// prefix) that the step writes into.
+
+    Flows and the CLI take it as text. The CWL export also takes a `Directory` there, mounted writable and
+    written in place: a container sees no host folder it is not given.
+    """
+
+
 StagedDir = Annotated[Path, Role.STAGED]
 OutputDir = Annotated[Path, Role.OUTPUT]
+Destination = Annotated[str, Writable]
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,7 @@ class Param:
     default: Any  # `inspect.Parameter.empty` when required
     doc: str
     role: Role
+    writable: bool = False  # a folder the step writes into (`Destination`)
 
     @property
     def required(self) -> bool:
@@ -95,11 +105,12 @@ def settings_class(annotation: Any) -> "type[Block] | None":
     return next((c for c in candidates if isinstance(c, type) and issubclass(c, Block)), None)
 
 
-def _role(hint: Any) -> tuple[Role, Any]:
+def _role(hint: Any) -> tuple[Role, Any, bool]:
+    """The role, base type and writable mark of a parameter's type hint."""
     if get_origin(hint) is Annotated:
         base, *meta = get_args(hint)
-        return next((m for m in meta if isinstance(m, Role)), Role.INPUT), base
-    return (Role.SETTINGS if settings_class(hint) else Role.INPUT), hint
+        return next((m for m in meta if isinstance(m, Role)), Role.INPUT), base, Writable in meta
+    return (Role.SETTINGS if settings_class(hint) else Role.INPUT), hint, False
 
 
 def summary(doc: str | None) -> str:
@@ -157,8 +168,8 @@ class Step:
         for p in inspect.signature(self.run).parameters.values():
             if p.name not in docs:
                 raise TypeError(f"step {self.name!r}: parameter {p.name!r} of {self.run.__qualname__} has no doc")
-            role, base = _role(hints[p.name])
-            params.append(Param(p.name, base, p.default, " ".join(docs[p.name].split()), role))
+            role, base, writable = _role(hints[p.name])
+            params.append(Param(p.name, base, p.default, " ".join(docs[p.name].split()), role, writable))
         return tuple(params)
 
     def by_role(self, role: Role) -> tuple[Param, ...]:

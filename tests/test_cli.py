@@ -42,6 +42,13 @@ def test_steps_one_by_one_on_folders_and_s3(sample_item: Path, s3: LocalS3, tmp_
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "s3://eoflows-results/cli/steps/catalog.json"
     assert s3.secret_access_key not in done.stdout + done.stderr
+    # a step publishes into an existing folder: a missing one is what a host folder looks like in a container
+    missing = tmp_path / "not-made"
+    done = eoflows("step", "s2-indices", "stage-out", "--input", str(out), "--destination", str(missing))
+    assert done.returncode != 0 and not missing.exists()
+    assert (
+        done.stderr.strip().splitlines()[-1].startswith(f"eoflows: error: destination {str(missing)!r}: no such folder")
+    )
 
 
 def test_run_prints_the_catalog_uri(sample_item: Path, tmp_path: Path) -> None:

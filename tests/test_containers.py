@@ -43,30 +43,38 @@ def image() -> str:
 def test_the_exported_package_runs_in_the_image_with_stock_cwltool(
     image: str, s3: LocalS3, sample_item: Path, tmp_path: Path
 ) -> None:
-    """Full mode, DockerRequirement under requirements: each step in a container; the same products as the flow."""
+    """Full mode, DockerRequirement under requirements, each step in a container, publishing to a folder.
+
+    A container sees no host folder it is not given: the destination is a CWL `Directory`, mounted writable and
+    written in place (InplaceUpdateRequirement); the products are the flow's, the output names the host's path.
+    """
     item = upload_sample(s3, sample_item, f"docker-{uuid.uuid4().hex[:6]}")
     products = ["ndvi", "ndbi", "rgb"]
     s3.storage().save("docker-s3", overwrite=True)
-    flow_uri = s2_indices(item=item, destination="s3://eoflows-results/in-docker", products=products,
-                          storage="docker-s3", run_id="flow")  # fmt: skip
+    published = tmp_path / "published.v1"  # cwltool refuses spaces in staged names (without --relax-path-checks)
+    published.mkdir()
+    flow_uri = s2_indices(item=item, destination=str(published), products=products, storage="docker-s3",
+                          run_id="flow")  # fmt: skip
     document = export(S2_INDICES, CwlOptions(mode="full", image=image, dask="hints"))
     tools = [g for g in document["$graph"] if g["class"] == "CommandLineTool"]
     assert tools and all({"class": "DockerRequirement", "dockerPull": image} in t["requirements"] for t in tools)
-    path = tmp_path / "full.cwl"
-    path.write_text(to_yaml(document))
-    job = {"item": item, "destination": "s3://eoflows-results/in-docker", "run_id": "cwl", "products": products,
-           "aws_access_key_id": s3.access_key_id, "aws_secret_access_key": s3.secret_access_key,
-           "aws_endpoint_url_s3": s3.endpoint_url}  # fmt: skip
-    (tmp_path / "job.yml").write_text(yaml.safe_dump(job))
-    done = subprocess.run([str(BIN / "cwltool"), "--enable-ext", "--custom-net", "host", "--outdir",
-                           str(tmp_path / "out"), f"{path}#s2-indices", str(tmp_path / "job.yml")],
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    job = {"item": item, "destination": {"class": "Directory", "path": str(published)}, "run_id": "cwl",
+           "products": products, "aws_access_key_id": s3.access_key_id,
+           "aws_secret_access_key": s3.secret_access_key, "aws_endpoint_url_s3": s3.endpoint_url}  # fmt: skip
+    done = cwltool_in_docker(document, "s2-indices", job, tmp_path / "cwl")
     assert done.returncode == 0, done.stderr[-4000:]
     assert done.stderr.count("--read-only=true") == 3 and done.stderr.count(f"    {image} \\") == 3  # 3 containers
     assert s3.secret_access_key not in done.stdout + done.stderr
     cwl_uri = json.loads(done.stdout)["catalog_uri"]
-    assert cwl_uri == "s3://eoflows-results/in-docker/cwl/catalog.json"
+    assert cwl_uri == str(published / "cwl" / "catalog.json")  # the host's path, not the container's
+    assert sorted(p.name for p in published.iterdir()) == ["cwl", "flow"]  # in place: nothing beside, no copy
+    assert not list((tmp_path / "cwl" / "out").glob("*"))  # cwltool's output folder holds no second copy
     check_same_s2_publication(flow_uri, cwl_uri, s3, products, item)
+    # a folder given as text is a path inside the container: refused there with a one-line error naming it
+    job["destination"], job["run_id"] = str(published), "as-text"
+    done = cwltool_in_docker(document, "s2-indices", job, tmp_path / "as-text")
+    assert done.returncode != 0 and f"destination {str(published)!r}" in done.stderr
+    assert not (published / "as-text").exists()
 
 
 def cwltool_in_docker(document: dict, entry: str, job: dict, tmp_path: Path) -> subprocess.CompletedProcess:

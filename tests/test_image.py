@@ -87,7 +87,8 @@ def test_a_downsample_step_writes_its_output_and_nothing_else(image: str, tmp_pa
     band, _ = write_landsat(data / "source", width=120, height=100)
     data.chmod(0o777)  # the container's uid writes there; umask 0: the host's user can remove what it wrote
     steps = (
-        f"umask 0 && eoflows step downsample stage-in --url /data/source/{band.name} --output /data/staged"
+        "umask 0 && mkdir /data/published"  # a step publishes into an existing folder
+        f" && eoflows step downsample stage-in --url /data/source/{band.name} --output /data/staged"
         " && eoflows step downsample compute --input /data/staged --output /data/out --width 40"
         " && eoflows step downsample stage-out --input /data/out --destination /data/published --run-id r1"
     )

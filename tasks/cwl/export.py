@@ -18,7 +18,7 @@ print(to_yaml(export(S2_INDICES, CwlOptions(mode="full"))))
 import datetime as dt
 import re
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -59,6 +59,13 @@ class CwlOptions:
     entry_id: str | None = None  # default: the package name (the newest OGC validator refuses `main`)
     dask: Placement = "requirements"  # Calrissian >= 0.19 reads it there; `hints` for stock cwltool
     docker: Literal["requirements", "hints"] = "requirements"  # hints: runnable with cwltool --no-container
+    #: A folder a step writes into (`Destination`) may be a `Directory`, written in place (off for eoap-cwlwrap,
+    #: whose stage-out takes one `Directory`: the results)
+    folders_in_place: bool = True
+
+    def params(self, step: Step) -> list[Param]:
+        """The parameters of `step` as this export declares them."""
+        return [p if self.folders_in_place else replace(p, writable=False) for p in step.params]
 
 
 @dataclass(frozen=True)
@@ -127,7 +134,9 @@ def cwl_type(p: Param, tool: bool, owner: str) -> Any:
     if len(base) != 1:
         raise TypeError(f"parameter {p.name!r}: no CWL type for {p.annotation!r}")
     typ = _base_type(base[0], tool, prefix, f"{owner}/{p.name}")
-    return ["null", typ] if type(None) in args else typ
+    types_ = [typ, "Directory"] if p.writable else [typ]  # a writable folder: also a Directory, written in place
+    types_ = ["null", *types_] if type(None) in args else types_
+    return types_ if len(types_) > 1 else typ
 
 
 def doc(p: Param) -> str:
@@ -144,6 +153,36 @@ def _uri(*parts: str) -> str:
     return f"{BASE}#{'/'.join(parts)}"
 
 
+#: A writable folder input's value as the step's command line takes it: text as given, a `Directory` by its path.
+PATH_OF = '(function (d) { return d !== null && d.class === "Directory" ? d.path : d; })'
+
+
+def _folders(names: list[str]) -> str:
+    listed = ", ".join(f"inputs.{n}" for n in names)
+    return f'[{listed}].filter(function (d) {{ return d !== null && d.class === "Directory"; }})'
+
+
+def writable_listing(names: list[str]) -> str:
+    """The `InitialWorkDirRequirement` listing: the inputs `names` that are `Directory`s, mounted writable."""
+    return f'${{ return {_folders(names)}.map(function (d) {{ return {{"entry": d, "writable": true}}; }}); }}'
+
+
+def printed_result(writable: list[str]) -> str:
+    """The `outputEval` of a printed result: a path inside a writable `Directory` given back as the host's path.
+
+    The step prints the path it wrote as the container sees it; its `location` says where that is for the caller.
+    """
+    if not writable:
+        return "$(self[0].contents.trim())"
+    return (
+        "${ var printed = self[0].contents.trim(); var found = "
+        f"{_folders(writable)}.filter(function (d) {{ return printed.indexOf(d.path + '/') === 0; }});\n"
+        "  if (found.length === 0) { return printed; }\n"
+        "  return decodeURIComponent(found[0].location.replace(/^file:\\/\\//, '')) + "
+        "printed.slice(found[0].path.length); }"
+    )
+
+
 def tool_id(package: Package, step: Step) -> str:
     """The id of a step's CommandLineTool."""
     return f"{package.name}-{step.name}"
@@ -157,8 +196,8 @@ def returns_folder(step: Step) -> bool:
 def command_line_tool(package: Package, step: Step, options: CwlOptions) -> tuple[cwl.CommandLineTool, dict]:
     """The tool running one step, and the extension requirements and hints to add (not cwl-utils classes)."""
     tid = tool_id(package, step)
-    inputs, env_defs, secrets = [], [], []
-    for p in step.params:
+    inputs, env_defs, secrets, writable = [], [], [], []
+    for p in options.params(step):
         binding = cwl.CommandLineBinding(prefix=f"--{p.name.replace('_', '-')}")
         if p.role is Role.STAGED:
             inputs.append(cwl.CommandInputParameter(id=_uri(tid, p.name), type_="Directory", label=label(p), doc=p.doc,
@@ -166,6 +205,9 @@ def command_line_tool(package: Package, step: Step, options: CwlOptions) -> tupl
         elif p.role is Role.INPUT:
             is_list = get_origin(p.annotation) is list
             typ = cwl_type(p, tool=True, owner=_uri(tid))
+            if p.writable:  # the folder's path as the container sees it
+                binding = cwl.CommandLineBinding(prefix=binding.prefix, valueFrom=f"$({PATH_OF}(self))")
+                writable.append(p.name)
             inputs.append(cwl.CommandInputParameter(
                 id=_uri(tid, p.name), type_=typ, label=label(p), doc=doc(p), default=_default(p),
                 inputBinding=cwl.CommandLineBinding() if is_list else binding))  # fmt: skip
@@ -185,7 +227,7 @@ def command_line_tool(package: Package, step: Step, options: CwlOptions) -> tupl
         outputs = [cwl.CommandOutputParameter(
             id=_uri(tid, "result"), type_="string", label="Result", doc="What the step printed (a URI).",
             outputBinding=cwl.CommandOutputBinding(glob="result.txt", loadContents=True,
-                                                   outputEval="$(self[0].contents.trim())"))]  # fmt: skip
+                                                   outputEval=printed_result(writable)))]  # fmt: skip
         arguments, stdout = [], "result.txt"
     res = step.resources
     requirements: list[Any] = [
@@ -198,7 +240,10 @@ def command_line_tool(package: Package, step: Step, options: CwlOptions) -> tupl
     (requirements if options.docker == "requirements" else hints).append(docker)
     if step.network:
         requirements.append(cwl.NetworkAccess(networkAccess=True))
-    if env_defs or not returns_folder(step):
+    if writable:
+        requirements.append(cwl.InitialWorkDirRequirement(listing=writable_listing(writable)))
+        requirements.append(cwl.InplaceUpdateRequirement(inplaceUpdate=True))
+    if env_defs or writable or not returns_folder(step):
         requirements.append(cwl.InlineJavascriptRequirement())
     if env_defs:
         requirements.append(cwl.EnvVarRequirement(envDef=env_defs))
@@ -242,7 +287,7 @@ def workflow(package: Package, options: CwlOptions) -> cwl.Workflow:
     for step in steps:
         tid = tool_id(package, step)
         step_in = []
-        for p in step.params:
+        for p in options.params(step):
             if p.role is Role.STAGED and previous is not None:
                 source = _uri(wid, previous.name, "output")
             elif p.role is Role.STAGED:

@@ -58,7 +58,7 @@ def stage_in_tool(package: Package, options: CwlOptions) -> dict[str, Any]:
 
 def stage_out_tool(package: Package, options: CwlOptions) -> dict[str, Any]:
     """The package's stage-out tool for eoap-cwlwrap: a `Directory` in, the catalog's `URI` out."""
-    tool = tool_document(package, package.stage_out, options)
+    tool = tool_document(package, package.stage_out, replace(options, folders_in_place=False))
     (output,) = tool["outputs"]
     output["type"] = URI
     output["outputBinding"]["outputEval"] = '$({"value": self[0].contents.trim()})'

@@ -59,6 +59,19 @@ def destination_uri(destination: str) -> str:
     raise InputError(f"destination {destination!r}: expected a local folder or an s3://bucket/prefix URL")
 
 
+def check_existing_folder(destination: str) -> None:
+    """Refuse a local `destination` that is not an existing folder (what a step, unlike a flow, publishes into).
+
+    Inside a container, a host folder given as text does not exist, or is the container's own: creating it
+    would publish where nobody looks, and the results would go with the container.
+    """
+    if scheme(destination) == "file" and not Path(destination_uri(destination)).is_dir():
+        raise InputError(
+            f"destination {destination!r}: no such folder; a step publishes into an existing folder (create it; "
+            "in a container, mount it, or give it to the CWL package as a Directory)"
+        )
+
+
 def _check_local(root: Path, destination: str) -> list[Path]:
     """Make sure the local folder `root` exists (created if needed) and takes files; the folders created."""
     blocking = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)

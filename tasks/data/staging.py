@@ -24,7 +24,7 @@ from pystac.layout import CustomLayoutStrategy
 
 from blocks.s3 import S3Storage
 from eoflows.errors import EoflowsError, InputError, StageError
-from eoflows.package import StagedDir
+from eoflows.package import Destination, StagedDir
 from tasks.data.names import file_name, inside
 from tasks.data.run_folders import RunFolder, claim_run_folder, new_token
 from tasks.data.stac_io import SOURCE_REL, FsspecStacIO, io_error
@@ -123,7 +123,9 @@ def claim_destination(destination: str, run_id: str | None = None, storage: S3St
     return claim_run_folder(destination, run_id or default_run_id(), storage, run_token())
 
 
-def stage_out(input: StagedDir, destination: str, run_id: str | None = None, storage: S3Storage | None = None) -> str:
+def stage_out(
+    input: StagedDir, destination: Destination, run_id: str | None = None, storage: S3Storage | None = None
+) -> str:
     """Publish a results catalog to a local folder or S3, catalog.json last; return the catalog URI.
 
     Args:
