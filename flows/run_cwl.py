@@ -98,8 +98,12 @@ def run_cwl(
     storage: S3Storage | str | None = None,
     outdir: str = "cwl-results",
     dry_run: bool = False,
+    parallel: bool = False,
 ) -> dict[str, Any]:
     """Run a CWL document and return its outputs.
+
+    Each job of the run (each tool a workflow step runs, each element of a scatter) is a task run of its own,
+    named after its step, with its state, log and resources as it runs; a `cwl-timeline` artifact shows them.
 
     Args:
         cwl: Path, URL or s3:// URI of a CWL document (FILE#id for one process of a $graph), or the name of an
@@ -113,6 +117,8 @@ def run_cwl(
             variables.
         outdir: Folder for cwltool's results (a sub-folder per run: the flow run id).
         dry_run: With calrissian: return the manifests (YAML) without contacting a cluster.
+        parallel: With cwltool: run the jobs that are ready at once (cwltool --parallel), as many as the cores
+            allow; Calrissian always does.
     """
     s3 = saved_or_env(S3Storage, storage, "storage")
     with flow_work_folder("run-cwl") as folder:
@@ -133,4 +139,4 @@ def run_cwl(
             # run here, in this thread: a stop signal (flow-run cancellation) ends the loop, which cancels the
             # run and so deletes its Job; Prefect's own loop thread would leave the run going
             return asyncio.run(run_cwl_on_calrissian(document, values, settings, dry_run=dry_run))
-        return run_cwl_with_cwltool(document, values, Path(outdir).absolute() / default_run_id())
+        return run_cwl_with_cwltool(document, values, Path(outdir).absolute() / default_run_id(), parallel=parallel)

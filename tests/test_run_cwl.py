@@ -59,6 +59,7 @@ def test_third_party_tools_run_with_cwltool(lines: Path, tmp_path: Path) -> None
 
 def test_an_eoflows_package_runs_by_name(sample_item: Path, tmp_path: Path) -> None:
     """`cwl=s2-indices` exports the package and cwltool runs its three tools (`eoflows step ...`)."""
+    (tmp_path / "published").mkdir()
     inputs = {"item": str(sample_item), "destination": str(tmp_path / "published"), "run_id": "cwl",
               "products": ["ndvi", "rgb"]}  # fmt: skip
     state = run_cwl(cwl="s2-indices", inputs=inputs, outdir=str(tmp_path / "out"), return_state=True)
@@ -71,6 +72,13 @@ def test_an_eoflows_package_runs_by_name(sample_item: Path, tmp_path: Path) -> N
     assert {"stage-in", "compute", "stage-out"} <= set(usage) and all(r["exit code"] == 0 for r in usage.values())
     compute = usage["compute"]
     assert compute["cores"] == 2 and compute["RAM MB"] == 2048  # what the package declares for the step
+    from tests.test_cwl_jobs import job_runs, log_of, states
+
+    runs = job_runs(state.state_details.flow_run_id)  # each tool a task run, in the order they ran
+    assert [r.name for r in runs] == ["stage-in", "compute", "stage-out"]
+    assert all(states(r) == ["Pending", "Running", "Completed"] for r in runs)
+    compute_log = log_of(runs[1])  # the tool's own standard error, in its task run's log
+    assert "Computing ndvi, rgb of " in compute_log and "[job compute] completed success" in compute_log
 
 
 def test_failures_name_what_is_wrong(lines: Path, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from schema_salad.fetcher import DefaultFetcher
 
 if TYPE_CHECKING:
     from blocks.s3 import S3Storage
+    from tasks.cwl.cwltool_jobs import JobHooks
 
 CALRISSIAN = "https://calrissian-cwl.github.io/schema#"
 DASK_CLASS = f"{CALRISSIAN}DaskGatewayRequirement"
@@ -118,11 +119,21 @@ def remote_fetcher(storage: "S3Storage | None") -> type[LocalSchemas]:
     return S3Fetcher
 
 
-def cwltool_main(argv: list[str], **kwargs: Any) -> int:
-    """cwltool's `main` with eoflows' extensions known and the string-format schema local; its exit status."""
-    from cwltool.context import LoadingContext
+def cwltool_main(argv: list[str], hooks: "JobHooks | None" = None, **kwargs: Any) -> int:
+    """cwltool's `main` with eoflows' extensions known and the string-format schema local; its exit status.
+
+    `hooks` (tasks.cwl.cwltool_jobs) make the processes cwltool runs and name their jobs, so that each job is
+    followed as it runs.
+    """
+    from cwltool.context import LoadingContext, RuntimeContext
     from cwltool.main import arg_parser, main
 
-    context = LoadingContext(vars(arg_parser().parse_args(argv)))
+    args = vars(arg_parser().parse_args(argv))
+    context = LoadingContext(args)
     context.fetcher_constructor = LocalSchemas
+    if hooks is not None:
+        context.construct_tool_object = hooks.make_tool
+        runtime = RuntimeContext(args)  # what cwltool makes of the arguments when given none, plus the names
+        runtime.workflow_job_step_name_callback = hooks.names
+        kwargs["runtimeContext"] = runtime
     return main(argv, loadingContext=context, custom_schema_callback=register_extensions, **kwargs)
