@@ -1,13 +1,19 @@
 """A local HTTP server that speaks the Kubernetes API (kmock), set up as a cluster running Calrissian Jobs.
 
 The test drives each Job's status like the Job controller would; the Calrissian pod's log is a real-looking
-log followed by the outputs JSON and a real Calrissian usage report (fixture).
+log followed by the outputs JSON and a real Calrissian usage report (fixture). `StepPods` (fixture `step_pods`)
+makes the pods Calrissian would make for each CWL job, moves them along and writes their logs.
 """
 
 import asyncio
 import json
+import random
+import re
+import string
+from datetime import UTC, datetime
 
 import pytest
+import yaml
 from prefect_kubernetes.credentials import KubernetesClusterConfig
 
 from blocks.calrissian import CalrissianSettings
@@ -81,3 +87,84 @@ def kind(resource) -> str:
 
 def deleted(kmock) -> list[tuple[str, str]]:
     return [(kind(r.resource), r.name) for r in kmock["delete"]]
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class StepPods:
+    """The pods Calrissian makes for the CWL jobs of a run, as it makes them, driven by the test.
+
+    As Calrissian does: a pod per job named `<job>-pod-<8 letters>`, one container `<job>-container` (the job name
+    made Kubernetes-safe), the labels it was given (the run's ConfigMap, `pod-labels.yml`), requests from the
+    job's cores and RAM. The test moves a pod Pending -> Running -> Succeeded / Failed (watch events, as the
+    kubelet would) and writes its log, which a follower receives as it is written.
+    """
+
+    def __init__(self, kmock) -> None:
+        self.kmock, self.logs, self.started, self.ended = kmock, {}, {}, set()
+        (kmock["get", kmock.resource(PODS), kmock.subresource("log")] ** 10) << self.log_of
+
+    def labels(self) -> dict[str, str]:
+        """The labels the run tells Calrissian to give its step pods."""
+        (config,) = [r.data for r in self.kmock["post", self.kmock.resource("v1/configmaps")]]
+        return yaml.safe_load(config["data"]["pod-labels.yml"])
+
+    async def create(self, job: str, cpu: str = "1", memory: str = "256Mi") -> str:
+        """A Pending pod for CWL job `job`; its name."""
+        safe = re.sub(r"[^-a-z0-9]", "-", job.lower())
+        name = f"{safe}-pod-{''.join(random.choices(string.ascii_lowercase, k=8))}"
+        self.logs[name] = []
+        container = {"name": f"{safe}-container", "image": "debian:stretch-slim", "command": ["/bin/sh", "-c"],
+                     "resources": {"requests": {"cpu": cpu, "memory": memory}}}  # fmt: skip
+        await self.kmock.post(f"/api/v1/namespaces/{NS}/pods", json={
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": NS, "labels": self.labels()},
+            "spec": {"containers": [container], "restartPolicy": "Never"}, "status": {"phase": "Pending"}})  # fmt: skip
+        return name
+
+    async def _status(self, name: str, phase: str, state: dict, **spec: str) -> None:
+        status = {"name": name.rsplit("-pod-", 1)[0] + "-container", "image": "debian:stretch-slim", "imageID": "",
+                  "ready": phase == "Running", "restartCount": 0, "state": state}  # fmt: skip
+        body = {"spec": spec, "status": {"phase": phase, "containerStatuses": [status]}}
+        await self.kmock.patch(f"/api/v1/namespaces/{NS}/pods/{name}", json=body)
+
+    async def run(self, name: str, node: str = "node-a") -> None:
+        """The pod is scheduled on `node` and its container starts."""
+        self.started[name] = _now()
+        await self._status(name, "Running", {"running": {"startedAt": self.started[name]}}, nodeName=node)
+
+    def write(self, name: str, *lines: str) -> None:
+        """Lines the container writes to its log."""
+        self.logs[name].extend(lines)
+
+    async def end(self, name: str, exit_code: int = 0) -> None:
+        """The container ends with `exit_code` (Succeeded when 0, else Failed)."""
+        self.ended.add(name)
+        ended = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
+                 "startedAt": self.started.get(name, _now()), "finishedAt": _now()}  # fmt: skip
+        await self._status(name, "Succeeded" if exit_code == 0 else "Failed", {"terminated": ended})
+
+    def log_of(self, request):
+        """The log of a step pod, as the API server sends it: followed while the container runs."""
+        if request.name not in self.logs:  # not a step pod: the next reaction answers (the Calrissian pod's log)
+            raise NotImplementedError  # (kmock: "matched, but nothing to respond with"; NotImplemented disables)
+        return self._stream(request.name, str(request.params.get("follow", "")).lower() == "true")
+
+    async def _stream(self, name: str, follow: bool):
+        yield b""  # the headers go at once, the lines as they come
+        sent = 0
+        while True:
+            lines = self.logs[name]
+            for line in lines[sent:]:
+                yield f"{line}\n".encode()
+            sent = len(lines)
+            if not follow or name in self.ended:
+                return
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def step_pods(k8s) -> StepPods:
+    """Calrissian's step pods, made and moved by the test."""
+    return StepPods(k8s)

@@ -7,14 +7,27 @@ import asyncio
 import json
 import logging
 from pathlib import Path
+from uuid import UUID
 
 import kubernetes_validate
 import pytest
 import yaml
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterTaskRunId,
+    TaskRunFilter,
+    TaskRunFilterName,
+)
+from prefect.client.schemas.objects import TaskRun
+from prefect.logging.handlers import APILogHandler
 
 from blocks.calrissian import CalrissianSettings
 from deployments.kubernetes import KUBERNETES_VERSION, calrissian_manifests
 from eoflows.errors import InputError, RemoteRunError
+from flows.run_cwl import run_cwl
 from flows.s2_indices import S2_INDICES
 from tasks.cwl.documents import CwlDocument
 from tasks.cwl.export import CwlOptions, export, to_yaml
@@ -25,6 +38,7 @@ from tests.fake_kubernetes import (
     JOBS,
     NS,
     OUTPUTS,
+    PODS,
     STEPS_LOG,
     deleted,
     job_created,
@@ -32,6 +46,7 @@ from tests.fake_kubernetes import (
     set_status,
     settings_for,
 )
+from tests.test_run_cwl import markdown, tables
 
 SECRET_VALUE = "wJalrXUtnFEMI-not-a-real-secret"
 
@@ -210,3 +225,137 @@ def test_what_calrissian_itself_documents_is_covered(document: CwlDocument) -> N
     assert their_flags <= set(container["args"])
     assert {m["mountPath"] for m in job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]} <= {
         m["mountPath"] for m in container["volumeMounts"]}  # fmt: skip
+
+
+SORTTOOL = FIXTURES / "cwl/calrissian_sorttool.cwl"
+GONE = {"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 410,
+                                    "reason": "Expired", "message": "too old resource version"}}  # fmt: skip
+
+
+async def flow_with_step_pods(k8s) -> tuple[asyncio.Task, str, UUID]:
+    """run-cwl on the fake cluster (in a thread, as a worker would run it): the task, its Job, its flow run id."""
+    await settings_for(k8s).save("kmock-calrissian", overwrite=True)
+    run = asyncio.create_task(asyncio.to_thread(
+        run_cwl, cwl=str(SORTTOOL), inputs={"reverse": False, "input": {"class": "File", "path": "/data/lines.txt"}},
+        runner="calrissian", calrissian="kmock-calrissian", return_state=True))  # fmt: skip
+    name = await job_created(k8s)
+    (job,) = [r.data for r in k8s["post", k8s.resource(JOBS)]]
+    return run, name, UUID(job["metadata"]["labels"]["eoflows.dev/flow-run-id"])
+
+
+async def task_run(flow_run_id: UUID, name: str, state: str, timeout: float = 20) -> TaskRun:
+    """The flow run's task run `name` once it is in `state` (polling the Prefect API; fails after `timeout` s)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with get_client() as client:
+        while True:
+            of_flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            named = TaskRunFilter(name=TaskRunFilterName(any_=[name]))
+            runs = await client.read_task_runs(flow_run_filter=of_flow_run, task_run_filter=named)
+            if runs and runs[0].state and runs[0].state.name == state:
+                return runs[0]
+            assert asyncio.get_running_loop().time() < deadline, f"{name}: {[r.state for r in runs]}, not {state}"
+            await asyncio.sleep(0.1)
+
+
+async def history_and_log(run: TaskRun) -> tuple[list[str], str]:
+    """The states a task run went through, and its log."""
+    await APILogHandler.aflush()
+    async with get_client() as client:
+        states = await client.read_task_run_states(run.id)
+        logs = await client.read_logs(log_filter=LogFilter(task_run_id=LogFilterTaskRunId(any_=[run.id])))
+    return [s.name for s in sorted(states, key=lambda s: s.timestamp)], "\n".join(log.message for log in logs)
+
+
+async def test_step_pods_are_task_runs_as_they_run(k8s, step_pods) -> None:
+    run, name, flow_run_id = await flow_with_step_pods(k8s)
+    crop = await step_pods.create("node_crop", cpu="500m", memory="512Mi")
+    await task_run(flow_run_id, "node-crop", "Pending")
+    await step_pods.run(crop, node="node-a")
+    await task_run(flow_run_id, "node-crop", "Running")
+    step_pods.write(crop, "cropping tile 1 of 2", "cropping tile 2 of 2")
+    second = await step_pods.create("node_crop_2")
+    await step_pods.run(second, node="node-b")
+    await task_run(flow_run_id, "node-crop-2", "Running")
+    await step_pods.end(crop)
+    first = await task_run(flow_run_id, "node-crop", "Completed")
+    step_pods.write(second, "cropping tile 3")
+    await step_pods.end(second)
+    await task_run(flow_run_id, "node-crop-2", "Completed")
+    await set_status(k8s, name, COMPLETE)
+    state = await asyncio.wait_for(run, 60)
+    assert await state.aresult() == OUTPUTS
+    states, log = await history_and_log(first)
+    assert states == ["Pending", "Running", "Completed"]
+    assert "cropping tile 1 of 2\ncropping tile 2 of 2" in log and "tile 3" not in log  # its own container's log
+    assert {"cwl", "calrissian"} <= set(first.tags)
+    timeline = markdown(state)["cwl-timeline"].splitlines()
+    assert timeline[0] == "| step | state | start | end | seconds | cores | RAM MiB | node |"
+    assert timeline[2].startswith("| node-crop | Completed |") and timeline[2].endswith("| 0.5 | 512 | node-a |")
+    assert timeline[3].startswith("| node-crop-2 | Completed |") and timeline[3].endswith("| 1.0 | 256 | node-b |")
+    usage = {row["step"]: row for row in tables(state)["cwl-usage"]}  # Calrissian's report, with each pod's node
+    assert usage["node_crop"]["node"] == "node-a" and usage["node_crop_2"]["node"] == "node-b"
+    assert usage["node_crop_3"]["node"] is None  # in the report, never seen as a pod
+
+
+async def test_a_failed_step_pod_is_a_failed_task_run_that_the_flow_run_names(k8s, step_pods) -> None:
+    run, name, flow_run_id = await flow_with_step_pods(k8s)
+    rev = await step_pods.create("rev")
+    await step_pods.run(rev)
+    step_pods.write(rev, "rev: cannot open missing.txt: No such file or directory")
+    await step_pods.end(rev, exit_code=1)
+    failed = await task_run(flow_run_id, "rev", "Failed")
+    assert failed.state.message == "exit code 1 (Error)"
+    slow = await step_pods.create("sort")
+    await step_pods.run(slow)
+    await task_run(flow_run_id, "sort", "Running")
+    condition = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "backoff"}
+    await set_status(k8s, name, {"failed": 1, "conditions": [condition]})
+    state = await asyncio.wait_for(run, 60)
+    assert state.is_failed()
+    async with get_client() as client:
+        message = (await client.read_flow_run(flow_run_id)).state.message
+    assert (
+        "failed (BackoffLimitExceeded: backoff); step 'rev' failed (exit code 1 (Error)); last lines of its "
+        "log:\nrev: cannot open missing.txt: No such file or directory\nlast lines of Calrissian's log:"
+    ) in message
+    _, log = await history_and_log(failed)
+    assert "rev: cannot open missing.txt: No such file or directory" in log
+    sort = await task_run(flow_run_id, "sort", "Cancelled")  # still running when the Job ended
+    assert sort.state.message == "the Calrissian run ended before this pod did"
+
+
+async def test_an_expired_pod_watch_is_resumed(k8s, step_pods) -> None:
+    expired = []
+
+    def once(request):
+        if not expired:
+            expired.append(request)
+            return (GONE,)
+        return k8s._serve_watch(request)
+
+    watches = k8s["get", k8s.resource(PODS), k8s.params(watch="True")]
+    (watches**10) << once
+    run, name, flow_run_id = await flow_with_step_pods(k8s)
+    while len(watches) < 2:  # expired, then watched again
+        await asyncio.sleep(0.02)
+    pod = await step_pods.create("rev")
+    await step_pods.run(pod)
+    await step_pods.end(pod)
+    await task_run(flow_run_id, "rev", "Completed")
+    await set_status(k8s, name, COMPLETE)
+    assert (await asyncio.wait_for(run, 60)).is_completed() and expired
+
+
+async def test_step_pods_are_listed_when_watching_them_is_not_allowed(k8s, step_pods) -> None:
+    forbidden = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 403, "reason": "Forbidden",
+                 "message": "pods is forbidden: cannot watch resource pods"}  # fmt: skip
+    (k8s["get", k8s.resource(PODS), k8s.params(watch="True")] ** 10) << 403 << forbidden
+    run, name, flow_run_id = await flow_with_step_pods(k8s)
+    pod = await step_pods.create("rev")
+    await step_pods.run(pod)
+    await task_run(flow_run_id, "rev", "Running")
+    await step_pods.end(pod)
+    await task_run(flow_run_id, "rev", "Completed")
+    await set_status(k8s, name, COMPLETE)
+    assert (await asyncio.wait_for(run, 60)).is_completed()
+    assert len(k8s["get", k8s.resource(PODS), k8s.params(watch="True")]) == 1  # not retried: listed instead

@@ -77,7 +77,7 @@ def test_each_scatter_element_is_a_task_run_with_its_log_and_a_timeline(tmp_path
     assert [(r["step"], r["state"], r["cores"]) for r in rows] == [
         ("rev[0]", "Completed", "1"), ("rev[1]", "Completed", "1"),
         ("sort[0]", "Completed", "1"), ("sort[1]", "Completed", "1")]  # fmt: skip
-    assert all(float(r["seconds"]) >= 0 and float(r["RAM MB"]) > 0 and r["start"] <= r["end"] for r in rows)
+    assert all(float(r["seconds"]) >= 0 and float(r["RAM MiB"]) > 0 and r["start"] <= r["end"] for r in rows)
     picture = markdown(state)["cwl-timeline"].split("data:image/png;base64,")[1].split(")")[0]
     assert Image.open(io.BytesIO(base64.b64decode(picture))).size[0] > 300  # four jobs: more than a few, drawn
     assert [r["step"] for r in tables(state)["cwl-usage"]] == ["rev[0]", "rev[1]", "sort[0]", "sort[1]"]
@@ -190,7 +190,7 @@ def test_the_timeline_draws_a_picture_only_for_more_than_a_few_jobs() -> None:
     text = timeline_markdown(steps)
     assert "data:image/png" not in text
     first = "| rev[0] | Completed | 2026-01-01T00:00:00.000+00:00 | 2026-01-01T00:00:02.000+00:00 | 2.0 | 1 | 256 |"
-    head = ["| step | state | start | end | seconds | cores | RAM MB |", "|---|---|---|---|---|---|---|"]
+    head = ["| step | state | start | end | seconds | cores | RAM MiB |", "|---|---|---|---|---|---|---|"]
     assert text.splitlines()[:3] == [*head, first]
     assert text.splitlines()[-1].startswith("| never | Cancelled |  |  |  |")  # never started: last
     steps.append(StepRun("sort", state="Failed", start=start, end=start + timedelta(seconds=9), node="node-a"))

@@ -27,8 +27,8 @@ from prefect.cache_policies import NO_CACHE
 from eoflows.errors import RemoteRunError
 from tasks.cwl.documents import CwlDocument, processes
 from tasks.cwl.extensions import cwltool_main
-from tasks.cwl.step_runs import StepRun, StepRuns
-from tasks.cwl.timeline import in_order, report_timeline
+from tasks.cwl.step_runs import StepRuns
+from tasks.cwl.timeline import job_rows, report_timeline
 from tasks.data.work_folders import work_folder
 from tasks.reporting import logger, report_markdown, report_table
 
@@ -81,12 +81,6 @@ class _CwltoolLog(logging.Handler):
             self.hooks.route(record, match[1])
 
 
-def usage_rows(steps: list[StepRun]) -> list[dict[str, Any]]:
-    """One row per job, with the columns of a Calrissian usage table (cores and RAM as cwltool gave them)."""
-    return [{"step": s.name, "cores": s.cores, "RAM MB": s.ram_mb, "seconds": s.seconds,
-             "exit code": s.exit_code if s.state != "Cancelled" else "not run"} for s in in_order(steps)]  # fmt: skip
-
-
 @contextmanager
 def _tools_path() -> Iterator[None]:
     """PATH with the `bin` of this environment first while cwltool runs (tools run `eoflows`); restored after."""
@@ -133,7 +127,7 @@ def run_with_cwltool(document: CwlDocument, inputs: dict[str, Any], outdir: Path
             logging.getLogger("cwltool").propagate = propagates
             runs.close("not run: cwltool stopped before this job ran")
     report_timeline(runs.steps, f"Jobs of the cwltool run of {document.target}")
-    report_table("cwl-usage", f"Steps of the cwltool run of {document.target}", usage_rows(runs.steps))
+    report_table("cwl-usage", f"Steps of the cwltool run of {document.target}", job_rows(runs.steps))
     if code != 0:
         raise RemoteRunError(f"cwltool run of {document.target} failed (status {code}): " + (
             runs.failure() or "last log lines:\n" + "\n".join(cwltool_log.lines[-15:])))  # fmt: skip

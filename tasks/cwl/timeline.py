@@ -33,8 +33,14 @@ def rows(steps: Sequence[StepRun]) -> list[dict[str, Any]]:
     """One row per job, by start time."""
     nodes = any(s.node for s in steps)
     return [{"step": s.name, "state": s.state, "start": _time(s.start), "end": _time(s.end), "seconds": s.seconds,
-             "cores": s.cores, "RAM MB": s.ram_mb, **({"node": s.node or ""} if nodes else {})}
+             "cores": s.cores, "RAM MiB": s.ram_mb, **({"node": s.node or ""} if nodes else {})}
             for s in in_order(steps)]  # fmt: skip
+
+
+def job_rows(steps: Sequence[StepRun]) -> list[dict[str, Any]]:
+    """One row per job for a usage table (the columns of Calrissian's usage report), by start time."""
+    return [{"step": s.name, "cores": s.cores, "RAM MB": s.ram_mb, "seconds": s.seconds,
+             "exit code": s.exit_code if s.state != "Cancelled" else "not run"} for s in in_order(steps)]  # fmt: skip
 
 
 def markdown_table(table: list[dict[str, Any]]) -> str:

@@ -8,6 +8,8 @@ What existing launchers get wrong, and what this one does instead:
 - a failed pod is final only when the Job says so (its `Failed` condition, after `backoffLimit` reruns);
 - the Job is watched, the watch resumed when it expires (410 Gone), and polled when watching fails;
 - Calrissian's log is followed into the Prefect run log, and its tail is in the error of a failed run;
+- each step pod is a Prefect task run of its own while it runs (tasks.remote.step_pods: state, log, node,
+  resources), a `cwl-timeline` shows them all, and a failed run names the step that failed with its log's end;
 - Calrissian's own retries are bounded (RETRY_ATTEMPTS), not ~40 minutes of retry storm;
 - outputs JSON and usage report are printed by the Job's container after Calrissian ends, so they come
   back through the pod log: no reader pod, no extra permission.
@@ -15,6 +17,7 @@ What existing launchers get wrong, and what this one does instead:
 
 import asyncio
 import json
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +32,10 @@ from prefect.runtime import flow_run
 from blocks.calrissian import CalrissianSettings, memory_mib
 from eoflows.errors import InputError, RemoteRunError
 from tasks.cwl.documents import CwlDocument, resource_needs, secret_inputs
+from tasks.cwl.step_runs import StepRuns
+from tasks.cwl.timeline import job_rows, report_timeline
+from tasks.remote.step_pods import LABEL_RUN, PodMirror
+from tasks.remote.watching import watch_until
 from tasks.reporting import logger, report_markdown, report_table
 
 CONFIG, SECRET = "/calrissian/config", "/calrissian/secret"
@@ -44,7 +51,7 @@ echo '{MARKS["usage"]}'; cat "$EOFLOWS_USAGE" 2>/dev/null; echo
 echo '{MARKS["end"]}'
 exit $status
 """
-LABEL_RUN, LABEL_FLOW_RUN = "eoflows.dev/run", "eoflows.dev/flow-run-id"
+LABEL_FLOW_RUN = "eoflows.dev/flow-run-id"
 
 
 class RemoteRunTimeout(RemoteRunError, TimeoutError):
@@ -95,7 +102,7 @@ def render(document: CwlDocument, inputs: dict[str, Any], settings: CalrissianSe
     config = {
         "package.cwl": document.path.read_text(),
         "pod-labels.yml": yaml.safe_dump(
-            {LABEL_RUN: name, LABEL_FLOW_RUN: flow_run_id or "none", **settings.pod_labels}
+            {**settings.pod_labels, LABEL_RUN: name, LABEL_FLOW_RUN: flow_run_id or "none"}
         ),  # fmt: skip
         "pod-env-vars.yml": yaml.safe_dump(settings.pod_env),
         "pod-nodeselectors.yml": yaml.safe_dump(settings.node_selectors),
@@ -161,10 +168,17 @@ def parse_log(text: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     return found["outputs"], found["usage"]
 
 
-def usage_rows(usage: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per step pod of a Calrissian usage report."""
+def k8s_name(name: str) -> str:
+    """A job name as Calrissian makes it Kubernetes-safe for its pods (lower case, `-` for anything else)."""
+    return re.sub(r"[^-a-z0-9]", "-", name.lower())
+
+
+def usage_rows(usage: dict[str, Any], nodes: dict[str, str | None] | None = None) -> list[dict[str, Any]]:
+    """One row per step pod of a Calrissian usage report (with the node it ran on, from `nodes` by pod step name)."""
+    found = nodes or {}
     return [{"step": c.get("name"), "cores": c.get("cpus"), "RAM MB": round(c.get("ram_megabytes") or 0),
-             "seconds": c.get("elapsed_seconds"), "exit code": c.get("exit_code")}
+             "seconds": c.get("elapsed_seconds"), "exit code": c.get("exit_code"),
+             **({"node": found.get(k8s_name(str(c.get("name"))))} if found else {})}
             for c in usage.get("children", [])]  # fmt: skip
 
 
@@ -189,38 +203,22 @@ async def _kubernetes(settings: CalrissianSettings) -> AsyncIterator[Any]:
 
 
 async def _wait(batch: Any, ns: str, name: str, settings: CalrissianSettings) -> tuple[str, str, str]:
-    """Wait for the Job's final condition: watch it (resumed after 410 Gone), poll when watching fails."""
-    from kubernetes_asyncio import watch
-    from kubernetes_asyncio.client.exceptions import ApiException
+    """Wait for the Job's final condition (tasks.remote.watching: resumed after 410 Gone, polled when failing)."""
+    log, seen_failed = logger(), 0
 
-    log, failures, seen_failed = logger(), 0, 0
-    while failures < 3:
-        try:
-            async with watch.Watch() as stream:
-                events = stream.stream(batch.list_namespaced_job, ns, field_selector=f"metadata.name={name}")
-                async for event in events:
-                    status = event["object"].status
-                    if status and (status.failed or 0) > seen_failed:
-                        seen_failed = status.failed
-                        log.warning("Calrissian pod attempt %d of Job %s failed; backoffLimit %d", seen_failed,
-                                    name, settings.backoff_limit)  # fmt: skip
-                    if final := _final(status):
-                        return final
-        except ApiException as exc:
-            if exc.status == 410:
-                log.info("Watch of Job %s expired (410 Gone); resuming", name)
-                continue
-            failures += 1
-            log.warning("Watch of Job %s failed (%s); retrying", name, exc.reason)
-        except (TimeoutError, OSError, ValueError) as exc:
-            failures += 1
-            log.warning("Watch of Job %s failed (%s); retrying", name, exc)
-    log.warning("Watching Job %s keeps failing; polling every %g s instead", name, settings.poll_seconds)
-    while True:
-        job = await batch.read_namespaced_job_status(name, ns)
-        if final := _final(job.status):
-            return final
-        await asyncio.sleep(settings.poll_seconds)
+    async def final(_kind: str, job: Any) -> tuple[str, str, str] | None:
+        nonlocal seen_failed
+        if job.metadata.name != name:
+            return None
+        status = job.status
+        if status and (status.failed or 0) > seen_failed:
+            seen_failed = status.failed
+            log.warning("Calrissian pod attempt %d of Job %s failed; backoffLimit %d", seen_failed, name,
+                        settings.backoff_limit)  # fmt: skip
+        return _final(status)
+
+    return await watch_until(batch.list_namespaced_job, ns, f"Job {name}", settings.poll_seconds, final,
+                             field_selector=f"metadata.name={name}")  # fmt: skip
 
 
 async def _pod_of(core: Any, ns: str, name: str) -> str | None:
@@ -264,9 +262,34 @@ async def _cleanup(core: Any, batch: Any, ns: str, rendered: Rendered) -> None:
                 logger().warning("Could not delete part of Calrissian run %s: %s", rendered.name, exc.reason)
 
 
+async def _start(core: Any, batch: Any, ns: str, rendered: Rendered) -> None:
+    """Create the run's ConfigMap, Secret (if any) and Job; the first two then owned by the Job."""
+    await core.create_namespaced_config_map(ns, rendered.config_map)
+    if rendered.secret is not None:
+        await core.create_namespaced_secret(ns, rendered.secret)
+    job = await batch.create_namespaced_job(ns, rendered.job)
+    owner = [{"apiVersion": "batch/v1", "kind": "Job", "name": rendered.name, "uid": job.metadata.uid or "",
+              "blockOwnerDeletion": True}]  # fmt: skip
+    await core.patch_namespaced_config_map(rendered.name, ns, {"metadata": {"ownerReferences": owner}})
+    if rendered.secret is not None:
+        await core.patch_namespaced_secret(rendered.name, ns, {"metadata": {"ownerReferences": owner}})
+
+
+def _failed(name: str, reason: str, message: str, text: str, runs: StepRuns) -> RemoteRunError:
+    """The error of a failed Job: its condition, the step that failed with the end of its log, Calrissian's log."""
+    tail = "\n".join(text.split(MARKS["outputs"])[0].splitlines()[-20:])
+    step = runs.failure()
+    where = f"{step}\nlast lines of Calrissian's log:\n" if step else "last log lines:\n"
+    return RemoteRunError(f"Calrissian Job {name} failed ({reason}: {message}); {where}{tail}")
+
+
 async def run_on_calrissian(document: CwlDocument, inputs: dict[str, Any], settings: CalrissianSettings,
                             dry_run: bool = False) -> dict[str, Any]:  # fmt: skip
-    """Run `document` with `inputs` on Calrissian; return its CWL outputs (`dry_run`: the manifests as YAML)."""
+    """Run `document` with `inputs` on Calrissian; return its CWL outputs (`dry_run`: the manifests as YAML).
+
+    Each step pod is a task run of its own while it runs (tasks.remote.step_pods); the run ends with a
+    `cwl-timeline` of them.
+    """
     check_fits(document.content(), settings)
     rendered = render(document, inputs, settings, f"eoflows-cwl-{secrets.token_hex(4)}", flow_run.get_id())
     if dry_run:
@@ -277,44 +300,43 @@ async def run_on_calrissian(document: CwlDocument, inputs: dict[str, Any], setti
     async with _kubernetes(settings) as api:
         core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
         follower: asyncio.Task | None = None
-        try:
-            await core.create_namespaced_config_map(ns, rendered.config_map)
-            if rendered.secret is not None:
-                await core.create_namespaced_secret(ns, rendered.secret)
-            job = await batch.create_namespaced_job(ns, rendered.job)
-            owner = [{"apiVersion": "batch/v1", "kind": "Job", "name": rendered.name, "uid": job.metadata.uid or "",
-                      "blockOwnerDeletion": True}]  # fmt: skip
-            await core.patch_namespaced_config_map(rendered.name, ns, {"metadata": {"ownerReferences": owner}})
-            if rendered.secret is not None:
-                await core.patch_namespaced_secret(rendered.name, ns, {"metadata": {"ownerReferences": owner}})
-            log.info("Calrissian Job %s started in namespace %s (%s)", rendered.name, ns, document.target)
-            follower = asyncio.create_task(_follow(core, ns, rendered.name))
-            async with asyncio.timeout(settings.timeout_seconds):
-                kind, reason, message = await _wait(batch, ns, rendered.name, settings)
-            await asyncio.wait([follower], timeout=5)  # the log ends with the pod: let the last lines arrive
-            pod = await _pod_of(core, ns, rendered.name)
-            text = await core.read_namespaced_pod_log(pod, ns) if pod else ""
-            if kind == "Failed":
-                tail = "\n".join(text.split(MARKS["outputs"])[0].splitlines()[-20:])
-                raise RemoteRunError(f"Calrissian Job {rendered.name} failed ({reason}: {message}); "
-                                     f"last log lines:\n{tail}")  # fmt: skip
-            outputs, usage = parse_log(text)
-            if outputs is None:
-                raise RemoteRunError(f"Calrissian Job {rendered.name} completed without readable outputs JSON")
-        except TimeoutError as exc:
-            raise RemoteRunTimeout(f"Calrissian Job {rendered.name}: no result after {settings.timeout_seconds:g} s; "
-                                   "stopped and cleaned up") from exc  # fmt: skip
-        finally:
-            if follower is not None:
-                follower.cancel()
-            if not settings.keep_pods:
-                await asyncio.shield(_cleanup(core, batch, ns, rendered))
-            else:
-                log.info("Keeping Calrissian Job %s and its pods (keep_pods)", rendered.name)
+        watcher: asyncio.Task | None = None
+        with StepRuns.of_this_run("calrissian") as runs:
+            mirror = PodMirror(core, ns, rendered.name, runs, settings)
+            try:
+                await _start(core, batch, ns, rendered)
+                log.info("Calrissian Job %s started in namespace %s (%s)", rendered.name, ns, document.target)
+                follower = asyncio.create_task(_follow(core, ns, rendered.name))
+                watcher = asyncio.create_task(mirror.watch())
+                async with asyncio.timeout(settings.timeout_seconds):
+                    kind, reason, message = await _wait(batch, ns, rendered.name, settings)
+                await mirror.close(watcher)
+                await asyncio.wait([follower], timeout=5)  # the log ends with the pod: let the last lines arrive
+                pod = await _pod_of(core, ns, rendered.name)
+                text = await core.read_namespaced_pod_log(pod, ns) if pod else ""
+                if kind == "Failed":
+                    raise _failed(rendered.name, reason, message, text, runs)
+                outputs, usage = parse_log(text)
+                if outputs is None:
+                    raise RemoteRunError(f"Calrissian Job {rendered.name} completed without readable outputs JSON")
+            except TimeoutError as exc:
+                raise RemoteRunTimeout(f"Calrissian Job {rendered.name}: no result after "
+                                       f"{settings.timeout_seconds:g} s; stopped and cleaned up") from exc  # fmt: skip
+            finally:
+                for task_ in (follower, watcher):
+                    if task_ is not None:
+                        task_.cancel()
+                await asyncio.shield(asyncio.to_thread(runs.close, "the Calrissian run was stopped before this pod"))
+                if not settings.keep_pods:
+                    await asyncio.shield(_cleanup(core, batch, ns, rendered))
+                else:
+                    log.info("Keeping Calrissian Job %s and its pods (keep_pods)", rendered.name)
+                report_timeline(runs.steps, f"Step pods of Calrissian run {rendered.name}")
     report_markdown("cwl-outputs", f"Outputs of Calrissian run {rendered.name}",
                     "```json\n" + json.dumps(outputs, indent=2) + "\n```")  # fmt: skip
-    if usage:
-        report_table("cwl-usage", f"Step pods of Calrissian run {rendered.name}", usage_rows(usage))
+    if usage or runs.steps:
+        rows = usage_rows(usage, {s.name: s.node for s in runs.steps}) if usage else job_rows(runs.steps)
+        report_table("cwl-usage", f"Step pods of Calrissian run {rendered.name}", rows)
     log.info("Calrissian Job %s completed", rendered.name)
     return outputs
 
