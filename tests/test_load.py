@@ -24,6 +24,7 @@ def test_runs_submitted_at_once_on_postgresql_complete_once_each(scene: Path, tm
     found = load("postgresql", RUNS, scene, tmp_path / "postgresql", timeout=240)
     logs = (tmp_path / "postgresql" / "home" / "worker.log").read_text()[-3000:]
     assert (found.created, found.refused, found.lost, found.duplicated) == (RUNS, 0, 0, 0), found
+    assert found.stored == RUNS, found  # in PostgreSQL's own flow_run table: the server used it
     assert found.states == {"Completed": RUNS}, f"{found}\n{logs}"
     assert found.completed_once == RUNS, found  # one Running and one Completed state each
     assert (found.catalogs, found.extra_folders) == (RUNS, 0), found
