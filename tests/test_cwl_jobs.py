@@ -2,9 +2,11 @@
 
 import base64
 import io
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from uuid import UUID
+from types import SimpleNamespace
+from uuid import UUID, uuid4
 
 import pytest
 import yaml
@@ -16,7 +18,7 @@ from prefect.logging.handlers import APILogHandler
 
 from eoflows.errors import RemoteRunError
 from flows.run_cwl import run_cwl
-from tasks.cwl.step_runs import StepRun
+from tasks.cwl.step_runs import StepRun, StepRuns
 from tasks.cwl.timeline import FEW, timeline_markdown
 from tests.test_run_cwl import SORTTOOL, markdown, relative_job, scatter_package, tables
 
@@ -207,3 +209,22 @@ def test_a_lone_tool_is_one_task_run_named_after_it(tmp_path: Path) -> None:
                     outdir=str(tmp_path / "out"), return_state=True)  # fmt: skip
     (run,) = job_runs(state.state_details.flow_run_id)
     assert run.name == "calrissian_sorttool.cwl" and run.state.is_completed()
+
+
+def test_a_prefect_api_that_fails_never_breaks_the_run(caplog: pytest.LogCaptureFixture) -> None:
+    class Down:
+        def create_task_run(self, *args, **kwargs):
+            raise ConnectionError("Prefect API unreachable")
+
+    caplog.set_level(logging.INFO, logger="eoflows")
+    runs = StepRuns("cwltool", Down(), parent=SimpleNamespace(id=uuid4(), flow_run_id=uuid4()))  # type: ignore[arg-type]
+    step = runs.add("rev[0]")
+    runs.running(step)
+    runs.line(step, "rev: cannot open x")
+    runs.finish(step, "Failed", "exit code 1, cwltool status permanentFail")
+    assert step.task_run_id is None
+    assert "Could not create the task run of rev[0] (Prefect API unreachable)" in caplog.text
+    assert "[rev[0]] rev: cannot open x" in caplog.text  # logged all the same
+    assert runs.failure() == (
+        "step 'rev[0]' failed (exit code 1, cwltool status permanentFail); last lines of its log:\nrev: cannot open x"
+    )

@@ -112,22 +112,29 @@ class StepRuns:
     def add(self, name: str, key: str | None = None, **known: Any) -> StepRun:
         """A new job, Pending; `key` finds it again (`find`); `known`: cores, ram_mb, node."""
         step = StepRun(name, **known)
+        step.log = _Prefixed(logging.getLogger("eoflows"), {"step": name})
         if self._client is not None:
-            with self._lock:
-                run = self._client.create_task_run(
-                    CWL_JOB, self._parent.flow_run_id, dynamic_key=uuid.uuid4().hex, name=name,
-                    extra_tags=["cwl", self.runner], state=Pending(),
-                    task_inputs={"__parents__": [TaskRunResult(id=self._parent.id)]},
-                )  # fmt: skip
-            step.task_run_id = run.id
-            step.log = task_run_logger(run, task=CWL_JOB, flow_run=self._flow_run, flow=self._flow)
-        else:
-            step.log = _Prefixed(logging.getLogger("eoflows"), {"step": name})
+            run = self._api(f"create the task run of {name}", self._client.create_task_run,
+                            CWL_JOB, self._parent.flow_run_id, dynamic_key=uuid.uuid4().hex, name=name,
+                            extra_tags=["cwl", self.runner], state=Pending(),
+                            task_inputs={"__parents__": [TaskRunResult(id=self._parent.id)]})  # fmt: skip
+            if run is not None:
+                step.task_run_id = run.id
+                step.log = task_run_logger(run, task=CWL_JOB, flow_run=self._flow_run, flow=self._flow)
         with self._lock:
             self.steps.append(step)
             if key is not None:
                 self._keys[key] = step
         return step
+
+    def _api(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """`call` to the Prefect API; if it fails, a warning and None: a mirror never breaks the run it shows."""
+        try:
+            with self._lock:
+                return call(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - whatever the API does, the CWL run goes on
+            self._context.copy().run(logging.getLogger("eoflows").warning, "Could not %s (%s)", what, exc)
+            return None
 
     def find(self, key: str) -> StepRun | None:
         """The job added with `key`."""
@@ -136,8 +143,8 @@ class StepRuns:
 
     def _set(self, step: StepRun, state: Any) -> None:
         if self._client is not None and step.task_run_id is not None:
-            with self._lock:
-                self._client.set_task_run_state(step.task_run_id, state, force=True)
+            self._api(f"set the state of {step.name}", self._client.set_task_run_state, step.task_run_id, state,
+                      force=True)  # fmt: skip
 
     def running(self, step: StepRun, at: datetime | None = None) -> None:
         """The job has started (at `at`, default now)."""
@@ -163,7 +170,7 @@ class StepRuns:
         step.state, step.end, step.message = state, at or _now(), message
         step.exit_code = exit_code if exit_code is not None else step.exit_code
         if state == "Failed":
-            self._log(step, logging.ERROR, "%s failed: %s", step.name, message)
+            self._log(step, logging.ERROR, "Failed: %s", message)
         prefect_state = {"Completed": Completed, "Failed": Failed, "Cancelled": Cancelled}[state]
         self._set(step, prefect_state(message=message or None))
 
