@@ -145,6 +145,11 @@ class StepPods:
                  "startedAt": self.started.get(name, _now()), "finishedAt": _now()}  # fmt: skip
         await self._status(name, "Succeeded" if exit_code == 0 else "Failed", {"terminated": ended})
 
+    async def delete(self, name: str) -> None:
+        """The pod is deleted (as Calrissian deletes the pods of a run it stops)."""
+        self.ended.add(name)
+        await self.kmock.delete(f"/api/v1/namespaces/{NS}/pods/{name}")
+
     def log_of(self, request):
         """The log of a step pod, as the API server sends it: followed while the container runs."""
         if request.name not in self.logs:  # not a step pod: the next reaction answers (the Calrissian pod's log)

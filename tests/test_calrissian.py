@@ -305,9 +305,14 @@ async def test_a_failed_step_pod_is_a_failed_task_run_that_the_flow_run_names(k8
     await step_pods.end(rev, exit_code=1)
     failed = await task_run(flow_run_id, "rev", "Failed")
     assert failed.state.message == "exit code 1 (Error)"
-    slow = await step_pods.create("sort")
+    slow, stray = await step_pods.create("sort"), await step_pods.create("stray")
     await step_pods.run(slow)
+    await step_pods.run(stray)
     await task_run(flow_run_id, "sort", "Running")
+    await task_run(flow_run_id, "stray", "Running")
+    await step_pods.delete(stray)
+    deleted_pod = await task_run(flow_run_id, "stray", "Cancelled")
+    assert deleted_pod.state.message == f"pod {stray} was deleted before it ended"
     condition = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "backoff"}
     await set_status(k8s, name, {"failed": 1, "conditions": [condition]})
     state = await asyncio.wait_for(run, 60)

@@ -55,14 +55,21 @@ def requested(pod: Any) -> dict[str, float | None]:
     return {"cores": _cores(requests.get("cpu")), "ram_mb": _mib(requests.get("memory"))}
 
 
-def _terminated(pod: Any) -> Any:
+def _state(pod: Any) -> Any:
+    """The state of the pod's step container (by name: a Dask step pod also has a sidecar)."""
+    containers = (pod.spec.containers or []) if pod.spec else []
     statuses = (pod.status.container_statuses or []) if pod.status else []
-    return statuses[0].state.terminated if statuses and statuses[0].state else None
+    named = [s for s in statuses if containers and s.name == containers[0].name] or statuses
+    return named[0].state if named else None
+
+
+def _terminated(pod: Any) -> Any:
+    state = _state(pod)
+    return state.terminated if state else None
 
 
 def _started(pod: Any) -> datetime | None:
-    statuses = (pod.status.container_statuses or []) if pod.status else []
-    state = statuses[0].state if statuses else None
+    state = _state(pod)
     running = state and (state.running or state.terminated)
     return running.started_at if running else None
 
