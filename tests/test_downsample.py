@@ -80,6 +80,7 @@ def test_http_to_s3_and_the_exported_cwl_give_the_same_files(
         run_id = uuid.uuid4().hex
         uri = downsample_flow(url=f"{url}/{qa.name}", destination="s3://eoflows-results/downsample", run_id=run_id,
                               storage="downsample-s3")  # fmt: skip
+        (tmp_path / "cwl").mkdir()  # a step publishes into an existing folder
         outputs = run_cwl(cwl="downsample", inputs={"url": f"{url}/{qa.name}", "destination": str(tmp_path / "cwl"),
                                                     "run_id": "cwl"}, outdir=str(tmp_path / "cwltool"))  # fmt: skip
     name = f"{qa.stem}_downsampled"

@@ -96,6 +96,7 @@ def files(destination: str, storage) -> set[str]:
 def test_two_writers_of_one_run_folder(kind: str, s3: LocalS3, results: Path, tmp_path: Path) -> None:
     """Two stage-outs at once into one run folder: one publishes, the other is refused and touches nothing."""
     destination = str(tmp_path / "dest") if kind == "local" else f"s3://eoflows-results/race-{tmp_path.name}"
+    (tmp_path / "dest").mkdir()  # a step publishes into an existing folder
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, **s3.env()}
     command = [EOFLOWS, "step", "s2-indices", "stage-out", "--input", str(results), "--destination", destination,
                "--run-id", "same"]  # fmt: skip
