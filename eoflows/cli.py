@@ -146,21 +146,42 @@ def run_command(package: Package, flow: "Flow") -> Callable[..., Any]:
     return _command(package.name, [*params, JSON_OPTION], package.description, body)
 
 
-#: First tokens of the commands that list or run packages (and the help of the whole CLI).
-PACKAGE_COMMANDS = ("run", "step", "completion", "--help", "-h")
+@cache
+def register_steps(name: str) -> None:
+    """Add the `step` commands of package `name` (imports its declaration and steps: not Prefect, not flows)."""
+    from tasks.packages import package
+
+    declared = package(name)
+    steps = App(name=name, help=f"Steps of {name}: {', '.join(s.name for s in declared.steps)}.")
+    for step in declared.steps:
+        steps.command(step_command(step), name=step.name)
+    step_app.command(steps)
 
 
 @cache
-def register() -> None:
-    """Add a `run` and a `step` command group entry for every package (once)."""
+def register_runs() -> None:
+    """Add a `run` command for every package (imports the flows, and Prefect)."""
     from flows.packages import FLOWS, PACKAGES
 
     for name, package in PACKAGES.items():
         run_app.command(run_command(package, FLOWS[name]), name=name)
-        steps = App(name=name, help=f"Steps of {name}: {', '.join(s.name for s in package.steps)}.")
-        for step in package.steps:
-            steps.command(step_command(step), name=step.name)
-        step_app.command(steps)
+
+
+def register(tokens: list[str]) -> None:
+    """Add the package commands that `tokens` may run: one package's steps for a step, else all that are asked.
+
+    A step command (what a CWL tool runs) so imports its own package alone, and never Prefect.
+    """
+    from tasks.packages import DECLARATIONS
+
+    if tokens[:1] == ["step"] and len(tokens) > 1 and tokens[1] in DECLARATIONS:
+        register_steps(tokens[1])
+        return
+    if not tokens or tokens[0] in ("step", "completion", "--help", "-h"):
+        for name in DECLARATIONS:
+            register_steps(name)
+    if not tokens or tokens[0] in ("run", "completion", "--help", "-h"):
+        register_runs()
 
 
 @sample_app.command(name="s2")
@@ -557,8 +578,7 @@ def main(argv: list[str] | None = None) -> int:
     tokens = argv if argv is not None else sys.argv[1:]
     if tokens[:1] == ["step"]:  # a CWL tool: writes nothing but its output, so no Prefect home in $HOME
         private_prefect_home()
-    if not tokens or tokens[0] in PACKAGE_COMMANDS:
-        register()  # the packages (and Prefect with them) are imported only by the commands that need them
+    register(tokens)  # the packages (and Prefect with them) are imported only by the commands that need them
     try:
         app(tokens, exit_on_error=False, print_error=False)
     except CycloptsError as error:

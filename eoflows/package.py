@@ -3,7 +3,7 @@
 A step is a plain function whose signature and Google-style docstring say everything about its inputs::
 
     def compute_indices(input: StagedDir, output: OutputDir, products: list[Product] = ALL,
-                        storage: S3Storage | None = None) -> Path:
+                        storage: S3Settings | None = None) -> Path:
         '''Compute ...
 
 Args:
@@ -11,7 +11,7 @@ Args:
         '''
 
 Parameters annotated `StagedDir` receive the previous step's folder, `OutputDir` the folder the step
-writes (the CWL ``runtime.outdir``), and parameters typed with a settings block (such as `S3Storage`) come
+writes (the CWL ``runtime.outdir``), and parameters typed with a settings class (such as `S3Settings`) come
 from the environment or a saved block, never from the command line. Every other parameter is a user input:
 the Prefect flow, the CLI and the CWL export all derive theirs from it (`with_signature` dresses their
 functions), so a new parameter is one edit.
@@ -30,10 +30,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin, get_type_hints
 
+import docstring_parser
+
 from eoflows import IMAGE, __version__
 
 if TYPE_CHECKING:
-    from prefect.blocks.core import Block
+    from eoflows.settings import Settings
 
 
 class Role(Enum):
@@ -97,12 +99,12 @@ class Param:
         return self.default is inspect.Parameter.empty
 
 
-def settings_class(annotation: Any) -> "type[Block] | None":
-    """The block class of a settings annotation (``S3Storage | None`` -> `S3Storage`), else None."""
-    candidates = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
-    from prefect.blocks.core import Block  # Prefect is imported when packages are declared, not by the CLI's start
+def settings_class(annotation: Any) -> "type[Settings] | None":
+    """The settings class of a settings annotation (``S3Settings | None`` -> `S3Settings`), else None."""
+    from eoflows.settings import Settings  # pydantic: when steps are declared, not when the CLI starts
 
-    return next((c for c in candidates if isinstance(c, type) and issubclass(c, Block)), None)
+    candidates = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    return next((c for c in candidates if isinstance(c, type) and issubclass(c, Settings)), None)
 
 
 def _role(hint: Any) -> tuple[Role, Any, bool]:
@@ -161,9 +163,7 @@ class Step:
     def params(self) -> tuple[Param, ...]:
         """All parameters of the step function, in signature order."""
         hints = get_type_hints(self.run, include_extras=True)
-        from prefect.utilities.callables import parameter_docstrings
-
-        docs = parameter_docstrings(inspect.getdoc(self.run))
+        docs = {a.arg_name: a.description or "" for a in docstring_parser.parse(inspect.getdoc(self.run) or "").params}
         params = []
         for p in inspect.signature(self.run).parameters.values():
             if p.name not in docs:

@@ -23,6 +23,7 @@ from blocks import saved_or_env
 from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
 from eoflows.package import Package, Param, Role, Step, settings_class, summary, with_signature
+from eoflows.settings import block_class
 from flows.artifacts import publish_products_artifact
 from flows.runners import describe_cluster, task_runner
 from flows.work import flow_work_folder
@@ -34,8 +35,7 @@ def settings_param(p: Param) -> Param:
     Typed as the block class or a string, so the Prefect UI offers a picker of the saved blocks of that type
     (the run keeps a reference to the block, never its fields) and the CLI and `-p` take a name.
     """
-    cls = settings_class(p.annotation)
-    assert cls is not None
+    cls = block_class(settings_class(p.annotation))
     doc = (
         f"Name of a saved '{cls.get_block_type_slug()}' block (in the UI: pick one): {cls.get_description()} "
         f"Empty: {summary(cls.from_env.__doc__)}"
@@ -62,7 +62,7 @@ def load_settings(package: Package, values: dict[str, Any]) -> dict[str, Any]:
     loaded = {}
     for p in package.params:
         if p.role is Role.SETTINGS:
-            loaded[p.name] = saved_or_env(settings_class(p.annotation), values[p.name], p.name)
+            loaded[p.name] = saved_or_env(block_class(settings_class(p.annotation)), values[p.name], p.name)
     return loaded
 
 

@@ -6,9 +6,10 @@ The `run-cwl` flow (flows/run_cwl.py) runs any CWL document; it is not a package
 from prefect import Flow
 
 from eoflows.package import Package
-from flows.burned_area import BURNED_AREA, burned_area
-from flows.downsample import DOWNSAMPLE, downsample_flow
-from flows.s2_indices import S2_INDICES, s2_indices
+from flows.burned_area import burned_area
+from flows.downsample import downsample_flow
+from flows.s2_indices import s2_indices
+from tasks.packages import declared
 
-PACKAGES: dict[str, Package] = {p.name: p for p in (S2_INDICES, BURNED_AREA, DOWNSAMPLE)}
-FLOWS: dict[str, Flow] = {S2_INDICES.name: s2_indices, BURNED_AREA.name: burned_area, DOWNSAMPLE.name: downsample_flow}
+PACKAGES: dict[str, Package] = declared()
+FLOWS: dict[str, Flow] = {"s2-indices": s2_indices, "burned-area": burned_area, "downsample": downsample_flow}

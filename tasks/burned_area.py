@@ -1,4 +1,4 @@
-"""The steps of `burned-area`: stage in a pre- and a post-event Sentinel-2 L2A item, compute dNBR as a COG.
+"""`burned-area`, its steps and its declaration: stage in a pre- and a post-event Sentinel-2 item, compute dNBR.
 
 Compute reads both scenes window by window onto the post-event NIR grid (20 m bands and a pre-event scene on
 another grid are resampled per window, only the tiles under the window are fetched), computes dNBR and
@@ -15,10 +15,9 @@ from typing import Literal
 import numpy as np
 import pystac
 
-from blocks.dask_gateway import DaskGatewaySettings
-from blocks.s3 import S3Storage
 from eoflows.errors import InputError
-from eoflows.package import OutputDir, StagedDir
+from eoflows.package import DaskSizes, Feed, OutputDir, Package, Resources, StagedDir, Step
+from eoflows.settings import DaskSettings, S3Settings
 from tasks.data.geotiff import block_values, open_tiled, overview, to_cog, write_window
 from tasks.data.grid import Grid
 from tasks.data.names import file_name, inside
@@ -27,7 +26,15 @@ from tasks.data.scenes import Scene, open_scene, overlap, read_on_grid
 from tasks.data.sentinel2 import SCL_CLASSES, check_level2a
 from tasks.data.stac_io import read_item
 from tasks.data.stac_items import burned_area_item
-from tasks.data.staging import removed_on_failure, source_href, stage_items, staged_items, write_catalog
+from tasks.data.staging import (
+    claim_destination,
+    removed_on_failure,
+    source_href,
+    stage_items,
+    stage_out,
+    staged_items,
+    write_catalog,
+)
 from tasks.reporting import logger
 from tasks.science.burn import (
     CLOUD_SHADOW_SNOW,
@@ -56,7 +63,7 @@ def _bbox_overlap(a: list[float], b: list[float]) -> bool:
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
-def stage_in_pair(pre_item: str, post_item: str, output: OutputDir, storage: S3Storage | None = None) -> Path:
+def stage_in_pair(pre_item: str, post_item: str, output: OutputDir, storage: S3Settings | None = None) -> Path:
     """Stage a pre- and a post-event Sentinel-2 L2A STAC item into one catalog folder (data read in place).
 
     Args:
@@ -143,8 +150,8 @@ def compute_burned_area(
     mask_classes: list[int] = [],
     severity: bool = True,
     resampling: Resampling = "nearest",
-    storage: S3Storage | None = None,
-    dask: DaskGatewaySettings | None = None,
+    storage: S3Settings | None = None,
+    dask: DaskSettings | None = None,
 ) -> Path:
     """Compute burned area intensity (dNBR = NBR pre - NBR post) of a staged pre/post pair as a COG.
 
@@ -231,3 +238,27 @@ def _write_windows(place: Placement, job: BurnJob, windows: list[Tile], folder: 
     finally:
         for dataset in outputs.values():
             dataset.close()
+
+
+BURNED_AREA = Package(
+    name="burned-area",
+    label="Burned area intensity (dNBR)",
+    description=(
+        "Compute the burned area intensity dNBR = NBR pre - NBR post (NBR = (NIR - SWIR2) / (NIR + SWIR2)) of a "
+        "pre- and a post-event Sentinel-2 L2A scene as a Cloud Optimized GeoTIFF, with USGS burn severity "
+        "classes, a quicklook and a STAC item, and publish them to a folder or S3."
+    ),
+    stage_in=Step("stage-in", stage_in_pair, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
+    compute=Step(
+        "compute", compute_burned_area, Resources(cores=(2, 2), ram_mb=(2048, 2048)), dask=DaskSizes(), network=True
+    ),
+    stage_out=Step(
+        "stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True, hold=claim_destination
+    ),
+    feed=Feed(("pre_item", "post_item")),
+    examples={
+        "pre_item": "https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2B_10TFK_20210713_0_L2A",
+        "post_item": "https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2A_10TFK_20210718_0_L2A",
+        "destination": "s3://eoflows/burned-area",
+    },
+)

@@ -1,4 +1,4 @@
-"""The steps of `downsample`: fetch a GeoTIFF, write a small copy, a browse PNG and its metadata, as STAC.
+"""`downsample`, its steps and its declaration: fetch a GeoTIFF, write a small copy, a browse PNG, its metadata.
 
 The original application shells out to `gdalwarp -ts 100 0`, `convert -resize 250x250` and `gdalinfo -json`,
 after an artificial CPU-stress step that changes nothing in the product (left out here). This does the same
@@ -14,16 +14,16 @@ from typing import Literal
 
 import numpy as np
 
-from blocks.s3 import S3Storage
 from eoflows.errors import InputError
-from eoflows.package import OutputDir, StagedDir
+from eoflows.package import Feed, OutputDir, Package, Resources, StagedDir, Step
+from eoflows.settings import S3Settings
 from tasks.data.acquisition import acquired
 from tasks.data.geotiff import footprint, gdalinfo, open_raster, read_resized, write_resized
 from tasks.data.names import file_name, inside
 from tasks.data.png import png_bytes
 from tasks.data.stac_io import download
 from tasks.data.stac_items import downsampled_item, staged_raster_item
-from tasks.data.staging import removed_on_failure, staged_items, write_catalog
+from tasks.data.staging import claim_destination, removed_on_failure, stage_out, staged_items, write_catalog
 from tasks.reporting import logger
 from tasks.science.quicklook import browse_image
 from tasks.science.resampling import auto_method, fit_size, is_flag_band, scaled_size
@@ -31,7 +31,7 @@ from tasks.science.resampling import auto_method, fit_size, is_flag_band, scaled
 Resampling = Literal["auto", "nearest", "mode", "average", "bilinear", "cubic"]
 
 
-def stage_in_url(url: str, output: OutputDir, storage: S3Storage | None = None) -> Path:
+def stage_in_url(url: str, output: OutputDir, storage: S3Settings | None = None) -> Path:
     """Download a GeoTIFF into a staged catalog folder (an item describing it, the file next to the item).
 
     Args:
@@ -109,3 +109,25 @@ def downsample(
             write_catalog([result], output, "processing-results", f"downsample results of {item.id}")
     log.info("Wrote %s (%d x %d), its browse image and metadata", tif.name, out_w, out_h)
     return output
+
+
+DOWNSAMPLE = Package(
+    name="downsample",
+    label="Downsampled raster, browse image and metadata",
+    description=(
+        "Download a GeoTIFF (a Landsat band), write a copy a given number of pixels wide (aspect kept, "
+        "nearest resampling for bit-flag bands, average otherwise), a browse PNG and its gdalinfo-style "
+        "metadata JSON with a STAC item, and publish them to a folder or S3."
+    ),
+    stage_in=Step("stage-in", stage_in_url, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
+    compute=Step("compute", downsample, Resources(cores=(1, 1), ram_mb=(1024, 1024))),
+    stage_out=Step(
+        "stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True, hold=claim_destination
+    ),
+    feed=Feed(("url",), asset=True),
+    examples={
+        "url": "https://landsatlook.usgs.gov/data/collection02/level-2/standard/oli-tirs/2021/044/033/"
+        "LC08_L2SP_044033_20210329_20210408_02_T1/LC08_L2SP_044033_20210329_20210408_02_T1_QA_PIXEL.TIF",
+        "destination": "s3://eoflows/downsample",
+    },
+)

@@ -6,38 +6,57 @@ and the tables as log lines.
 """
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from prefect.artifacts import (
-    create_markdown_artifact,
-    create_progress_artifact,
-    create_table_artifact,
-    update_progress_artifact,
-)
-from prefect.context import FlowRunContext, TaskRunContext
-from prefect.exceptions import MissingContextError
-from prefect.logging import get_run_logger
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
 Advance = Callable[[], None]
 
 
+def flow_run_context() -> Any:
+    """Prefect's `FlowRunContext` inside a flow run, else None.
+
+    A process that has not imported Prefect runs no flow: a step run alone (CLI, CWL tool) never imports it.
+    """
+    if "prefect" not in sys.modules:
+        return None
+    from prefect.context import FlowRunContext
+
+    return FlowRunContext.get()
+
+
+def flow_run_id() -> str | None:
+    """The id of the Prefect flow run this process works for, else None.
+
+    Its run context, or `PREFECT__FLOW_RUN_ID` as Prefect sets it for a run's processes (what
+    `prefect.runtime.flow_run.get_id` reads).
+    """
+    if "prefect" not in sys.modules:
+        return os.environ.get("PREFECT__FLOW_RUN_ID") or None
+    from prefect.runtime import flow_run
+
+    return flow_run.get_id()
+
+
 def in_prefect_run() -> bool:
-    """True inside a Prefect flow or task run."""
-    return TaskRunContext.get() is not None or FlowRunContext.get() is not None
+    """True inside a Prefect flow or task run (see `flow_run_context`)."""
+    if "prefect" not in sys.modules:
+        return False
+    from prefect.context import TaskRunContext
+
+    return TaskRunContext.get() is not None or flow_run_context() is not None
 
 
 def logger() -> logging.Logger | logging.LoggerAdapter:
     """Prefect's run logger inside a flow or task run, the standard `eoflows` logger elsewhere."""
-    try:
-        return get_run_logger()
-    except MissingContextError:
+    if not in_prefect_run():
         return logging.getLogger("eoflows")
+    from prefect.logging import get_run_logger
+
+    return get_run_logger()
 
 
 @contextmanager
@@ -50,6 +69,8 @@ def progress(total: int, description: str, every_s: float = 1.0) -> Iterator[Adv
     """
     done = 0
     if in_prefect_run():
+        from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
         artifact = create_progress_artifact(0.0, description=description)
         last, tenth, log = time.monotonic(), 0, logger()
 
@@ -65,6 +86,9 @@ def progress(total: int, description: str, every_s: float = 1.0) -> Iterator[Adv
 
         yield advance
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=Console(file=sys.stderr), transient=False) as bar:
         task = bar.add_task(description, total=total)
@@ -74,6 +98,8 @@ def progress(total: int, description: str, every_s: float = 1.0) -> Iterator[Adv
 def report_table(key: str, title: str, rows: list[dict[str, Any]]) -> None:
     """Publish `rows` as a table artifact named `key` (lowercase, digits, dashes) or log them."""
     if in_prefect_run():
+        from prefect.artifacts import create_table_artifact
+
         create_table_artifact(rows, key=key, description=title, _sync=True)  # also from async tasks
         return
     log = logger()
@@ -85,6 +111,8 @@ def report_table(key: str, title: str, rows: list[dict[str, Any]]) -> None:
 def report_markdown(key: str, title: str, text: str) -> None:
     """Publish `text` as a markdown artifact named `key` in a Prefect run, or log it."""
     if in_prefect_run():
+        from prefect.artifacts import create_markdown_artifact
+
         create_markdown_artifact(text, key=key, description=title, _sync=True)
         return
     logger().info("%s\n%s", title, text)

@@ -1,4 +1,4 @@
-"""The steps of `s2-indices`: stage in a Sentinel-2 L2A EOPF item, compute indices and composites.
+"""`s2-indices`, its steps and its declaration: stage in a Sentinel-2 L2A EOPF item, compute indices, composites.
 
 Compute is one pass: the output grid is cut into windows that match the input chunks, and each window
 reads its chunks of every needed band once, computes all requested products with one kernel
@@ -13,17 +13,24 @@ from pathlib import Path
 
 import zarr
 
-from blocks.dask_gateway import DaskGatewaySettings
-from blocks.s3 import S3Storage
 from eoflows.errors import InputError
-from eoflows.package import OutputDir, StagedDir
+from eoflows.package import DaskSizes, Feed, OutputDir, Package, Resources, StagedDir, Step
+from eoflows.settings import DaskSettings, S3Settings
 from tasks.data.eopf import EopfSource, check_l2a, missing_chunks, open_source
 from tasks.data.names import file_name, inside
 from tasks.data.png import png_bytes
 from tasks.data.products_store import chunk_templates, create_store, encode_window, write_chunks, write_window
 from tasks.data.stac_io import read_item
 from tasks.data.stac_items import indices_item
-from tasks.data.staging import removed_on_failure, source_href, stage_items, staged_items, write_catalog
+from tasks.data.staging import (
+    claim_destination,
+    removed_on_failure,
+    source_href,
+    stage_items,
+    stage_out,
+    staged_items,
+    write_catalog,
+)
 from tasks.reporting import logger
 from tasks.science.indices import COMPOSITES, PRODUCTS, Product, bands_for, iter_products
 from tasks.science.quicklook import Sampling, assemble
@@ -32,7 +39,7 @@ from tasks.windows import Tile, placement, report_usage, run_windows, tiles
 QUICKLOOK_BANDS = COMPOSITES["rgb"]
 
 
-def stage_in_eopf(item: str, output: OutputDir, storage: S3Storage | None = None) -> Path:
+def stage_in_eopf(item: str, output: OutputDir, storage: S3Settings | None = None) -> Path:
     """Stage a Sentinel-2 L2A EOPF STAC item into a local catalog folder (the Zarr product is read in place).
 
     Args:
@@ -100,8 +107,8 @@ def compute_indices(
     output: OutputDir,
     products: list[Product] = list(PRODUCTS),
     strict: bool = False,
-    storage: S3Storage | None = None,
-    dask: DaskGatewaySettings | None = None,
+    storage: S3Settings | None = None,
+    dask: DaskSettings | None = None,
 ) -> Path:
     """Compute Sentinel-2 spectral indices and colour composites of a staged L2A item, in one pass.
 
@@ -169,3 +176,27 @@ def compute_indices(
         "missing input chunks": missing or "none",
     })  # fmt: skip
     return output
+
+
+S2_INDICES = Package(
+    name="s2-indices",
+    label="Sentinel-2 indices and colour composites",
+    description=(
+        "Compute 7 spectral indices (ndvi, ndwi, ndmir, nbr, ndwi2, mndwi, ndbi) and 7 colour composites "
+        "(rgb, vea, civ, law, sir, fcu, atp) of a Sentinel-2 L2A EOPF Zarr product as one Zarr store, with a "
+        "quicklook and a STAC item, and publish them to a folder or S3."
+    ),
+    stage_in=Step("stage-in", stage_in_eopf, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
+    compute=Step(
+        "compute", compute_indices, Resources(cores=(2, 2), ram_mb=(2048, 2048)), dask=DaskSizes(), network=True
+    ),
+    stage_out=Step(
+        "stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True, hold=claim_destination
+    ),
+    feed=Feed(("item",)),
+    examples={
+        "item": "https://stac.core.eopf.eodc.eu/collections/sentinel-2-l2a/items/"
+        "S2A_MSIL2A_20251113T102311_N0511_R065_T32TNQ_20251113T142515",
+        "destination": "s3://eoflows/results",
+    },
+)

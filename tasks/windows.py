@@ -29,15 +29,15 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
-from prefect.futures import PrefectFuture
+from eoflows.settings import DaskSettings
+from tasks.reporting import flow_run_context, progress, report_table
 
-from blocks.dask_gateway import DaskGatewaySettings
-from tasks.reporting import progress, report_table
+if TYPE_CHECKING:
+    from prefect import Task
+    from prefect.futures import PrefectFuture
 
 M_ARENA_MAX = -8  # glibc mallopt parameter
 LOCAL_CLUSTER = "distributed.LocalCluster"  # the cluster class of the flows' local task runner (flows.runners)
@@ -89,7 +89,13 @@ def measured(job: Callable[[Any], Any], window: Any) -> Ran:
     return Ran(result, time.perf_counter() - t0, time.thread_time() - cpu0, *where)
 
 
-window_task = task(measured, name="window", cache_policy=NO_CACHE, persist_result=False)
+@cache
+def window_task() -> "Task":
+    """The Prefect task of one window (made when a flow first runs windows: steps alone never import Prefect)."""
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(measured, name="window", cache_policy=NO_CACHE, persist_result=False)
 
 
 @dataclass
@@ -129,21 +135,21 @@ def report_usage(title: str, usage: Usage, wall: float, measures: dict[str, Any]
 class Placement:
     """Where the windows of a step run: a way to submit one, in words, and whether that is another process."""
 
-    submit: Callable[[Callable[[Any], Any], Any], Future | PrefectFuture]
+    submit: Callable[[Callable[[Any], Any], Any], "Future | PrefectFuture"]
     where: str
     remote: bool  # windows run in other processes, maybe other machines: they must send their results back
 
 
 @contextmanager
-def placement(dask: DaskGatewaySettings | None) -> Iterator[Placement]:
+def placement(dask: DaskSettings | None) -> Iterator[Placement]:
     """The placement of a step's windows (see the module docstring); clusters it made are released on exit."""
-    if (flow_run := FlowRunContext.get()) is not None:
+    if (flow_run := flow_run_context()) is not None:
         runner = flow_run.task_runner
         # a LocalCluster's workers share this machine's disk: they write their chunks themselves, as local
         # threads do, instead of sending them back through the scheduler to this process
         local = getattr(runner, "cluster_class", None) == LOCAL_CLUSTER and not getattr(runner, "address", None)
         where = f"Prefect tasks on the flow's {type(runner).__name__}{' (a local cluster)' if local else ''}"
-        yield Placement(window_task.submit, where, not local)
+        yield Placement(window_task().submit, where, not local)
         return
     if dask is not None and dask.enabled:
         with _dask_client(dask) as (client, where):
@@ -157,7 +163,7 @@ def placement(dask: DaskGatewaySettings | None) -> Iterator[Placement]:
 
 
 @contextmanager
-def _dask_client(dask: DaskGatewaySettings) -> Iterator[tuple[Any, str]]:
+def _dask_client(dask: DaskSettings) -> Iterator[tuple[Any, str]]:
     """A client of the configured cluster and its description; a Gateway cluster made here is shut down on exit."""
     if dask.scheduler_address:
         from distributed import Client
@@ -171,7 +177,7 @@ def _dask_client(dask: DaskGatewaySettings) -> Iterator[tuple[Any, str]]:
         yield client, f"Dask Gateway cluster {cluster.name} ({cluster.dashboard_link})"
 
 
-def _taken(future: Future | PrefectFuture) -> Ran:
+def _taken(future: "Future | PrefectFuture") -> Ran:
     """A finished window's measured result; a Dask future is released at once (its worker drops the result)."""
     try:
         return future.result()
@@ -198,7 +204,7 @@ def run_windows(
     finished: queue.SimpleQueue[int] = queue.SimpleQueue()  # ids of the futures done, as they finish
     pending: dict[int, Future | PrefectFuture] = {}
 
-    def track(future: Future | PrefectFuture) -> None:
+    def track(future: "Future | PrefectFuture") -> None:
         pending[id(future)] = future
         future.add_done_callback(lambda done: finished.put(id(done)))
 

@@ -175,3 +175,42 @@ def test_only_commands_that_need_the_packages_import_them(args: list[str], impor
     )  # help and version exit
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stderr.strip().splitlines()[-1] == str(imports_prefect), done.stderr
+
+
+PROBE = """
+import sys
+from eoflows.cli import main
+try:
+    status = main(sys.argv[1:])
+except SystemExit as stop:  # --help
+    status = stop.code
+heavy = ("prefect", "flows", "flows.build", "dask.array", "distributed", "tasks.burned_area", "tasks.downsample")
+print("STATUS", status, "IMPORTED", *(m for m in heavy if m in sys.modules))
+"""
+
+
+PROBE_STEP_MODULES = ("tasks.burned_area", "tasks.downsample")  # (tasks.s2_indices is not probed)
+
+
+def imported_by(*args: str) -> list[str]:
+    """The heavy modules a command imported (run in a fresh interpreter), after checking it succeeded."""
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=300)
+    status, imported = done.stdout.splitlines()[-1].removeprefix("STATUS ").split(" IMPORTED")
+    assert status in ("0", "None"), done.stderr[-2000:]
+    return imported.split()
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_a_step_command_imports_its_own_package_and_not_prefect(package: str) -> None:
+    """What a CWL tool runs starts light: no Prefect, no flows, no other package, no Dask array (issue 19)."""
+    own = f"tasks.{package.replace('-', '_')}"
+    assert imported_by("step", package, "compute", "--help") == [m for m in PROBE_STEP_MODULES if m == own]
+
+
+def test_a_step_runs_without_importing_prefect(sample_item: Path, tmp_path: Path) -> None:
+    staged, out = tmp_path / "staged", tmp_path / "out"
+    assert imported_by("step", "s2-indices", "stage-in", "--item", str(sample_item), "--output", str(staged)) == []
+    imported = imported_by("step", "s2-indices", "compute", "--input", str(staged), "--output", str(out),
+                           "--products", "ndvi")  # fmt: skip
+    assert "prefect" not in imported and "flows" not in imported  # dask.array: the store's lazy template
+    assert list(out.glob("*/*.zarr"))

@@ -17,8 +17,8 @@ import zarr
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
-from blocks.s3 import S3Storage
 from eoflows.errors import InputError
+from eoflows.settings import S3Settings
 from tasks.data.grid import Grid
 from tasks.data.sentinel2 import BANDS, band_name, band_path, check_level2a
 from tasks.data.storage import open_zarr_group, open_zarr_group_with, storage_options
@@ -44,7 +44,7 @@ class EopfSource:
     grid: Grid
     chunk: tuple[int, int]
     bands: dict[str, BandSource]
-    storage: S3Storage | None = None
+    storage: S3Settings | None = None
 
     def read(self, band: str, rows: slice, cols: slice) -> np.ndarray:
         """Digital numbers of `band` over an output-grid window (rows, cols at 10 m)."""
@@ -133,7 +133,7 @@ def _group(store: str, options: str) -> zarr.Group:
     return open_zarr_group_with(store, json.loads(options))
 
 
-def open_array(store: str, path: str, storage: S3Storage | None = None) -> zarr.Array:
+def open_array(store: str, path: str, storage: S3Settings | None = None) -> zarr.Array:
     """An array of a store (the store's metadata is opened once per process and set of credentials)."""
     group = _group(store, json.dumps(storage_options(store, storage), sort_keys=True))
     node = group[path]
@@ -166,7 +166,7 @@ def _coding(array: zarr.Array, asset: pystac.Asset | None, where: str) -> Coding
     return Coding(str(array.dtype), float(scale), float(offset), None if nodata is None else int(nodata))
 
 
-def open_source(item: pystac.Item, href: str, bands: list[str], storage: S3Storage | None = None) -> EopfSource:
+def open_source(item: pystac.Item, href: str, bands: list[str], storage: S3Settings | None = None) -> EopfSource:
     """Plan reading `bands` of the L2A product of `item`: arrays, codings, the 10 m grid, chunking."""
     store = check_l2a(item, href)
     try:

@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -33,10 +34,9 @@ from typing import Any
 
 import psutil
 from fsspec import AbstractFileSystem
-from prefect.exceptions import TerminationSignal
 
-from blocks.s3 import S3Storage
 from eoflows.errors import EoflowsError, InputError, StageError, Stopped, root_cause
+from eoflows.settings import S3Settings
 from tasks.data.names import check_run_id
 from tasks.data.storage import filesystem, join, scheme
 from tasks.reporting import logger
@@ -46,7 +46,17 @@ LEASE_S = 900.0  # a claim with no heartbeat for this long is a dead attempt's
 HEARTBEAT_S = 60.0
 CLEANUP_S = 3.0  # time the clean-ups of a stopped process get, all together
 _stop_deadline: float | None = None  # set by the first clean-up of a stopping process
-STOPPING = (Stopped, KeyboardInterrupt, TerminationSignal)  # SIGTERM outside and inside a flow run, Ctrl-C
+
+
+def stopping(error: BaseException) -> bool:
+    """True when `error` stops the process: SIGTERM outside (`Stopped`) and inside a flow run, Ctrl-C."""
+    if isinstance(error, Stopped | KeyboardInterrupt):
+        return True
+    if "prefect" not in sys.modules:  # no flow run in this process: no Prefect termination signal either
+        return False
+    from prefect.exceptions import TerminationSignal
+
+    return isinstance(error, TerminationSignal)
 
 
 def destination_uri(destination: str) -> str:
@@ -265,7 +275,7 @@ def _take(folder: RunFolder) -> bool:
     raise StageError(f"destination {folder.uri!r}: the run folder's claim keeps changing; try again")
 
 
-def _open(destination: str, run_id: str, storage: S3Storage | None, token: str) -> RunFolder:
+def _open(destination: str, run_id: str, storage: S3Settings | None, token: str) -> RunFolder:
     root = destination_uri(destination)
     uri = join(root, check_run_id(run_id))
     fs, _ = filesystem(root, storage)
@@ -278,7 +288,7 @@ def _open(destination: str, run_id: str, storage: S3Storage | None, token: str) 
 
 
 @contextmanager
-def claim_run_folder(destination: str, run_id: str, storage: S3Storage | None, token: str) -> Iterator[RunFolder]:
+def claim_run_folder(destination: str, run_id: str, storage: S3Settings | None, token: str) -> Iterator[RunFolder]:
     """Check `destination`, claim its run folder for `token` until the block ends (see the module docstring)."""
     folder = _open(destination, run_id, storage, token)
     try:
@@ -315,7 +325,7 @@ def claim_run_folder(destination: str, run_id: str, storage: S3Storage | None, t
     except BaseException as exc:
         stop.set()
         # on a stop signal or Ctrl-C the clean-up gets CLEANUP_S: the endpoint may be the thing that hangs
-        _bounded(lambda: (folder.rollback(), made and folder.release()), folder, isinstance(exc, STOPPING))
+        _bounded(lambda: (folder.rollback(), made and folder.release()), folder, stopping(exc))
         raise
     stop.set()
     if made:

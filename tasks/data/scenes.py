@@ -19,8 +19,8 @@ import fsspec
 import numpy as np
 import pystac
 
-from blocks.s3 import S3Storage
 from eoflows.errors import InputError
+from eoflows.settings import S3Settings
 from tasks.data.eopf import check_l2a, crs_of, is_zarr, open_array, open_source, proj_crs
 from tasks.data.grid import Grid
 from tasks.data.sentinel2 import SCL_GROUP, band_name, check_level2a
@@ -45,7 +45,7 @@ class Raster:
     grid: Grid
     coding: Coding
     path: str | None = None  # array path inside a Zarr store; None for a COG
-    storage: S3Storage | None = field(default=None, repr=False)
+    storage: S3Settings | None = field(default=None, repr=False)
 
     def read(self, rows: slice, cols: slice) -> np.ndarray:
         """Digital numbers over a window of the native grid."""
@@ -59,7 +59,7 @@ class Raster:
             return src.read(1, window=window)
 
 
-def _opener(href: str, storage: S3Storage | None):
+def _opener(href: str, storage: S3Settings | None):
     """rasterio's `opener` for a remote href: fsspec with its options (range requests through GDAL's VSI)."""
     if scheme(href) == "file":
         return None
@@ -133,7 +133,7 @@ def _coding(asset: pystac.Asset, key: str, href: str, scl: bool) -> Coding:
     return Coding(dtype, float(info["scale"]), float(info.get("offset", 0.0)), None if nodata is None else int(nodata))
 
 
-def _file_grid(asset_href: str, storage: S3Storage | None, where: str) -> Grid:
+def _file_grid(asset_href: str, storage: S3Settings | None, where: str) -> Grid:
     import rasterio
 
     try:
@@ -165,7 +165,7 @@ class Scene:
         return self.bands[band].grid
 
 
-def open_scene(item: pystac.Item, href: str, bands: list[str], storage: S3Storage | None = None) -> Scene:
+def open_scene(item: pystac.Item, href: str, bands: list[str], storage: S3Settings | None = None) -> Scene:
     """Plan reading `bands` (and ``scl`` if listed) of a Sentinel-2 L2A item of any supported shape."""
     check_level2a(item.properties, item.collection_id, href)
     product = item.assets.get("product")
@@ -185,7 +185,7 @@ def open_scene(item: pystac.Item, href: str, bands: list[str], storage: S3Storag
     return Scene(item.id, href, rasters)
 
 
-def _eopf_scene(item: pystac.Item, href: str, bands: list[str], storage: S3Storage | None) -> Scene:
+def _eopf_scene(item: pystac.Item, href: str, bands: list[str], storage: S3Settings | None) -> Scene:
     reflectance = [b for b in bands if b != "scl"]
     source = open_source(item, href, reflectance, storage)
     rasters = {}

@@ -8,8 +8,8 @@ from typing import Any
 import pystac
 from pystac.stac_io import StacIO
 
-from blocks.s3 import S3Storage
 from eoflows.errors import EoflowsError, InputError, StageError, root_cause
+from eoflows.settings import S3Settings
 from tasks.data.storage import filesystem, scheme
 
 #: Link relation recording where an item was read from.
@@ -33,7 +33,7 @@ def io_error(what: str, href: str, exc: BaseException) -> EoflowsError:
     return StageError(f"{what} {href!r}: cannot reach it ({type(exc).__name__}: {text})")
 
 
-def read_bytes(href: str, storage: S3Storage | None = None, what: str = "file") -> bytes:
+def read_bytes(href: str, storage: S3Settings | None = None, what: str = "file") -> bytes:
     """The content of `href` (path or URL)."""
     try:
         fs, path = filesystem(href, storage)
@@ -45,7 +45,7 @@ def read_bytes(href: str, storage: S3Storage | None = None, what: str = "file") 
         raise io_error(what, href, exc) from exc
 
 
-def download(href: str, path: Path, storage: S3Storage | None = None, what: str = "file") -> None:
+def download(href: str, path: Path, storage: S3Settings | None = None, what: str = "file") -> None:
     """Copy the file at `href` (path or URL) to the local `path`."""
     try:
         fs, remote = filesystem(href, storage)
@@ -54,7 +54,7 @@ def download(href: str, path: Path, storage: S3Storage | None = None, what: str 
         raise io_error(what, href, exc) from exc
 
 
-def read_json(href: str, storage: S3Storage | None = None, what: str = "JSON document") -> dict[str, Any]:
+def read_json(href: str, storage: S3Settings | None = None, what: str = "JSON document") -> dict[str, Any]:
     """Parse the JSON object at `href`."""
     data = read_bytes(href, storage, what)
     try:
@@ -66,7 +66,7 @@ def read_json(href: str, storage: S3Storage | None = None, what: str = "JSON doc
     return doc
 
 
-def read_item(href: str, storage: S3Storage | None = None) -> pystac.Item:
+def read_item(href: str, storage: S3Settings | None = None) -> pystac.Item:
     """The STAC item at `href`, detached from its catalog, with a `via` link to where it came from.
 
     The item's self href is set to `href` so relative asset hrefs resolve. Its `root`, `parent` and `collection` links
@@ -93,9 +93,9 @@ def read_item(href: str, storage: S3Storage | None = None) -> pystac.Item:
 
 
 class FsspecStacIO(StacIO):
-    """pystac I/O through fsspec, so catalogs on S3 (with `S3Storage` credentials) read and write like files."""
+    """pystac I/O through fsspec, so catalogs on S3 (with `S3Settings` credentials) read and write like files."""
 
-    def __init__(self, storage: S3Storage | None = None) -> None:
+    def __init__(self, storage: S3Settings | None = None) -> None:
         super().__init__()
         self.storage = storage
 

@@ -19,17 +19,16 @@ from pathlib import Path
 
 import pystac
 from fsspec.callbacks import Callback
-from prefect.runtime import flow_run
 from pystac.layout import CustomLayoutStrategy
 
-from blocks.s3 import S3Storage
 from eoflows.errors import EoflowsError, InputError, StageError
 from eoflows.package import Destination, StagedDir
+from eoflows.settings import S3Settings
 from tasks.data.names import file_name, inside
 from tasks.data.run_folders import RunFolder, claim_run_folder, new_token
 from tasks.data.stac_io import SOURCE_REL, FsspecStacIO, io_error
 from tasks.data.storage import join
-from tasks.reporting import logger, progress
+from tasks.reporting import flow_run_id, logger, progress
 
 
 def _item_href(item: pystac.Item, parent_dir: str) -> str:
@@ -92,7 +91,7 @@ def source_href(item: pystac.Item) -> str:
 
 def default_run_id() -> str:
     """The Prefect flow run id inside a run, else a UTC timestamp with a random suffix."""
-    return flow_run.get_id() or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
+    return flow_run_id() or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(3)}"
 
 
 class _Advance(Callback):
@@ -109,10 +108,10 @@ class _Advance(Callback):
 
 def run_token() -> str:
     """Who claims a run folder: the Prefect flow run (its steps share the claim), else this one call."""
-    return flow_run.get_id() or new_token()
+    return flow_run_id() or new_token()
 
 
-def claim_destination(destination: str, run_id: str | None = None, storage: S3Storage | None = None):
+def claim_destination(destination: str, run_id: str | None = None, storage: S3Settings | None = None):
     """Check the destination and claim its run folder before any work (a flow holds it for its whole run).
 
     Args:
@@ -124,7 +123,7 @@ def claim_destination(destination: str, run_id: str | None = None, storage: S3St
 
 
 def stage_out(
-    input: StagedDir, destination: Destination, run_id: str | None = None, storage: S3Storage | None = None
+    input: StagedDir, destination: Destination, run_id: str | None = None, storage: S3Settings | None = None
 ) -> str:
     """Publish a results catalog to a local folder or S3, catalog.json last; return the catalog URI.
 

@@ -12,13 +12,13 @@ import s3fs
 import zarr
 from fsspec import AbstractFileSystem
 
-from blocks.s3 import S3Storage
+from eoflows.settings import S3Settings
 
 REMOTE_SCHEMES = ("http", "https", "s3")
 
 
 class S3FileSystem(s3fs.S3FileSystem):
-    """s3fs whose own retry loop makes as many tries as botocore's configuration says (`S3Storage.attempts`).
+    """s3fs whose own retry loop makes as many tries as botocore's configuration says (`S3Settings.attempts`).
 
     s3fs retries a timed-out call five times on top of botocore's tries; bounded by the same setting, a stalled
     endpoint fails in `attempts` x `attempts` x `read_timeout` seconds wherever fsspec opens ``s3://`` (our
@@ -46,14 +46,14 @@ def is_remote(url: str) -> bool:
     return scheme(url) in REMOTE_SCHEMES
 
 
-def storage_options(url: str, storage: S3Storage | None = None) -> dict[str, Any]:
+def storage_options(url: str, storage: S3Settings | None = None) -> dict[str, Any]:
     """fsspec options for `url`: S3 credentials for ``s3://``, nothing otherwise."""
     if scheme(url) == "s3":
-        return (storage or S3Storage.from_env()).s3fs_options()
+        return (storage or S3Settings.from_env()).s3fs_options()
     return {}
 
 
-def filesystem(url: str, storage: S3Storage | None = None) -> tuple[AbstractFileSystem, str]:
+def filesystem(url: str, storage: S3Settings | None = None) -> tuple[AbstractFileSystem, str]:
     """The filesystem serving `url` and the path of `url` on it."""
     fs, path = fsspec.core.url_to_fs(str(url), **storage_options(url, storage))
     return fs, path
@@ -73,7 +73,7 @@ def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
-def open_zarr_group(url: str, storage: S3Storage | None = None, mode: str = "r") -> zarr.Group:
+def open_zarr_group(url: str, storage: S3Settings | None = None, mode: str = "r") -> zarr.Group:
     """Open the Zarr group at `url` (local path or URL)."""
     return open_zarr_group_with(url, storage_options(url, storage), mode)
 

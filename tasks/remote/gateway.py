@@ -11,12 +11,12 @@ from typing import Any
 from dask_gateway import BasicAuth, Gateway, GatewayCluster, JupyterHubAuth, KerberosAuth
 from dask_gateway.options import Options
 
-from blocks.dask_gateway import DaskGatewaySettings
 from eoflows.errors import EoflowsError, InputError, RemoteRunError, root_cause
+from eoflows.settings import DaskSettings
 from tasks.reporting import logger
 
 
-def _auth(settings: DaskGatewaySettings) -> BasicAuth | JupyterHubAuth | KerberosAuth:
+def _auth(settings: DaskSettings) -> BasicAuth | JupyterHubAuth | KerberosAuth:
     if settings.auth == "jupyterhub":
         return JupyterHubAuth(api_token=settings.api_token.get_secret_value() if settings.api_token else None)
     if settings.auth == "kerberos":
@@ -25,7 +25,7 @@ def _auth(settings: DaskGatewaySettings) -> BasicAuth | JupyterHubAuth | Kerbero
     return BasicAuth(username=settings.username, password=password)
 
 
-def gateway_error(settings: DaskGatewaySettings, exc: BaseException) -> EoflowsError:
+def gateway_error(settings: DaskSettings, exc: BaseException) -> EoflowsError:
     """An eoflows error for a failed gateway call, naming the gateway and the likely cause."""
     cause = root_cause(exc)
     status = getattr(exc, "status", None) or getattr(cause, "status", None)
@@ -56,13 +56,13 @@ class Cluster(GatewayCluster):
         vars(self.gateway).pop("_loop_runner", None)
 
 
-def _where(settings: DaskGatewaySettings) -> dict[str, Any]:
+def _where(settings: DaskSettings) -> dict[str, Any]:
     return {"address": settings.address, "proxy_address": settings.proxy_address,
             "public_address": settings.public_address, "auth": _auth(settings)}  # fmt: skip
 
 
 @contextmanager
-def gateway(settings: DaskGatewaySettings) -> Iterator[Gateway]:
+def gateway(settings: DaskSettings) -> Iterator[Gateway]:
     """A client of the configured gateway (closed on exit); gateway errors become eoflows errors."""
     if not settings.enabled:
         raise InputError("Dask Gateway settings: no gateway address (set `address` or DASK_GATEWAY__ADDRESS)")
@@ -93,7 +93,7 @@ def offered_options(client: Gateway) -> Options:
     return client.cluster_options(use_local_defaults=False)
 
 
-def checked_options(client: Gateway, settings: DaskGatewaySettings) -> Options:
+def checked_options(client: Gateway, settings: DaskSettings) -> Options:
     """The gateway's options with ours applied; an option it does not offer or a value it refuses is an error."""
     options = offered_options(client)
     fields = options._fields
@@ -111,7 +111,7 @@ def checked_options(client: Gateway, settings: DaskGatewaySettings) -> Options:
     return options
 
 
-def new_cluster(settings: DaskGatewaySettings) -> Cluster:
+def new_cluster(settings: DaskSettings) -> Cluster:
     """A new cluster for one flow run (a `DaskTaskRunner` cluster class): shut down when closed."""
     with gateway(settings) as client:
         options = checked_options(client, settings)
@@ -125,7 +125,7 @@ def new_cluster(settings: DaskGatewaySettings) -> Cluster:
 
 
 @contextmanager
-def existing_cluster(settings: DaskGatewaySettings) -> Iterator[Cluster]:
+def existing_cluster(settings: DaskSettings) -> Iterator[Cluster]:
     """The named running cluster (e.g. the one Calrissian procured), left running on exit."""
     with gateway(settings) as client:
         names = [c.name for c in client.list_clusters()]
@@ -147,7 +147,7 @@ def existing_cluster(settings: DaskGatewaySettings) -> Iterator[Cluster]:
 
 
 @contextmanager
-def cluster_for(settings: DaskGatewaySettings) -> Iterator[Cluster]:
+def cluster_for(settings: DaskSettings) -> Iterator[Cluster]:
     """The named cluster (left running), or a new adaptive one shut down on exit, also on error."""
     if settings.cluster_name:
         with existing_cluster(settings) as cluster:
@@ -158,7 +158,7 @@ def cluster_for(settings: DaskGatewaySettings) -> Iterator[Cluster]:
         yield cluster
 
 
-def list_clusters(settings: DaskGatewaySettings) -> list[dict[str, str]]:
+def list_clusters(settings: DaskSettings) -> list[dict[str, str]]:
     """The clusters the gateway runs for this user: name, status, start time, dashboard, options."""
     with gateway(settings) as client:
         reports = client.list_clusters()
@@ -167,7 +167,7 @@ def list_clusters(settings: DaskGatewaySettings) -> list[dict[str, str]]:
             for r in reports]  # fmt: skip
 
 
-def stop_cluster(settings: DaskGatewaySettings, name: str) -> None:
+def stop_cluster(settings: DaskSettings, name: str) -> None:
     """Shut down a running cluster (e.g. one a crashed run left behind)."""
     with gateway(settings) as client:
         names = [c.name for c in client.list_clusters()]
