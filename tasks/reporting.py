@@ -41,6 +41,18 @@ def flow_run_id() -> str | None:
     return flow_run.get_id()
 
 
+def shown(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`call(...)` publishing an artifact; on failure (the Prefect API refused or did not answer) a warning and None.
+
+    What a person sees of the work must never stop the work.
+    """
+    try:
+        return call(*args, **kwargs)
+    except Exception as exc:
+        logger().warning("Artifact not published (%s: %s); the work goes on", type(exc).__name__, exc)
+        return None
+
+
 def in_prefect_run() -> bool:
     """True inside a Prefect flow or task run (see `flow_run_context`)."""
     if "prefect" not in sys.modules:
@@ -71,14 +83,14 @@ def progress(total: int, description: str, every_s: float = 1.0) -> Iterator[Adv
     if in_prefect_run():
         from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-        artifact = create_progress_artifact(0.0, description=description)
+        artifact = shown(create_progress_artifact, 0.0, description=description)
         last, tenth, log = time.monotonic(), 0, logger()
 
         def advance() -> None:
             nonlocal done, last, tenth
             done += 1
-            if done == total or time.monotonic() - last >= every_s:
-                update_progress_artifact(artifact, 100.0 * done / total)
+            if artifact is not None and (done == total or time.monotonic() - last >= every_s):
+                shown(update_progress_artifact, artifact, 100.0 * done / total)
                 last = time.monotonic()
             if done * 10 // total > tenth:
                 tenth = done * 10 // total
@@ -100,7 +112,7 @@ def report_table(key: str, title: str, rows: list[dict[str, Any]]) -> None:
     if in_prefect_run():
         from prefect.artifacts import create_table_artifact
 
-        create_table_artifact(rows, key=key, description=title, _sync=True)  # also from async tasks
+        shown(create_table_artifact, rows, key=key, description=title, _sync=True)  # also from async tasks
         return
     log = logger()
     log.info("%s", title)
@@ -113,6 +125,6 @@ def report_markdown(key: str, title: str, text: str) -> None:
     if in_prefect_run():
         from prefect.artifacts import create_markdown_artifact
 
-        create_markdown_artifact(text, key=key, description=title, _sync=True)
+        shown(create_markdown_artifact, text, key=key, description=title, _sync=True)
         return
     logger().info("%s\n%s", title, text)
