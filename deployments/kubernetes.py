@@ -144,7 +144,7 @@ def calrissian_manifests(namespace: str, storage_class: str | None = None, size:
         "calrissian-launcher": ((RUNNER_ACCOUNT, flows_namespace), [
             {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
             {"apiGroups": [""], "resources": ["configmaps", "secrets"], "verbs": ["create", "get", "patch", "delete"]},
-            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]},  # step pods mirrored
             {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
         ]),
     }  # fmt: skip

@@ -218,6 +218,9 @@ def test_what_calrissian_itself_documents_is_covered(document: CwlDocument) -> N
         "namespace": "flows",
     }
     assert bindings["calrissian-pods"]["namespace"] == NS
+    launcher = [d for d in ours if d["kind"] == "Role" and d["metadata"]["name"] == "calrissian-launcher"]
+    # the launcher follows the Job and watches the step pods it mirrors as task runs, with their logs
+    assert {("jobs", "watch"), ("pods", "watch"), ("pods", "list"), ("pods/log", "get")} <= grants(launcher)
     (job,) = yaml.safe_load_all((FIXTURES / "calrissian/calrissian_CalrissianJob-revsort.yaml").read_text())
     their_flags = {a for a in job["spec"]["template"]["spec"]["containers"][0]["args"] if a.startswith("--")}
     rendered = render(document, {}, CalrissianSettings(namespace=NS), "eoflows-cwl-test")
