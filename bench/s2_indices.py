@@ -3,7 +3,8 @@
 - eoflows: `eoflows step s2-indices compute` (all 14 products), and the same compute inside `eoflows run` (the
   flow: windows as Prefect tasks on a local Dask cluster), published to a folder;
 - the reference style: ../shared/bench/s2_reference_style.py (the original application's execution style);
-- the floor: ../shared/bench/limits.py read (decode the inputs once) + write (encode and write our products once).
+- the floor: ../shared/bench/limits.py read (decode the inputs once) + write (encode and write our products once);
+- the compact encoding (`--encoding compact`: int16 indices): output size, step time and write floor beside float32.
 
     make bench            (or: .venv/bin/python bench/s2_indices.py [--keep])
 
@@ -94,10 +95,17 @@ def main() -> None:
     ours = run("eoflows compute", [EOFLOWS, "step", "s2-indices", "compute", "--input", str(work / "staged"),
                                    "--output", str(work / "eoflows")])  # fmt: skip
     (store,) = (work / "eoflows").glob("*/*.zarr")
+    compact = run("eoflows compute --encoding compact", [EOFLOWS, "step", "s2-indices", "compute", "--input",
+                                                          str(work / "staged"), "--output", str(work / "compact"),
+                                                          "--encoding", "compact"])  # fmt: skip
+    (compact_store,) = (work / "compact").glob("*/*.zarr")
     flow = run("eoflows run (flow)", [EOFLOWS, "run", "s2-indices", "--item", str(item), "--destination",
                                       str(work / "published"), "--run-id", "bench"])  # fmt: skip
     read = run("floor: read", [PYTHON, "limits.py", "read", str(product)], cwd=SHARED_BENCH)
     write = run("floor: write", [PYTHON, "limits.py", "write", str(store), str(work / "floor.zarr")], cwd=SHARED_BENCH)
+    # the same floor on the compact store: its indices load as their stored int16, and are written as such
+    write_compact = run("floor: write compact", [PYTHON, "limits.py", "write", str(compact_store),
+                                                 str(work / "floor-compact.zarr")], cwd=SHARED_BENCH)  # fmt: skip
     reference = None
     if not args.skip_reference:
         reference = run("reference style", [PYTHON, "s2_reference_style.py", str(product), str(work / "reference.zarr"),
@@ -131,6 +139,10 @@ def main() -> None:
     print(f"flow compute / step compute: {flow_s:.1f} s / {ours_s:.1f} s = {flow_s / ours_s:.2f}x   target <= 1.15x  "
           f"{'PASS' if flow_s <= 1.15 * ours_s else 'MISS'}   (whole flow run {flow.wall_s:.1f} s, peak RSS "
           f"{flow.peak_rss_mb:.0f} MB)")  # fmt: skip
+    sizes = [sum(f.stat().st_size for f in st.rglob("*") if f.is_file()) / 1e6 for st in (store, compact_store)]
+    print(f"compact encoding (int16 indices, scale 1e-4): output {sizes[1]:.0f} MB vs {sizes[0]:.0f} MB float32 "
+          f"({sizes[1] / sizes[0]:.2f}x); step compute {compute_wall(compact):.1f} s vs {ours_s:.1f} s; write floor "
+          f"{write_compact.inner_wall_s:.1f} s vs {write.inner_wall_s:.1f} s")  # fmt: skip
     plain, checked = checksum_cost(store)
     extra = (checked - plain) / ours_s * 100
     print(f"CRC-32C chunk checksums: encoding ndvi + rgb {plain:.1f} s without, {checked:.1f} s with: "

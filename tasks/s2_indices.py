@@ -32,7 +32,7 @@ from tasks.data.staging import (
     write_catalog,
 )
 from tasks.reporting import logger
-from tasks.science.indices import COMPOSITES, PRODUCTS, Product, bands_for, iter_products
+from tasks.science.indices import COMPOSITES, INDICES, PRODUCTS, Encoding, Product, bands_for, compact, iter_products
 from tasks.science.quicklook import Sampling, assemble
 from tasks.windows import Tile, placement, report_usage, run_windows, tiles
 
@@ -60,6 +60,7 @@ def process_window(
     products: list[str],
     sampling: Sampling,
     store: Path | None,
+    encoding: Encoding,
     window: Tile,
 ) -> dict:
     """Read and compute one window; write its chunks into `store`, or return them encoded when None.
@@ -76,6 +77,7 @@ def process_window(
     def counted():
         nonlocal raw
         for name, block in iter_products(products, dn, codings, factors):
+            block = compact(block) if encoding == "compact" and name in INDICES else block
             raw += block.nbytes
             yield name, block
 
@@ -107,6 +109,7 @@ def compute_indices(
     output: OutputDir,
     products: list[Product] = list(PRODUCTS),
     strict: bool = False,
+    encoding: Encoding = "float32",
     storage: S3Settings | None = None,
     dask: DaskSettings | None = None,
 ) -> Path:
@@ -117,6 +120,8 @@ def compute_indices(
         output: Folder that receives the products store, the quicklook, the item and its catalog.json.
         products: Indices (ndvi ndwi ndmir nbr ndwi2 mndwi ndbi) and composites (rgb vea civ law sir fcu atp).
         strict: Fail when the product misses chunks of a band; by default they read as no data, with a warning.
+        encoding: Indices as float32 (NaN: no data), or compact: int16 steps of 1e-4 with CF scale_factor and
+            _FillValue -32768 (about half the size; xarray and rioxarray read floats, within 5e-5).
         storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
         dask: Dask Gateway to run on (a block in flows; the dask-gateway configuration and Calrissian's
             DASK_CLUSTER otherwise); none: the flow's local Dask cluster, or local threads.
@@ -144,7 +149,7 @@ def compute_indices(
              grid.width, grid.height, grid.crs, len(windows), *source.chunk)  # fmt: skip
     t0 = time.perf_counter()
     with removed_on_failure(folder, f"compute of {item.id} (product {source.store})"):
-        create_store(str(store), grid, products, source.chunk, item.id)
+        create_store(str(store), grid, products, source.chunk, item.id, encoding)
         templates = chunk_templates(str(store), products)
         pieces, decoded = [], {"read": 0, "raw": 0}
 
@@ -157,14 +162,15 @@ def compute_indices(
         with placement(dask) as place:
             log.info("Windows run on %s", place.where)
             # local threads write their chunks themselves; Dask workers (maybe on other machines) send them back
-            job = partial(process_window, source, templates, products, sampling, None if place.remote else store)
+            job = partial(process_window, source, templates, products, sampling, None if place.remote else store,
+                          encoding)  # fmt: skip
             usage = run_windows(place, job, windows, write, f"computing {len(products)} products")
         with warnings.catch_warnings():  # consolidated metadata is not (yet) in the Zarr v3 spec; xarray reads it
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             zarr.consolidate_metadata(str(store))
         quicklook = folder / f"{name}.png"
         quicklook.write_bytes(png_bytes(assemble(sampling, pieces)))
-        result = indices_item(item, href, grid, out_id, products, store, quicklook)
+        result = indices_item(item, href, grid, out_id, products, store, quicklook, encoding)
         write_catalog([result], output, "processing-results", f"s2-indices results of {item.id}")
     wall = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())

@@ -16,6 +16,7 @@ from eoflows.local.s3 import LocalS3
 from flows.artifacts import products_markdown
 from tasks.data.staging import stage_out
 from tasks.s2_indices import compute_indices, stage_in_eopf
+from tests.stac_schemas import validate_with_pystac
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +94,27 @@ def test_product_links_work_from_a_browser(s2_results: Path, s3: LocalS3, tmp_pa
     text = products_markdown(uri, public)
     href = f"{s3.endpoint_url}/eoflows-results/links/r1/catalog.json"
     assert f"]({href})" in text and "](s3://" not in text
+
+
+@pytest.mark.filterwarnings("ignore:Use `@` matmul:PendingDeprecationWarning")  # rioxarray 0.19 with affine 3
+def test_the_compact_encoding_reads_back_as_floats_everywhere(s2_results: Path, sample_item: Path,
+                                                              tmp_path: Path) -> None:  # fmt: skip
+    """int16 + CF scale_factor/_FillValue: xarray and rioxarray decode floats within 1e-4 of the float32 run."""
+    out = compute_indices(stage_in_eopf(str(sample_item), tmp_path / "staged"), tmp_path / "out",
+                          products=["ndvi", "rgb"], encoding="compact")  # fmt: skip
+    (item,) = pystac.Catalog.from_file(str(out / "catalog.json")).get_items(recursive=True)
+    (full,) = pystac.Catalog.from_file(str(s2_results / "catalog.json")).get_items(recursive=True)
+    store, full_store = (Path(i.assets["product"].get_absolute_href()) for i in (item, full))
+    assert item.assets["ndvi"].to_dict()["raster:bands"] == [
+        {"nodata": -32768, "data_type": "int16", "scale": 0.0001, "offset": 0.0}
+    ]
+    assert zarr.open_array(str(store / "ndvi"), mode="r").dtype == np.int16
+    ours, float32 = (xr.open_zarr(s, consolidated=True).ndvi.values for s in (store, full_store))
+    assert np.array_equal(np.isnan(ours), np.isnan(float32)) and np.isnan(float32).any()
+    assert np.nanmax(np.abs(ours - float32)) <= 1e-4
+    rio = xr.open_zarr(store, consolidated=True).ndvi.rio  # rioxarray reads the same grid
+    assert rio.crs == CRS.from_user_input(item.properties["proj:code"])
+    np.testing.assert_array_equal(xr.open_zarr(store).rgb.values, xr.open_zarr(full_store).rgb.values)
+    size = {s: sum(f.stat().st_size for f in (s / "ndvi").rglob("*") if f.is_file()) for s in (store, full_store)}
+    assert size[store] < 0.75 * size[full_store]  # int16 chunks: smaller, even compressed
+    validate_with_pystac(stage_out(out, str(tmp_path / "dest"), run_id="compact"))  # the vendored schemas

@@ -97,3 +97,13 @@ def test_upsample_repeats_blocks() -> None:
     a = np.array([[1, 2], [3, 4]])
     np.testing.assert_array_equal(ix.upsample(a, 2), [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]])
     assert ix.upsample(a, 1) is a
+
+
+def test_the_compact_encoding_keeps_values_within_half_a_step() -> None:
+    values = np.array([[-1.0, -0.12345, 0.0, 0.99995], [1.0, np.nan, 3.4, -3.4]], np.float32)
+    steps = ix.compact(values)
+    assert steps.dtype == np.int16 and steps[1, 1] == ix.COMPACT_NODATA
+    decoded = np.where(steps == ix.COMPACT_NODATA, np.nan, steps * ix.COMPACT_SCALE)
+    finite = np.abs(values) <= 1
+    assert np.nanmax(np.abs(decoded - values)[finite]) <= ix.COMPACT_SCALE / 2 + 1e-7
+    assert list(steps[1, 2:]) == [32767, -32767]  # out of int16's range: clipped, never the no-data value

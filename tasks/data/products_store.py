@@ -23,7 +23,7 @@ from zarr.storage import MemoryStore
 from eoflows import __version__
 from tasks.data.grid import Grid
 from tasks.data.sentinel2 import stac_band_name
-from tasks.science.indices import COMPOSITES, INDICES, LONG_NAMES
+from tasks.science.indices import COMPACT_NODATA, COMPACT_SCALE, COMPOSITES, INDICES, LONG_NAMES, Encoding
 
 #: Compression, then a CRC-32C checksum of the compressed bytes: a corrupted chunk fails to read (Blosc has no
 #: checksum of its own, so flipped bytes would decode to wrong numbers).
@@ -45,8 +45,13 @@ def gdal_crs(crs: str) -> dict[str, object]:
     return attr
 
 
-def create_store(path: str, grid: Grid, products: list[str], chunk: tuple[int, int], source_id: str) -> None:
-    """Write the metadata and coordinates of a products store at `path` (data chunks come later)."""
+def create_store(path: str, grid: Grid, products: list[str], chunk: tuple[int, int], source_id: str,
+                 encoding_name: Encoding = "float32") -> None:  # fmt: skip
+    """Write the metadata and coordinates of a products store at `path` (data chunks come later).
+
+    Indices are float32 (NaN: no data), or with the compact encoding int16 with CF `scale_factor` and
+    `_FillValue` (`tasks.science.indices.compact`), which xarray and rioxarray decode to floats.
+    """
     import dask.array as da  # lazy templates; dask and xarray take 0.9 s to import: here, not at a step's start
     import xarray as xr
 
@@ -71,6 +76,10 @@ def create_store(path: str, grid: Grid, products: list[str], chunk: tuple[int, i
             }
             variables[name] = (("y", "x"), data, attrs)
             encoding[name] = {"chunks": chunk, "compressors": CODECS, "_FillValue": np.float32(np.nan)}
+            if encoding_name == "compact":
+                nodata = np.int16(COMPACT_NODATA)  # CF's _FillValue and the array's own fill value (GDAL, Zarr)
+                encoding[name].update(dtype="int16", scale_factor=COMPACT_SCALE, add_offset=0.0, _FillValue=nodata,
+                                      fill_value=nodata)  # fmt: skip
         else:
             bands = " ".join(stac_band_name(b) for b in COMPOSITES[name])
             data = da.empty((3, h, w), chunks=(3, *chunk), dtype=np.uint8)

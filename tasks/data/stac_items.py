@@ -28,7 +28,7 @@ from tasks.data.grid import Grid
 from tasks.data.sentinel2 import BANDS, stac_band_name
 from tasks.data.storage import iri
 from tasks.science.burn import SEVERITY, SEVERITY_NODATA, SEVERITY_PALETTE, SEVERITY_SOURCE
-from tasks.science.indices import COMPOSITES, INDICES, LONG_NAMES
+from tasks.science.indices import COMPACT_NODATA, COMPACT_SCALE, COMPOSITES, INDICES, LONG_NAMES, Encoding
 
 # The Zarr media type of the STAC Zarr best practice (vnd.zarr, with the format version; the older vnd+zarr and
 # x-zarr forms are deprecated there). odc-stac 0.5 recognises only the deprecated application/[x-]zarr.
@@ -89,7 +89,7 @@ def derived_item(source: pystac.Item, item_id: str, grid: Grid, source_href: str
 
 
 def indices_item(source: pystac.Item, href: str, grid: Grid, out_id: str, products: list[str], store: Path,
-                 quicklook: Path) -> pystac.Item:  # fmt: skip
+                 quicklook: Path, encoding: Encoding = "float32") -> pystac.Item:  # fmt: skip
     """The item of an s2-indices products store (one asset per product, and the store) and its quicklook."""
     out = derived_item(source, out_id, grid, href, f"eoflows s2-indices: {', '.join(products)} from {source.id}")
     for name in products:
@@ -97,7 +97,10 @@ def indices_item(source: pystac.Item, href: str, grid: Grid, out_id: str, produc
         asset = add_asset(out, name, store / name, LONG_NAMES[name], ZARR, roles, folder=store.parent)
         # each array asset says where it lies, as loaders (odc-stac, stackstac) read it from the asset
         ProjectionExtension.ext(asset).apply(code=grid.crs, shape=[grid.height, grid.width], transform=grid.transform)
-        if name in INDICES:
+        if name in INDICES and encoding == "compact":
+            bands = [RasterBand.create(nodata=COMPACT_NODATA, data_type=DataType.INT16, scale=COMPACT_SCALE,
+                                       offset=0.0)]  # fmt: skip
+        elif name in INDICES:
             bands = [RasterBand.create(nodata=NoDataStrings.NAN, data_type=DataType.FLOAT32, scale=1.0, offset=0.0)]
         else:
             EOExtension.ext(asset, add_if_missing=True).bands = [

@@ -41,6 +41,21 @@ Product = Literal[
 PRODUCTS: Final[tuple[Product, ...]] = get_args(Product)
 assert set(PRODUCTS) == set(INDICES) | set(COMPOSITES)
 
+Encoding = Literal["float32", "compact"]
+#: The compact encoding of an index: int16 of the value / COMPACT_SCALE, COMPACT_NODATA where it is NaN (CF
+#: `scale_factor` and `_FillValue`: xarray and rioxarray read it back as floats, within half a step).
+COMPACT_SCALE: Final = 1e-4
+COMPACT_NODATA: Final = -32768
+
+
+def compact(values: np.ndarray) -> np.ndarray:
+    """Float index values as int16 steps of COMPACT_SCALE (rounded, clipped to int16), NaN as COMPACT_NODATA."""
+    steps = np.rint(values / np.float32(COMPACT_SCALE))
+    np.clip(steps, -32767, 32767, out=steps)
+    steps[np.isnan(values)] = COMPACT_NODATA
+    return steps.astype(np.int16)
+
+
 LONG_NAMES: Final[dict[str, str]] = {
     "ndvi": "Normalized Difference Vegetation Index",
     "ndwi": "Normalized Difference Water Index",
