@@ -32,11 +32,35 @@ from tasks.data.staging import (
     write_catalog,
 )
 from tasks.reporting import logger
-from tasks.science.indices import COMPOSITES, INDICES, PRODUCTS, Encoding, Product, bands_for, compact, iter_products
-from tasks.science.quicklook import Sampling, assemble
+from tasks.science.indices import (
+    COMPOSITES,
+    INDICES,
+    LONG_NAMES,
+    PRODUCTS,
+    Encoding,
+    Product,
+    bands_for,
+    compact,
+    iter_products,
+)
+from tasks.science.quicklook import Sampling, assemble, product_piece
 from tasks.windows import Tile, placement, report_usage, run_windows, tiles
 
 QUICKLOOK_BANDS = COMPOSITES["rgb"]
+
+
+def quicklook_of(products: list[str]) -> str | None:
+    """What the quicklook shows: natural colour (None) when the products read B04, B03, B02 anyway, else a product.
+
+    The first product, then: no band is read for the picture alone (ndmir alone would read three more 10 m bands).
+    """
+    return None if set(QUICKLOOK_BANDS) <= set(bands_for(products)) else products[0]
+
+
+def bands_read(products: list[str]) -> list[str]:
+    """The bands a compute of `products` reads (with the natural colour quicklook's when it shows it)."""
+    shown = set(QUICKLOOK_BANDS) if quicklook_of(products) is None else set()
+    return sorted(set(bands_for(products)) | shown)
 
 
 def stage_in_eopf(item: str, output: OutputDir, storage: S3Settings | None = None) -> Path:
@@ -68,15 +92,17 @@ def process_window(
     Also returns the window's quicklook piece and the bytes it decoded and produced.
     """
     rows, cols = window
-    needed = sorted(set(bands_for(products)) | set(QUICKLOOK_BANDS))
+    needed, shown = bands_read(products), quicklook_of(products)
     dn = {b: source.read(b, rows, cols) for b in needed}
     codings = {b: source.bands[b].coding for b in needed}
     factors = {b: source.bands[b].factor for b in needed}
-    raw = 0
+    raw, picture = 0, None
 
     def counted():
-        nonlocal raw
+        nonlocal raw, picture
         for name, block in iter_products(products, dn, codings, factors):
+            if name == shown:  # sampled now: an index's block is reused for the next index
+                picture = sampling.sample(rows, cols, block)
             block = compact(block) if encoding == "compact" and name in INDICES else block
             raw += block.nbytes
             yield name, block
@@ -86,7 +112,10 @@ def process_window(
     else:
         write_window(store, counted(), rows, cols)
         chunks = []
-    position, piece = sampling.piece(rows, cols, dn, codings, factors, QUICKLOOK_BANDS)
+    if picture is None:
+        position, piece = sampling.piece(rows, cols, dn, codings, factors, QUICKLOOK_BANDS)
+    else:
+        position, piece = picture[0], product_piece(picture[1])
     return {"chunks": chunks, "position": position, "piece": piece, "read": sum(a.nbytes for a in dn.values()),
             "raw": raw}  # fmt: skip
 
@@ -133,9 +162,7 @@ def compute_indices(
     log = logger()
     item = staged_items(input)[0]
     href = source_href(item)
-    source = open_source(
-        item, item.get_self_href() or href, sorted(set(bands_for(products)) | set(QUICKLOOK_BANDS)), storage
-    )
+    source = open_source(item, item.get_self_href() or href, bands_read(products), storage)
     missing = _check_chunks(source, strict)
     grid = source.grid
     out_id = f"{item.id}-processed"
@@ -170,7 +197,9 @@ def compute_indices(
             zarr.consolidate_metadata(str(store))
         quicklook = folder / f"{name}.png"
         quicklook.write_bytes(png_bytes(assemble(sampling, pieces)))
-        result = indices_item(item, href, grid, out_id, products, store, quicklook, encoding)
+        shown = quicklook_of(products)
+        title = f"Quicklook ({'natural colour' if shown is None else LONG_NAMES[shown]})"
+        result = indices_item(item, href, grid, out_id, products, store, (quicklook, title), encoding)
         write_catalog([result], output, "processing-results", f"s2-indices results of {item.id}")
     wall = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())

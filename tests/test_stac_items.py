@@ -72,7 +72,9 @@ def test_indices_item_assets(tmp_path: Path) -> None:
     quicklook = tmp_path / "out.png"
     quicklook.write_bytes(b"png")
     source = pystac.Item.from_file(str(EARTH_SEARCH))
-    item = check(indices_item(source, "src.json", GRID, "out", ["ndvi", "rgb"], store, quicklook))
+    item = check(
+        indices_item(source, "src.json", GRID, "out", ["ndvi", "rgb"], store, (quicklook, "Quicklook (natural colour)"))
+    )
     assets = item["assets"]
     assert assets["ndvi"]["href"] == "./out.zarr/ndvi" and assets["ndvi"]["file:size"] == 10
     assert assets["ndvi"]["raster:bands"] == [{"nodata": "nan", "data_type": "float32", "scale": 1.0, "offset": 0.0}]

@@ -89,8 +89,11 @@ def derived_item(source: pystac.Item, item_id: str, grid: Grid, source_href: str
 
 
 def indices_item(source: pystac.Item, href: str, grid: Grid, out_id: str, products: list[str], store: Path,
-                 quicklook: Path, encoding: Encoding = "float32") -> pystac.Item:  # fmt: skip
-    """The item of an s2-indices products store (one asset per product, and the store) and its quicklook."""
+                 quicklook: tuple[Path, str], encoding: Encoding = "float32") -> pystac.Item:  # fmt: skip
+    """The item of an s2-indices products store (one asset per product, and the store) and its quicklook.
+
+    `quicklook`: the PNG and its title (what it shows).
+    """
     out = derived_item(source, out_id, grid, href, f"eoflows s2-indices: {', '.join(products)} from {source.id}")
     for name in products:
         roles = ["data", "index"] if name in INDICES else ["visual"]
@@ -113,7 +116,7 @@ def indices_item(source: pystac.Item, href: str, grid: Grid, out_id: str, produc
     XarrayAssetsExtension.ext(product, add_if_missing=True).open_kwargs = {
         "engine": "zarr", "chunks": {}, "consolidated": True
     }  # fmt: skip
-    add_asset(out, "thumbnail", quicklook, "Quicklook (natural colour)", pystac.MediaType.PNG, THUMBNAIL)
+    add_asset(out, "thumbnail", quicklook[0], quicklook[1], pystac.MediaType.PNG, THUMBNAIL)
     return out
 
 

@@ -31,6 +31,11 @@ class Sampling(NamedTuple):
             (r0, c0),
         )
 
+    def sample(self, rows: slice, cols: slice, block: np.ndarray) -> tuple[tuple[int, int], np.ndarray]:
+        """Where a window lands in the quicklook, and the sampled pixels of its (..., y, x) output `block`."""
+        r, c, position = self.local(rows, cols)
+        return position, block[..., r, c]
+
     def piece(
         self,
         rows: slice,
@@ -51,6 +56,19 @@ class Sampling(NamedTuple):
         rgb = compute_products(["rgb"], sampled, codings, dict.fromkeys(sampled, 1))["rgb"]
         valid = np.logical_and.reduce([sampled[b] != codings[b].nodata for b in bands])
         return position, np.concatenate([rgb, (valid * 255).astype(np.uint8)[None]])
+
+
+def product_piece(values: np.ndarray) -> np.ndarray:
+    """The (4, h, w) quicklook piece of sampled product values, opaque where there is data.
+
+    An index (y, x) as grey from -1 (black) to 1 (white), NaN transparent; a composite (3, y, x) as it is,
+    transparent where every channel is 0 (no data).
+    """
+    if values.ndim == 2:
+        valid = np.isfinite(values)
+        grey = np.rint((np.clip(np.where(valid, values, -1), -1, 1) + 1) * 127.5).astype(np.uint8)
+        return np.stack([grey, grey, grey, (valid * 255).astype(np.uint8)])
+    return np.concatenate([values, (values.any(axis=0) * 255).astype(np.uint8)[None]])
 
 
 def assemble(sampling: Sampling, pieces: list[tuple[tuple[int, int], np.ndarray]]) -> np.ndarray:
