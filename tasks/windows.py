@@ -25,6 +25,7 @@ import queue
 import resource
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -105,14 +106,14 @@ class Usage:
     where: str
     windows: int = 0
     cpu: float = 0.0
-    workers: set[str] = field(default_factory=set)
+    workers: Counter[str] = field(default_factory=Counter)  # windows per worker
     schedulers: set[str] = field(default_factory=set)
 
     def add(self, ran: Ran) -> None:
         """Count one finished window."""
         self.windows += 1
         self.cpu += ran.cpu
-        self.workers.add(ran.worker)
+        self.workers[ran.worker] += 1
         self.schedulers.add(ran.scheduler)
 
 
@@ -126,6 +127,7 @@ def report_usage(title: str, usage: Usage, wall: float, measures: dict[str, Any]
         "peak RSS of the step process (MB)": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "windows ran on": usage.where,
         "window workers": ", ".join(sorted(usage.workers)),
+        "windows per worker": ", ".join(f"{n}" for _, n in sorted(usage.workers.items())),
         "window schedulers": ", ".join(sorted(usage.schedulers)),
     }
     report_table("compute-usage", title, [{"measure": k, "value": v} for k, v in rows.items()])

@@ -30,7 +30,7 @@ def test_each_result_is_written_once_and_let_go_before_the_next() -> None:
         assert not place.remote and place.where.endswith("local threads")
         usage = run_windows(place, lambda w: np.full(100_000, w, np.float64), range(12), write, "test windows")
     assert sorted(written) == list(range(12))
-    assert usage.windows == 12 and usage.workers == {"this process"} and usage.cpu >= 0
+    assert usage.windows == 12 and usage.workers == {"this process": 12} and usage.cpu >= 0
 
 
 def test_a_failing_window_cancels_the_windows_not_started() -> None:
