@@ -47,6 +47,7 @@ from tasks.science.quicklook import Sampling, assemble, product_piece
 from tasks.windows import Tile, placement, report_usage, run_windows, tiles
 
 QUICKLOOK_BANDS = COMPOSITES["rgb"]
+GRID_BAND = "b04"  # the products' grid: 10 m (20 m bands repeated 2 x 2, as the original application does)
 
 
 def quicklook_of(products: list[str]) -> str | None:
@@ -162,7 +163,7 @@ def compute_indices(
     log = logger()
     item = staged_items(input)[0]
     href = source_href(item)
-    source = open_source(item, item.get_self_href() or href, bands_read(products), storage)
+    source = open_source(item, item.get_self_href() or href, bands_read(products), storage, grid_band=GRID_BAND)
     missing = _check_chunks(source, strict)
     grid = source.grid
     out_id = f"{item.id}-processed"

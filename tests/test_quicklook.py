@@ -56,3 +56,4 @@ def test_the_quicklook_reads_no_band_for_itself(sample_item: Path, tmp_path: Pat
     step = -(-max(ndmir.shape) // 1024)
     expected = product_piece(ndmir[::step, ::step])
     np.testing.assert_array_equal(np.moveaxis(image, -1, 0), expected)
+    assert (item.properties["proj:shape"], ndmir.shape) == ([366, 366], (366, 366))  # the 10 m grid, as always

@@ -166,8 +166,12 @@ def _coding(array: zarr.Array, asset: pystac.Asset | None, where: str) -> Coding
     return Coding(str(array.dtype), float(scale), float(offset), None if nodata is None else int(nodata))
 
 
-def open_source(item: pystac.Item, href: str, bands: list[str], storage: S3Settings | None = None) -> EopfSource:
-    """Plan reading `bands` of the L2A product of `item`: arrays, codings, the 10 m grid, chunking."""
+def open_source(item: pystac.Item, href: str, bands: list[str], storage: S3Settings | None = None,
+                grid_band: str | None = None) -> EopfSource:  # fmt: skip
+    """Plan reading `bands` of the L2A product of `item`: arrays, codings, grid, chunking.
+
+    The grid and chunking are those of `grid_band` (only its metadata is read), by default the finest of `bands`.
+    """
     store = check_l2a(item, href)
     try:
         root = open_zarr_group(store, storage)
@@ -179,7 +183,7 @@ def open_source(item: pystac.Item, href: str, bands: list[str], storage: S3Setti
     assets = band_assets(item, store)
     paths = {
         b: (assets[b].get_absolute_href() or "")[len(store.rstrip("/")) + 1 :] if b in assets else band_path(b)
-        for b in bands
+        for b in {*bands, *([grid_band] if grid_band else [])}
     }
     arrays: dict[str, zarr.Array] = {}
     for band, path in paths.items():
@@ -190,7 +194,7 @@ def open_source(item: pystac.Item, href: str, bands: list[str], storage: S3Setti
         if not isinstance(node, zarr.Array) or node.ndim != 2:
             raise InputError(f"product {store!r}: band {band} missing (no 2-D array at {path!r})")
         arrays[band] = node
-    finest = min(bands, key=lambda b: (-arrays[b].shape[1], b))
+    finest = grid_band or min(bands, key=lambda b: (-arrays[b].shape[1], b))
     parent = paths[finest].rsplit("/", 1)[0]
     grid = _grid_of(root[parent], arrays[finest], crs, f"product {store!r}, group {parent!r}")
     sources = {}
