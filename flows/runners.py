@@ -42,17 +42,20 @@ def prefect_api_env() -> dict[str, str]:
 
 
 def local_task_runner() -> DaskTaskRunner:
-    """A temporary `LocalCluster`: one worker process with a thread per core, dashboard on a free port."""
+    """A temporary `LocalCluster`: one worker process, one more thread than cores, dashboard on a free port.
+
+    One more thread than cores, as the step's local threads (`tasks.windows`): each window also waits on files.
+    """
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO chatter drowns the run log
     return DaskTaskRunner(
         cluster_class=LOCAL_CLUSTER,
         cluster_kwargs={
             "n_workers": 1,
-            "threads_per_worker": os.cpu_count() or 1,
+            "threads_per_worker": (os.cpu_count() or 1) + 1,
             "processes": True,
             "dashboard_address": "127.0.0.1:0",
             "silence_logs": logging.WARNING,
-            "env": {"MALLOC_ARENA_MAX": "2", **prefect_api_env()},  # see tasks.windows.limit_malloc_arenas
+            "env": prefect_api_env(),  # (malloc is tuned by the windows themselves: tasks.windows.tune_malloc)
         },
     )
 
