@@ -215,10 +215,19 @@ def window_transform(grid: Grid, rows: slice, cols: slice):
     return Affine(grid.res, 0, grid.x0 + cols.start * grid.res, 0, -grid.res, grid.y0 - rows.start * grid.res)
 
 
+def aligned_shift(src: Grid, grid: Grid) -> tuple[int, int] | None:
+    """(rows, columns) of `grid`'s origin in `src` when both share CRS, pixel size and pixel edges, else None."""
+    if src.crs != grid.crs or src.res != grid.res:
+        return None
+    rows, cols = (src.y0 - grid.y0) / src.res, (grid.x0 - src.x0) / src.res
+    return (round(rows), round(cols)) if abs(rows - round(rows)) < 1e-6 and abs(cols - round(cols)) < 1e-6 else None
+
+
 def read_on_grid(raster: Raster, grid: Grid, rows: slice, cols: slice, resampling: str = "nearest") -> np.ndarray:
     """`raster`'s digital numbers resampled onto a window of `grid` (its no-data value where it has none).
 
-    Only the part of the raster under the window (plus a two-pixel margin) is read.
+    Only the part of the raster under the window (plus a two-pixel margin) is read; on the same pixels (same CRS,
+    pixel size and edges), the window itself, without GDAL's reprojection.
     """
     from rasterio.warp import Resampling, reproject, transform_bounds
 
@@ -235,6 +244,14 @@ def read_on_grid(raster: Raster, grid: Grid, rows: slice, cols: slice, resamplin
     r0 = max(math.floor((src.y0 - bounds[3]) / src.res) - 2, 0)
     r1 = min(math.ceil((src.y0 - bounds[1]) / src.res) + 2, src.height)
     if c0 >= c1 or r0 >= r1:
+        return out
+    shift = aligned_shift(src, grid)
+    if shift is not None:  # the same pixels: a window of the raster as it is, no resampling
+        r0, c0 = max(rows.start + shift[0], 0), max(cols.start + shift[1], 0)
+        r1, c1 = min(rows.stop + shift[0], src.height), min(cols.stop + shift[1], src.width)
+        if r0 < r1 and c0 < c1:
+            y, x = r0 - rows.start - shift[0], c0 - cols.start - shift[1]
+            out[y : y + r1 - r0, x : x + c1 - c0] = raster.read(slice(r0, r1), slice(c0, c1))
         return out
     data = raster.read(slice(r0, r1), slice(c0, c1))
     reproject(data, out, src_transform=window_transform(src, slice(r0, r1), slice(c0, c1)), src_crs=src.crs,
