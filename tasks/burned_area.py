@@ -26,15 +26,7 @@ from tasks.data.scenes import Scene, open_scene, overlap, read_on_grid
 from tasks.data.sentinel2 import SCL_CLASSES, check_level2a
 from tasks.data.stac_io import read_item
 from tasks.data.stac_items import burned_area_item
-from tasks.data.staging import (
-    claim_destination,
-    removed_on_failure,
-    source_href,
-    stage_items,
-    stage_out,
-    staged_items,
-    write_catalog,
-)
+from tasks.data.staging import STAGE_OUT, removed_on_failure, source_href, stage_items, staged_items, write_catalog
 from tasks.reporting import logger
 from tasks.science.burn import (
     CLOUD_SHADOW_SNOW,
@@ -252,9 +244,7 @@ BURNED_AREA = Package(
     compute=Step(
         "compute", compute_burned_area, Resources(cores=(2, 2), ram_mb=(2048, 2048)), dask=DaskSizes(), network=True
     ),
-    stage_out=Step(
-        "stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True, hold=claim_destination
-    ),
+    stage_out=STAGE_OUT,
     feed=Feed(("pre_item", "post_item")),
     examples={
         "pre_item": "https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2B_10TFK_20210713_0_L2A",

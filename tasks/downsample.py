@@ -9,6 +9,7 @@ would invent flags; average for measurements), and `gdalinfo -json`'s content bu
 
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -23,7 +24,7 @@ from tasks.data.names import file_name, inside
 from tasks.data.png import png_bytes
 from tasks.data.stac_io import download
 from tasks.data.stac_items import downsampled_item, staged_raster_item
-from tasks.data.staging import claim_destination, removed_on_failure, stage_out, staged_items, write_catalog
+from tasks.data.staging import STAGE_OUT, removed_on_failure, staged_items, write_catalog
 from tasks.reporting import logger
 from tasks.science.quicklook import browse_image
 from tasks.science.resampling import auto_method, fit_size, is_flag_band, scaled_size
@@ -121,9 +122,7 @@ DOWNSAMPLE = Package(
     ),
     stage_in=Step("stage-in", stage_in_url, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
     compute=Step("compute", downsample, Resources(cores=(1, 1), ram_mb=(1024, 1024))),
-    stage_out=Step(
-        "stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True, hold=claim_destination
-    ),
+    stage_out=replace(STAGE_OUT, resources=Resources(cores=(1, 1), ram_mb=(512, 512))),
     feed=Feed(("url",), asset=True),
     examples={
         "url": "https://landsatlook.usgs.gov/data/collection02/level-2/standard/oli-tirs/2021/044/033/"

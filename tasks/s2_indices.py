@@ -22,15 +22,7 @@ from tasks.data.png import png_bytes
 from tasks.data.products_store import chunk_templates, create_store, encode_window, write_chunks, write_window
 from tasks.data.stac_io import read_item
 from tasks.data.stac_items import indices_item
-from tasks.data.staging import (
-    claim_destination,
-    removed_on_failure,
-    source_href,
-    stage_items,
-    stage_out,
-    staged_items,
-    write_catalog,
-)
+from tasks.data.staging import STAGE_OUT, removed_on_failure, source_href, stage_items, staged_items, write_catalog
 from tasks.reporting import logger
 from tasks.science.indices import (
     COMPOSITES,
@@ -226,9 +218,7 @@ S2_INDICES = Package(
     compute=Step(
         "compute", compute_indices, Resources(cores=(2, 2), ram_mb=(2048, 2048)), dask=DaskSizes(), network=True
     ),
-    stage_out=Step(
-        "stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True, hold=claim_destination
-    ),
+    stage_out=STAGE_OUT,
     feed=Feed(("item",)),
     examples={
         "item": "https://stac.core.eopf.eodc.eu/collections/sentinel-2-l2a/items/"

@@ -22,7 +22,7 @@ from fsspec.callbacks import Callback
 from pystac.layout import CustomLayoutStrategy
 
 from eoflows.errors import EoflowsError, InputError, StageError
-from eoflows.package import Destination, StagedDir
+from eoflows.package import Destination, Resources, StagedDir, Step
 from eoflows.settings import S3Settings
 from tasks.data.names import file_name, inside
 from tasks.data.run_folders import RunFolder, claim_run_folder, new_token
@@ -225,3 +225,9 @@ def _rewrite_hrefs(catalog: pystac.Catalog, folder: Path, target: str, local: bo
             item.make_asset_hrefs_relative()
     else:
         catalog.catalog_type = pystac.CatalogType.ABSOLUTE_PUBLISHED
+
+
+#: The stage-out step every package ends with: publish the results, the destination claimed for the whole run.
+STAGE_OUT = Step(
+    "stage-out", stage_out, Resources(cores=(1, 1), ram_mb=(1024, 1024)), network=True, hold=claim_destination
+)
