@@ -18,7 +18,7 @@ import pystac
 from eoflows.errors import InputError
 from eoflows.package import DaskSizes, Feed, OutputDir, Package, Resources, StagedDir, Step
 from eoflows.settings import DaskSettings, S3Settings
-from tasks.data.geotiff import block_values, open_tiled, overview, to_cog, write_window
+from tasks.data.geotiff import open_tiled, overview, to_cog, write_window
 from tasks.data.grid import Grid
 from tasks.data.names import file_name, inside
 from tasks.data.png import png_bytes
@@ -35,6 +35,7 @@ from tasks.science.burn import (
     SEVERITY_DESCRIPTION,
     SEVERITY_NODATA,
     SEVERITY_PALETTE,
+    Moments,
     classify,
     colour,
     dnbr,
@@ -131,7 +132,8 @@ def burn_window(job: BurnJob, window: Tile) -> dict:
     """dNBR (and severity classes) of one window of the output grid."""
     rows, cols = window
     values = dnbr(scene_nbr(job, job.pre, rows, cols), scene_nbr(job, job.post, rows, cols))
-    return {"window": window, "dnbr": values, "severity": classify(values) if job.severity else None}
+    return {"window": window, "dnbr": values, "severity": classify(values) if job.severity else None,
+            "moments": Moments.of(values)}  # fmt: skip
 
 
 def compute_burned_area(
@@ -192,14 +194,14 @@ def compute_burned_area(
         job = BurnJob(pre, post, grid, nir_band, classes, resampling, severity)
         with placement(dask) as place:
             log.info("Windows run on %s", place.where)
-            usage = _write_windows(place, job, windows, folder)
+            usage, moments = _write_windows(place, job, windows, folder)  # statistics as the windows come back
         for key in paths:
             tiled = folder / f".{key}.tiled.tif"
             to_cog(tiled, paths[key], "AVERAGE" if key == "dnbr" else "MODE")
             tiled.unlink()
         thumbnail = folder / f"{name}.png"
         thumbnail.write_bytes(png_bytes(colour(overview(paths["dnbr"]))))  # dNBR by severity class
-        stats = summary(block_values(paths["dnbr"]), grid.width * grid.height)
+        stats = summary(moments, grid.width * grid.height)
         result = burned_area_item(pre_item, post_item, pre_href, post_href, out_id, grid, paths, thumbnail, nir,
                                   classes, stats)  # fmt: skip
         write_catalog([result], output, "processing-results", f"burned-area results of {pre_item.id} -> {post_item.id}")
@@ -213,20 +215,24 @@ def compute_burned_area(
     return output
 
 
-def _write_windows(place: Placement, job: BurnJob, windows: list[Tile], folder: Path) -> Usage:
-    """Run every window and write it into the tiled GeoTIFFs as it comes back."""
+def _write_windows(place: Placement, job: BurnJob, windows: list[Tile], folder: Path) -> tuple[Usage, Moments]:
+    """Run every window and write it into the tiled GeoTIFFs as it comes back; the usage and the dNBR moments."""
     outputs = {"dnbr": open_tiled(folder / ".dnbr.tiled.tif", job.grid, "float32", np.nan, DNBR_DESCRIPTION)}
     if job.severity:
         outputs["severity"] = open_tiled(folder / ".severity.tiled.tif", job.grid, "uint8", SEVERITY_NODATA,
                                          SEVERITY_DESCRIPTION, {code: name for code, name, _ in SEVERITY},
                                          SEVERITY_PALETTE)  # fmt: skip
 
+    moments = Moments()
+
     def write(result: dict) -> None:
+        nonlocal moments
         for name, dataset in outputs.items():
             write_window(dataset, result[name], *result["window"])
+        moments += result["moments"]
 
     try:
-        return run_windows(place, partial(burn_window, job), windows, write, "computing dNBR")
+        return run_windows(place, partial(burn_window, job), windows, write, "computing dNBR"), moments
     finally:
         for dataset in outputs.values():
             dataset.close()

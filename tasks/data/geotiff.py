@@ -144,16 +144,6 @@ def overview(cog: Path, max_size: int = 1024) -> np.ndarray:
         return src.read(1, out_shape=(-(-src.height // step), -(-src.width // step)))
 
 
-def block_values(path: Path) -> Iterator[np.ndarray]:
-    """The valid (not NaN) values of band 1, block by block (never the whole band at once)."""
-    import rasterio
-
-    with rasterio.open(path) as src:
-        for _, window in src.block_windows(1):
-            block = src.read(1, window=window)
-            yield block[~np.isnan(block)]
-
-
 def gdalinfo(path: Path) -> dict[str, Any]:
     """What `gdalinfo -json -stats` says of a raster (driver, size, CRS, geotransform, corners, bands)."""
     import rasterio

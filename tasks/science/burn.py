@@ -6,7 +6,8 @@ denominator. Severity classes are those of the USGS FIREMON table (Key & Benson 
 UN-SPIDER's burn severity recommended practice, on unscaled dNBR.
 """
 
-from collections.abc import Iterable
+import math
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -94,27 +95,43 @@ def colour(values: np.ndarray) -> np.ndarray:
     return table[classify(values)]
 
 
-def summary(blocks: Iterable[np.ndarray], pixels: int) -> dict[str, float | int | None]:
-    """Statistics of the valid dNBR values, given block by block, over a grid of `pixels` pixels.
+@dataclass(frozen=True)
+class Moments:
+    """Sums over the valid dNBR values of some windows: one window's (`of`), merged with `+`, then `summary`."""
+
+    total: float = 0.0
+    squares: float = 0.0
+    count: int = 0
+    burned: int = 0
+    low: float = math.inf
+    high: float = -math.inf
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> "Moments":
+        """The moments of the valid (not NaN) values of one window."""
+        valid = values[~np.isnan(values)].astype(np.float64)
+        if not valid.size:
+            return cls()
+        return cls(float(valid.sum()), float((valid * valid).sum()), int(valid.size), int((valid >= BURNED).sum()),
+                   float(valid.min()), float(valid.max()))  # fmt: skip
+
+    def __add__(self, other: "Moments") -> "Moments":
+        return Moments(self.total + other.total, self.squares + other.squares, self.count + other.count,
+                       self.burned + other.burned, min(self.low, other.low), max(self.high, other.high))  # fmt: skip
+
+
+def summary(moments: Moments, pixels: int) -> dict[str, float | int | None]:
+    """Statistics of the valid dNBR values of a grid of `pixels` pixels, from their `moments`.
 
     Mean, minimum, maximum and standard deviation (rounded to 4 decimals), valid pixels, their percentage of
     the grid, and the burned share (dNBR >= `BURNED`) of the valid pixels; None where no pixel is valid.
     """
-    total, squares, count, burned = 0.0, 0.0, 0, 0
-    low, high = np.inf, -np.inf
-    for valid in blocks:
-        if not valid.size:
-            continue
-        values = valid.astype(np.float64)
-        total += float(values.sum())
-        squares += float((values * values).sum())
-        count += valid.size
-        burned += int((valid >= BURNED).sum())
-        low, high = min(low, float(values.min())), max(high, float(values.max()))
+    count = moments.count
     if not count:
         return {"mean": None, "minimum": None, "maximum": None, "stddev": None, "valid pixels": 0,
                 "valid percent": 0.0, "burned share": None}  # fmt: skip
-    mean = total / count
-    return {"mean": round(mean, 4), "minimum": round(low, 4), "maximum": round(high, 4),
-            "stddev": round(max(squares / count - mean * mean, 0.0) ** 0.5, 4), "valid pixels": count,
-            "valid percent": round(100 * count / pixels, 2), "burned share": round(burned / count, 4)}  # fmt: skip
+    mean = moments.total / count
+    stddev = max(moments.squares / count - mean * mean, 0.0) ** 0.5
+    return {"mean": round(mean, 4), "minimum": round(moments.low, 4), "maximum": round(moments.high, 4),
+            "stddev": round(stddev, 4), "valid pixels": count, "valid percent": round(100 * count / pixels, 2),
+            "burned share": round(moments.burned / count, 4)}  # fmt: skip
