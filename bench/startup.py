@@ -50,15 +50,27 @@ def median(runs: int, measure, *args) -> float:
     return statistics.median(measure(*args) for _ in range(runs))
 
 
-def imported_by_a_step() -> list[str]:
-    """Heavy modules imported by `eoflows step s2-indices compute --help` that a step should not need."""
-    probe = (
-        "import sys\nfrom eoflows.cli import main\ntry:\n    main(['step', 's2-indices', 'compute', '--help'])\n"
-        "except SystemExit:\n    pass\n"
-        "print('IMPORTED', *(m for m in ('prefect', 'flows.build', 'dask.array', 'distributed') if m in sys.modules))"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
-    return done.stdout.splitlines()[-1].split()[1:]
+#: Modules a step command should not need (but its own step module), and what imports them in a fresh interpreter.
+HEAVY = ("prefect", "flows", "flows.build", "dask.array", "distributed", "tasks.s2_indices", "tasks.burned_area",
+         "tasks.downsample")  # fmt: skip
+PROBE = f"""
+import sys
+from eoflows.cli import main
+try:
+    status = main(sys.argv[1:])
+except SystemExit as stop:  # --help
+    status = stop.code
+print("STATUS", status, "IMPORTED", *(m for m in {HEAVY!r} if m in sys.modules))
+"""
+
+
+def imported_by(*args: str) -> list[str]:
+    """The `HEAVY` modules `eoflows ARGS` imports, run in a fresh interpreter (it must succeed)."""
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=300)
+    status, imported = done.stdout.splitlines()[-1].removeprefix("STATUS ").split(" IMPORTED")
+    if status not in ("0", "None"):
+        raise RuntimeError(f"eoflows {' '.join(args)} failed (status {status}): {done.stderr[-2000:]}")
+    return imported.split()
 
 
 def main() -> None:
@@ -93,7 +105,7 @@ def main() -> None:
     for label, seconds, target in rows:
         ratio = f"{seconds / target:.2f}" if target else ""
         print(f"{label:<48} {seconds:>8.2f} {target or '':>7} {ratio:>6}")
-    heavy = imported_by_a_step()
+    heavy = [m for m in imported_by("step", "s2-indices", "compute", "--help") if m != "tasks.s2_indices"]
     print(f"\nimported by a step command and not needed: {', '.join(heavy) if heavy else 'none'}")
 
 

@@ -11,6 +11,7 @@ import pytest
 import xarray as xr
 from prefect.settings import PREFECT_API_URL
 
+from bench.startup import imported_by
 from eoflows.cli import main
 from eoflows.local.s3 import LocalS3
 from eoflows.package import Role
@@ -169,47 +170,19 @@ def test_bash_completes_packages_and_options(typed: str, expected: str, tmp_path
                                                        (["run", "s2-indices", "--help"], True)])  # fmt: skip
 def test_only_commands_that_need_the_packages_import_them(args: list[str], imports_prefect: bool) -> None:
     """Prefect and the packages (1-3 s of imports) load for the commands that list or run packages only."""
-    code = (
-        f"import sys\nfrom eoflows.cli import main\ntry:\n    main({args!r})\n"
-        "finally:\n    print('prefect' in sys.modules, file=sys.stderr)"
-    )  # help and version exit
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.stderr.strip().splitlines()[-1] == str(imports_prefect), done.stderr
-
-
-PROBE = """
-import sys
-from eoflows.cli import main
-try:
-    status = main(sys.argv[1:])
-except SystemExit as stop:  # --help
-    status = stop.code
-heavy = ("prefect", "flows", "flows.build", "dask.array", "distributed", "tasks.burned_area", "tasks.downsample")
-print("STATUS", status, "IMPORTED", *(m for m in heavy if m in sys.modules))
-"""
-
-
-PROBE_STEP_MODULES = ("tasks.burned_area", "tasks.downsample")  # (tasks.s2_indices is not probed)
-
-
-def imported_by(*args: str) -> list[str]:
-    """The heavy modules a command imported (run in a fresh interpreter), after checking it succeeded."""
-    done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=300)
-    status, imported = done.stdout.splitlines()[-1].removeprefix("STATUS ").split(" IMPORTED")
-    assert status in ("0", "None"), done.stderr[-2000:]
-    return imported.split()
+    assert ("prefect" in imported_by(*args)) == imports_prefect
 
 
 @pytest.mark.parametrize("package", sorted(PACKAGES))
 def test_a_step_command_imports_its_own_package_and_not_prefect(package: str) -> None:
     """What a CWL tool runs starts light: no Prefect, no flows, no other package, no Dask array (issue 19)."""
-    own = f"tasks.{package.replace('-', '_')}"
-    assert imported_by("step", package, "compute", "--help") == [m for m in PROBE_STEP_MODULES if m == own]
+    assert imported_by("step", package, "compute", "--help") == [f"tasks.{package.replace('-', '_')}"]
 
 
 def test_a_step_runs_without_importing_prefect(sample_item: Path, tmp_path: Path) -> None:
     staged, out = tmp_path / "staged", tmp_path / "out"
-    assert imported_by("step", "s2-indices", "stage-in", "--item", str(sample_item), "--output", str(staged)) == []
+    imported = imported_by("step", "s2-indices", "stage-in", "--item", str(sample_item), "--output", str(staged))
+    assert imported == ["tasks.s2_indices"]
     imported = imported_by("step", "s2-indices", "compute", "--input", str(staged), "--output", str(out),
                            "--products", "ndvi")  # fmt: skip
     assert "prefect" not in imported and "flows" not in imported  # dask.array: the store's lazy template
