@@ -183,7 +183,7 @@ def open_source(item: pystac.Item, href: str, bands: list[str], storage: S3Setti
     assets = band_assets(item, store)
     paths = {
         b: (assets[b].get_absolute_href() or "")[len(store.rstrip("/")) + 1 :] if b in assets else band_path(b)
-        for b in {*bands, *([grid_band] if grid_band else [])}
+        for b in dict.fromkeys([*bands, *([grid_band] if grid_band else [])])  # in order: the first missing named
     }
     arrays: dict[str, zarr.Array] = {}
     for band, path in paths.items():
