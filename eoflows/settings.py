@@ -125,6 +125,16 @@ def _plain(value: SecretStr | str | None) -> str | None:
     return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
+def _local_cluster_from() -> dict[str, int]:
+    """`local_cluster_from` as `EOFLOWS_LOCAL_CLUSTER_FROM` sets it (nothing when it is not set)."""
+    value = os.environ.get("EOFLOWS_LOCAL_CLUSTER_FROM", "").strip()
+    if not value:
+        return {}
+    if not value.isdigit():
+        raise ValueError(f"EOFLOWS_LOCAL_CLUSTER_FROM={value!r}: expected a number of pixels (0 or more)")
+    return {"local_cluster_from": int(value)}
+
+
 def _config(env_config: dict[str, Any], key: str) -> Any:
     """A `gateway.*` dask setting: from DASK_GATEWAY__* variables first, then dask's loaded config files."""
     node: Any = env_config
@@ -168,6 +178,13 @@ class DaskSettings(Settings):
         description="Instead of a gateway: the scheduler of a running Dask cluster, e.g. tcp://10.0.0.5:8786 "
         "(neither created nor shut down by eoflows).",
     )
+    local_cluster_from: int = Field(
+        default=16_000_000,
+        ge=0,
+        description="With no cluster configured: a flow starts a local Dask cluster for a step of at least this "
+        "many output pixels; smaller work runs on the flow's own threads (a cluster takes seconds to start). "
+        "0: always a local cluster.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -207,13 +224,15 @@ class DaskSettings(Settings):
         """Read the settings from the environment: a running cluster's scheduler, else a gateway.
 
         Dask's own `DASK_SCHEDULER_ADDRESS` (the `scheduler-address` setting) wins; otherwise the dask-gateway
-        configuration and Calrissian's variables (DASK_CLUSTER).
+        configuration and Calrissian's variables (DASK_CLUSTER). `EOFLOWS_LOCAL_CLUSTER_FROM` sets
+        `local_cluster_from`.
         """
         import dask.config  # dask itself only when the settings are read
 
+        local = _local_cluster_from()
         scheduler = _config(dask.config.collect_env(os.environ), "scheduler-address")
         if scheduler:
-            return cls(scheduler_address=scheduler)
+            return cls(scheduler_address=scheduler, **local)
         env = dask.config.collect_env(os.environ).get("gateway", {})
         env = {"gateway": env} if env else {}
         kwargs = _config(env, "gateway.auth.kwargs") or {}
@@ -233,6 +252,7 @@ class DaskSettings(Settings):
             options=options,
             cluster_name=os.environ.get("DASK_CLUSTER") or os.environ.get("DASK_GATEWAY_CLUSTER") or None,
             **named,
+            **local,
         )
 
     def describe(self) -> str:

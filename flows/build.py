@@ -2,13 +2,15 @@
 
 The flow's parameters are the package's user inputs (names, types, defaults and docs read from the step
 signatures) plus, for each settings parameter, the name of a saved block; nothing is declared twice. Every
-step runs in the flow process, next to the work folder; while a step that needs Dask runs, the flow's task
-runner (in Prefect's run context) is the Dask task runner chosen in `flows.runners`, so the windows the step
-submits (`tasks.windows`) run on that cluster.
+step runs in the flow process, next to the work folder; a step that needs Dask opens, when its work is worth
+one, the Dask task runner chosen in `flows.runners`, which is the flow's task runner (in Prefect's run context)
+while the windows the step submits (`tasks.windows`) run on that cluster.
 """
 
 import inspect
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
 from prefect.tasks import Task
+from prefect_dask import DaskTaskRunner
 
 from blocks import saved_or_env
 from blocks.dask_gateway import DaskGatewaySettings
@@ -27,6 +30,7 @@ from eoflows.settings import block_class
 from flows.artifacts import publish_products_artifact
 from flows.runners import describe_cluster, task_runner
 from flows.work import flow_work_folder
+from tasks.windows import flow_cluster
 
 
 def settings_param(p: Param) -> Param:
@@ -85,18 +89,19 @@ def run_package(package: Package, tasks: dict[str, Task], values: dict[str, Any]
                     Role.INPUT: values.get(p.name),
                 }[p.role]
             log.info("Step %s: %s", step.name, step.doc)
-            if not step.dask:
-                result = tasks[step.name](**kwargs)
-                continue
-            dask = next((v for v in kwargs.values() if isinstance(v, DaskGatewaySettings)), None)
-            log.info("Step %s runs on %s", step.name, dask.describe() if dask else "a local Dask cluster")
-            # for the time of the step, the flow's task runner is the Dask one: the step's windows go there
-            with task_runner(dask) as runner, FlowRunContext.get().model_copy(update={"task_runner": runner}):
-                create_table_artifact(
-                    describe_cluster(runner, dask), key="dask-cluster", description=f"Dask cluster of {step.name}"
-                )
+            with flow_cluster(partial(step_cluster, step.name)) if step.dask else nullcontext():
                 result = tasks[step.name](**kwargs)
     return result
+
+
+@contextmanager
+def step_cluster(step: str, dask: DaskGatewaySettings | None) -> Iterator[DaskTaskRunner]:
+    """The Dask task runner of a step, made the flow run's task runner while the step's windows run on it."""
+    log = get_run_logger()
+    log.info("Step %s runs on %s", step, dask.describe() if dask else "a local Dask cluster")
+    with task_runner(dask) as runner, FlowRunContext.get().model_copy(update={"task_runner": runner}):
+        create_table_artifact(describe_cluster(runner, dask), key="dask-cluster", description=f"Dask cluster of {step}")
+        yield runner
 
 
 def package_flow(package: Package) -> Flow:

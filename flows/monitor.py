@@ -26,7 +26,7 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture, as_completed
 from prefect.settings import PREFECT_UI_URL
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -43,7 +43,8 @@ from tasks.reporting import progress, report_markdown
 
 PackageName = Literal[tuple(PACKAGES)]  # type: ignore[valid-type]
 WIRING = ("destination", "run_id")  # inputs the monitor sets itself
-POLL_S = 2.0  # how often a waiting item run asks the API for its state
+POLL_S = 0.5  # how often a unit asks for its flow run's state (it holds its slot until it sees the end), at least
+POLLS_PER_S = 8  # polls per second of all the units of a monitor, at most (above 4 at once, each polls less often)
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def flow_run_link(run_id: Any, name: str) -> str:
 
 
 @task(name="run-package", cache_policy=NO_CACHE, task_run_name="run {deployment} on {unit.key}")
-def run_unit(deployment: str, unit: Unit, parameters: dict[str, Any], limit: str) -> str:
+def run_unit(deployment: str, unit: Unit, parameters: dict[str, Any], limit: str, poll: float) -> str:
     """Run the package's deployment on one unit, holding a slot of the concurrency limit; its flow run link."""
     log = get_run_logger()
     with concurrency(limit, occupy=1, strict=True):
@@ -129,7 +130,7 @@ def run_unit(deployment: str, unit: Unit, parameters: dict[str, Any], limit: str
             flow_run_name=f"{deployment.split('/')[0]} {unit.key}",
             tags=["eoflows-monitor"],
             idempotency_key=f"{runtime.flow_run.id}:{unit.run_id}",
-            poll_interval=POLL_S,
+            poll_interval=poll,
         )
     link = flow_run_link(child.id, child.name)
     if not child.state.is_completed():
@@ -138,16 +139,34 @@ def run_unit(deployment: str, unit: Unit, parameters: dict[str, Any], limit: str
     return link
 
 
-def run_all(deployment: str, to_run: list[Unit], parameters: dict[str, Any], limit: str) -> dict[str, tuple[str, str]]:
-    """Run every unit (concurrently, as the limit allows); (processed, flow run link) or (failed, error) each."""
+def run_all(
+    deployment: str, to_run: list[Unit], parameters: dict[str, Any], limit: str, at_once: int
+) -> dict[str, tuple[str, str]]:
+    """Run every unit, `at_once` at a time (and as the limit allows); (processed, flow run link) or (failed, error).
+
+    Only `at_once` units wait on the limit at a time, the next submitted as one ends: a unit blocked on a full
+    limit asks the server again after its Retry-After (the limit's average slot occupancy times the units
+    denied, up to 30 s), so twenty units all waiting would leave a freed slot idle for seconds.
+    """
     log = get_run_logger()
-    futures = {run_unit.submit(deployment, u, parameters, limit): u for u in to_run}
-    outcome = {}
-    if not futures:
+    outcome: dict[str, tuple[str, str]] = {}
+    queued = list(reversed(to_run))
+    running: dict[PrefectFuture, Unit] = {}
+
+    def submit_next() -> None:
+        unit = queued.pop()
+        running[run_unit.submit(deployment, unit, parameters, limit, max(POLL_S, at_once / POLLS_PER_S))] = unit
+
+    if not queued:
         return outcome
-    with progress(len(futures), f"{deployment} runs") as advance:
-        for future in as_completed(list(futures)):
-            unit = futures[future]
+    with progress(len(queued), f"{deployment} runs") as advance:
+        while queued and len(running) < at_once:
+            submit_next()
+        while running:
+            future = next(as_completed(list(running)))
+            unit = running.pop(future)
+            if queued:
+                submit_next()
             future.wait()
             if future.state.is_completed():
                 outcome[unit.key] = ("processed", future.result())
@@ -289,7 +308,7 @@ def monitor(
     common = {**values, **settings, "destination": destination, **({"storage": block_name(storage)} if storage else {})}
     outcome: dict[str, tuple[str, str]] = {k: ("skipped", "already published") for k in done}
     outcome |= {u.key: ("failed", u.problem) for u in todo if u.problem and u.key not in done}
-    outcome |= run_all(name, to_run, common, concurrency_limit)
+    outcome |= run_all(name, to_run, common, concurrency_limit, max_concurrent)
 
     failed = sorted(k for k, (status, _) in outcome.items() if status == "failed")
     counts = {

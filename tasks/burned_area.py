@@ -161,7 +161,8 @@ def compute_burned_area(
         resampling: How 20 m bands and a pre-event scene on another grid are brought to the output grid.
         storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
         dask: Dask Gateway to run on (a block in flows; the dask-gateway configuration and Calrissian's
-            DASK_CLUSTER otherwise); none: the flow's local Dask cluster, or local threads.
+            DASK_CLUSTER otherwise); none: in a flow, a local Dask cluster (threads for small work),
+            alone, local threads.
     """
     bad = [c for c in mask_classes if c not in SCL_CLASSES]
     if bad:
@@ -192,7 +193,7 @@ def compute_burned_area(
     paths = {key: folder / f"{name}-{key}.tif" for key in ("dnbr", "severity") if severity or key == "dnbr"}
     with removed_on_failure(folder, f"compute of dNBR {pre_item.id} -> {post_item.id}"):
         job = BurnJob(pre, post, grid, nir_band, classes, resampling, severity)
-        with placement(dask) as place:
+        with placement(dask, grid.height * grid.width) as place:
             log.info("Windows run on %s", place.where)
             usage, moments = _write_windows(place, job, windows, folder)  # statistics as the windows come back
         for key in paths:

@@ -146,7 +146,8 @@ def compute_indices(
             _FillValue -32768 (about half the size; xarray and rioxarray read floats, within 5e-5).
         storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
         dask: Dask Gateway to run on (a block in flows; the dask-gateway configuration and Calrissian's
-            DASK_CLUSTER otherwise); none: the flow's local Dask cluster, or local threads.
+            DASK_CLUSTER otherwise); none: in a flow, a local Dask cluster (threads for small work),
+            alone, local threads.
     """
     products = list(dict.fromkeys(products))
     unknown = [p for p in products if p not in PRODUCTS]
@@ -179,7 +180,7 @@ def compute_indices(
             for key in decoded:
                 decoded[key] += result[key]
 
-        with placement(dask) as place:
+        with placement(dask, grid.height * grid.width) as place:
             log.info("Windows run on %s", place.where)
             # local threads write their chunks themselves; Dask workers (maybe on other machines) send them back
             job = partial(process_window, source, templates, products, sampling, None if place.remote else store,

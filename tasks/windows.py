@@ -7,11 +7,14 @@ as it returns (so a result is dropped before the next arrives), cancels the wind
 failure, and measures each window (time, CPU, the worker and scheduler that ran it).
 
 Where windows run (`placement`), in order:
-- in a flow: each window is a Prefect task run submitted to the flow's task runner, which Prefect's run context
-  holds and which the flow sets to its Dask task runner for the time of a Dask step (`flows.build`). A task
-  per window, not a bare Dask future: the UI shows every window's state while it runs, and the task runner
-  puts windows on the cluster's workers: a LocalCluster's share this machine's disk and write their own
-  output, a Gateway's or any other cluster's may share no disk with the step and send their results back;
+- in a flow: each window is a Prefect task run submitted to the flow's Dask task runner, which the flow opens
+  for the step when the step asks for it (`flow_cluster`, `flows.build`). A task per window, not a bare Dask
+  future: the UI shows every window's state while it runs, and the task runner puts windows on the cluster's
+  workers: a LocalCluster's share this machine's disk and write their own output, a Gateway's or any other
+  cluster's may share no disk with the step and send their results back. Without a configured cluster, work
+  smaller than `DaskSettings.local_cluster_from` pixels runs in the flow's own threads instead: a local cluster
+  takes seconds to start (its worker process imports the science, then Prefect for its first task), more than
+  such work takes (measured in `bench/monitor.py`);
 - a step run alone (the CLI, a CWL tool) with a Dask cluster configured: the running cluster named by
   DASK_SCHEDULER_ADDRESS, else the gateway's cluster (the one Calrissian procured, named in DASK_CLUSTER, else a
   new one for the step);
@@ -28,7 +31,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -152,26 +156,61 @@ class Placement:
     remote: bool  # windows run in other processes, maybe other machines: they must send their results back
 
 
+# how a flow opens its Dask task runner for a step (set by `flows.build` while the step runs): entered, it makes
+# that runner the flow run's task runner and yields it
+ClusterOpener = Callable[[DaskSettings | None], AbstractContextManager[Any]]
+_flow_cluster: ContextVar[ClusterOpener | None] = ContextVar("eoflows_flow_cluster", default=None)
+
+
 @contextmanager
-def placement(dask: DaskSettings | None) -> Iterator[Placement]:
-    """The placement of a step's windows (see the module docstring); clusters it made are released on exit."""
+def flow_cluster(opener: ClusterOpener) -> Iterator[None]:
+    """While inside, the Dask steps of this flow run open their task runner with `opener`, if they need one."""
+    token = _flow_cluster.set(opener)
+    try:
+        yield
+    finally:
+        _flow_cluster.reset(token)
+
+
+@contextmanager
+def placement(dask: DaskSettings | None, pixels: int) -> Iterator[Placement]:
+    """The placement of the windows of a step making `pixels` output pixels (see the module docstring).
+
+    Clusters it made are released on exit.
+    """
     if (flow_run := flow_run_context()) is not None:
-        runner = flow_run.task_runner
-        # a LocalCluster's workers share this machine's disk: they write their chunks themselves, as local
-        # threads do, instead of sending them back through the scheduler to this process
-        local = getattr(runner, "cluster_class", None) == LOCAL_CLUSTER and not getattr(runner, "address", None)
-        where = f"Prefect tasks on the flow's {type(runner).__name__}{' (a local cluster)' if local else ''}"
-        yield Placement(window_task().submit, where, not local)
+        opener = _flow_cluster.get()
+        configured = dask is not None and dask.enabled
+        threshold = dask.local_cluster_from if dask is not None else DaskSettings().local_cluster_from
+        if opener is None or configured or pixels >= threshold:
+            # no opener: a flow of the user's own calls the step; its task runner is taken as it is
+            with opener(dask) if opener is not None else nullcontext(flow_run.task_runner) as runner:
+                # a LocalCluster's workers share this machine's disk: they write their chunks themselves, as local
+                # threads do, instead of sending them back through the scheduler to this process
+                local = getattr(runner, "cluster_class", None) == LOCAL_CLUSTER and not getattr(runner, "address", None)
+                where = f"Prefect tasks on the flow's {type(runner).__name__}{' (a local cluster)' if local else ''}"
+                yield Placement(window_task().submit, where, not local)
+            return
+        with _threads(f"threads of the flow process ({pixels:,} px, below the {threshold:,} px a local cluster "
+                      "is started for)") as place:  # fmt: skip
+            yield place
         return
     if dask is not None and dask.enabled:
         with _dask_client(dask) as (client, where):
             executor = client.get_executor(pure=False)  # concurrent.futures: cancelling one cancels its Dask task
             yield Placement(lambda job, window: executor.submit(measured, job, window), where, True)
         return
+    with _threads("local threads") as place:
+        yield place
+
+
+@contextmanager
+def _threads(what: str) -> Iterator[Placement]:
+    """Windows on threads of this process, one more than there are cores."""
     n = (os.cpu_count() or 1) + 1
     tune_malloc()
     with ThreadPoolExecutor(n, thread_name_prefix="eoflows-window") as pool:
-        yield Placement(lambda job, window: pool.submit(measured, job, window), f"{n} local threads", False)
+        yield Placement(lambda job, window: pool.submit(measured, job, window), f"{n} {what}", False)
 
 
 @contextmanager

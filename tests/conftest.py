@@ -131,6 +131,15 @@ def burn_server(burn_pair: tuple[Path, Path]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def always_a_cluster(prefect_api: str) -> str:
+    """The name of a saved Dask settings block that gives every Dask step a local cluster, however small its work."""
+    from blocks.dask_gateway import DaskGatewaySettings
+
+    DaskGatewaySettings(local_cluster_from=0).save("always-a-local-cluster", overwrite=True)
+    return "always-a-local-cluster"
+
+
+@pytest.fixture(scope="session")
 def gateway(prefect_api: str):
     """dask-gateway-server on 127.0.0.1 (local backend); its clusters report to the session's Prefect API."""
     from eoflows.local.gateway import local_gateway

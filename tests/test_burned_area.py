@@ -50,12 +50,12 @@ def outputs(item: pystac.Item, folder: Path, storage=None) -> dict[str, np.ndarr
 
 
 def test_http_pair_published_to_s3_with_a_burn_where_the_sample_put_it(
-    s3: LocalS3, burn_pair: tuple[Path, Path], burn_server: str, tmp_path: Path
+    s3: LocalS3, burn_pair: tuple[Path, Path], burn_server: str, tmp_path: Path, always_a_cluster: str
 ) -> None:
     s3.storage().save("burn-s3", overwrite=True)
     pre, post = (f"{burn_server}/{p.name}" for p in burn_pair)
     state = burned_area(pre_item=pre, post_item=post, destination="s3://eoflows-results/burn", run_id=uuid.uuid4().hex,
-                        storage="burn-s3", return_state=True)  # fmt: skip
+                        storage="burn-s3", dask=always_a_cluster, return_state=True)  # fmt: skip
     uri = state.result()
     (item,) = pystac.Catalog.from_file(uri, stac_io=FsspecStacIO(s3.storage())).get_items(recursive=True)
     rasters = outputs(item, tmp_path, s3.storage())

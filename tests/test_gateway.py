@@ -179,6 +179,12 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (settings.address, settings.worker_memory, settings.cluster_name) == ("http://gateway:80", "4 G", "abc123")
     assert settings.proxy_address == "gateway://gateway:8786"
     assert settings.cluster_options() == {"worker_memory": "4 G", "profile": "large"}
+    assert settings.local_cluster_from == 16_000_000
+    monkeypatch.setenv("EOFLOWS_LOCAL_CLUSTER_FROM", "0")
+    assert DaskGatewaySettings.from_env().local_cluster_from == 0
+    monkeypatch.setenv("EOFLOWS_LOCAL_CLUSTER_FROM", "4k")
+    with pytest.raises(ValueError, match=r"EOFLOWS_LOCAL_CLUSTER_FROM='4k': expected a number of pixels"):
+        DaskGatewaySettings.from_env()
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,7 @@ def test_a_killed_run_leaves_nothing_running_and_the_next_run_cleans_up(sample_i
     tmp.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PREFECT_"))}
     env.update({"PREFECT_HOME": str(home), "TMPDIR": str(tmp)})  # analytics not turned off: eoflows does it
+    env["EOFLOWS_LOCAL_CLUSTER_FROM"] = "0"  # a local Dask cluster, however small the scene
     run = subprocess.Popen([EOFLOWS, "run", "s2-indices", "--item", str(sample_item), "--destination",
                             str(tmp_path / "dest"), "--products", "ndvi"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)  # fmt: skip

@@ -19,6 +19,7 @@ from prefect.client.schemas.filters import (
     ArtifactFilterKey,
     FlowRunFilter,
     FlowRunFilterDeploymentId,
+    FlowRunFilterId,
     FlowRunFilterParentFlowRunId,
 )
 from prefect.client.schemas.objects import FlowRun
@@ -150,6 +151,13 @@ def test_new_items_run_once_each_and_a_broken_one_fails_alone(
     assert new_runs["S2-june-18"].state.is_completed() and new_runs["S2-june-20-broken"].state.is_failed()
     ordered = sorted(new_runs.values(), key=lambda r: r.start_time)
     assert ordered[0].end_time <= ordered[1].start_time  # max_concurrent=1: one after the other
+    with get_client(sync_client=True) as client:
+        units = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[third.state_details.flow_run_id]))
+        )
+    first_unit, second_unit = sorted((u for u in units if u.name.startswith("run s2-indices/local")),
+                                     key=lambda u: u.created)  # fmt: skip
+    assert second_unit.created >= first_unit.end_time  # the next unit is started when one ends, not left to wait
     summary = artifact(third.state_details.flow_run_id, "monitor-summary")
     assert "**4** items found · **2** skipped (already published) · **1** processed · **1** failed" in summary
     (broken_row,) = [line for line in summary.splitlines() if "S2-june-20-broken" in line]

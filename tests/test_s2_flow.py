@@ -65,10 +65,11 @@ def artifacts_of(state) -> dict[str, list]:
     return by_type
 
 
-def test_s3_to_s3_with_a_storage_block(s3: LocalS3, sample_item: Path) -> None:
+def test_s3_to_s3_on_a_local_cluster(s3: LocalS3, sample_item: Path, always_a_cluster: str) -> None:
     source = upload_sample(s3, sample_item, f"flow-{uuid.uuid4().hex[:6]}")
     s3.storage().save("test-s3", overwrite=True)
-    state = s2_indices(item=source, destination="s3://eoflows-results/flow", storage="test-s3", return_state=True)
+    state = s2_indices(item=source, destination="s3://eoflows-results/flow", storage="test-s3", dask=always_a_cluster,
+                       return_state=True)  # fmt: skip
     uri = state.result()
     assert uri.startswith("s3://eoflows-results/flow/") and uri.endswith("/catalog.json")
     assert str(state.state_details.flow_run_id) in uri  # default run id: the flow run id
@@ -106,11 +107,21 @@ def test_s3_to_s3_with_a_storage_block(s3: LocalS3, sample_item: Path) -> None:
 
 def test_http_item_to_a_local_folder_with_some_products(sample_item: Path, http_server: str, tmp_path: Path) -> None:
     url = f"{http_server}/{sample_item.name}"
-    uri = s2_indices(item=url, destination=str(tmp_path / "out"), products=["ndvi", "vea"], run_id="r1")
+    state = s2_indices(item=url, destination=str(tmp_path / "out"), products=["ndvi", "vea"], run_id="r1",
+                       return_state=True)  # fmt: skip
+    uri = state.result()
     assert uri == str(tmp_path / "out" / "r1" / "catalog.json")
     item = published_item(uri)
     assert set(item.assets) == {"ndvi", "vea", "product", "thumbnail"}
     check_products(item, sample_item, ["ndvi", "vea"])
+    # 366 x 366 px is too little work to start a local cluster for: the windows ran on the flow's own threads
+    tables = {a.key: json.loads(a.data) for a in artifacts_of(state)["table"]}
+    assert "dask-cluster" not in tables
+    usage = {row["measure"]: row["value"] for row in tables["compute-usage"]}
+    assert usage["windows ran on"].endswith(
+        "threads of the flow process (133,956 px, below the 16,000,000 px a local cluster is started for)"
+    )
+    assert usage["window workers"] == "this process" and usage["windows"] == 9
 
 
 def test_the_real_eopf_item_with_a_local_store(sample_item: Path, tmp_path: Path) -> None:

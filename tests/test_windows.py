@@ -26,7 +26,7 @@ def test_each_result_is_written_once_and_let_go_before_the_next() -> None:
         alive.append(weakref.ref(result))
         written.append(float(result[0]))
 
-    with placement(None) as place:
+    with placement(None, 0) as place:
         assert not place.remote and place.where.endswith("local threads")
         usage = run_windows(place, lambda w: np.full(100_000, w, np.float64), range(12), write, "test windows")
     assert sorted(written) == list(range(12))
@@ -43,7 +43,7 @@ def test_a_failing_window_cancels_the_windows_not_started() -> None:
         release.wait(30)
         return window
 
-    with placement(None) as place, pytest.raises(ValueError, match="window 0 is broken"):
+    with placement(None, 0) as place, pytest.raises(ValueError, match="window 0 is broken"):
         try:
             run_windows(place, job, range(20), lambda result: None, "test windows")
         finally:
