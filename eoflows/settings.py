@@ -14,8 +14,10 @@ S3Settings.from_env().s3fs_options()
 """
 
 import importlib
+import math
 import os
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
@@ -106,6 +108,31 @@ class S3Settings(Settings):
             "read_timeout": self.read_timeout,
             "retries": {"mode": "standard", "total_max_attempts": self.attempts},
         }
+        return options
+
+    def gdal_session(self) -> dict[str, Any]:
+        """Keyword arguments for `rasterio.session.AWSSession`: GDAL's `/vsis3/` driver on the same store."""
+        endpoint = urlsplit(self.endpoint_url) if self.endpoint_url else None
+        keys = self.access_key_id and not self.anonymous
+        return {
+            "aws_unsigned": self.anonymous,
+            "aws_access_key_id": _plain(self.access_key_id) if keys else None,
+            "aws_secret_access_key": _plain(self.secret_access_key) if keys else None,
+            "region_name": self.region_name,
+            "endpoint_url": endpoint.netloc if endpoint else None,
+        }
+
+    def gdal_options(self) -> dict[str, str]:
+        """GDAL configuration options (`rasterio.Env`) of `/vsis3/` reads beside the session: protocol, timeouts."""
+        options = {
+            "GDAL_HTTP_CONNECTTIMEOUT": str(math.ceil(self.connect_timeout)),
+            "GDAL_HTTP_LOW_SPEED_TIME": str(math.ceil(self.read_timeout)),  # no byte for that long: a stalled read
+            "GDAL_HTTP_LOW_SPEED_LIMIT": "1",
+            "GDAL_HTTP_MAX_RETRY": str(self.attempts - 1),
+        }
+        if self.endpoint_url:  # path style on the endpoint's own protocol, as s3fs addresses a custom endpoint
+            https = urlsplit(self.endpoint_url).scheme == "https"
+            options |= {"AWS_HTTPS": "YES" if https else "NO", "AWS_VIRTUAL_HOSTING": "FALSE"}
         return options
 
     def browser_url(self, uri: str) -> str | None:

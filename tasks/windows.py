@@ -12,9 +12,9 @@ Where windows run (`placement`), in order:
   future: the UI shows every window's state while it runs, and the task runner puts windows on the cluster's
   workers: a LocalCluster's share this machine's disk and write their own output, a Gateway's or any other
   cluster's may share no disk with the step and send their results back. Without a configured cluster, work
-  smaller than `DaskSettings.local_cluster_from` pixels runs in the flow's own threads instead: a local cluster
-  takes seconds to start (its worker process imports the science, then Prefect for its first task), more than
-  such work takes (measured in `bench/monitor.py`);
+  smaller than `DaskSettings.local_cluster_from` pixels runs in the flow's own threads instead, without a Prefect
+  task per window: a cluster takes a second or more to start and each window task costs Prefect about 85 ms of
+  CPU (it rebuilds its settings), more than such work is worth (measured in `bench/monitor.py`);
 - a step run alone (the CLI, a CWL tool) with a Dask cluster configured: the running cluster named by
   DASK_SCHEDULER_ADDRESS, else the gateway's cluster (the one Calrissian procured, named in DASK_CLUSTER, else a
   new one for the step);
@@ -64,11 +64,11 @@ def tune_malloc(arenas: int = 2, mmap_threshold: int = 64 * 2**20) -> None:
 
     - at most `arenas` arenas, so window threads reuse each other's freed buffers: measured on a full tile with
       three threads, 930 MB peak RSS without, 720 MB with, same speed;
-    - where MALLOC_TRIM_THRESHOLD_ is set (Dask's nanny sets it for its workers), which freezes glibc's mmap
-      threshold at 128 kB, arrays below `mmap_threshold` bytes (a window's are 10-40 MB) come from the heap again,
-      not each from a fresh mmap that the kernel zeroes page by page: measured on a full tile, the flow's compute
-      (a LocalCluster worker) took 41.7 s instead of 53.9 s. Elsewhere glibc's own sliding threshold is kept (a
-      fixed one made the step 7 % slower).
+    - where MALLOC_TRIM_THRESHOLD_ is set (Dask's nanny sets it for its worker processes, a Gateway's), which
+      freezes glibc's mmap threshold at 128 kB, arrays below `mmap_threshold` bytes (a window's are 10-40 MB) come
+      from the heap again, not each from a fresh mmap that the kernel zeroes page by page: measured on a full
+      tile in a LocalCluster worker process, 41.7 s instead of 53.9 s. Elsewhere glibc's own sliding threshold is
+      kept (a fixed one made the step 7 % slower).
     No-op where glibc is not the allocator.
     """
     mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform.startswith("linux") else None

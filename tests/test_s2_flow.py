@@ -95,7 +95,7 @@ def test_s3_to_s3_on_a_local_cluster(s3: LocalS3, sample_item: Path, always_a_cl
     # a local cluster's workers write their own chunks (they share this machine's disk)
     assert usage["windows ran on"] == "Prefect tasks on the flow's DaskTaskRunner (a local cluster)"
     assert usage["window schedulers"] == cluster["scheduler"]  # the windows ran on the task runner's cluster
-    assert usage["window workers"].startswith("tcp://127.0.0.1:")
+    assert usage["window workers"].startswith("inproc://")  # the cluster's worker: threads of the flow's process
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))

@@ -59,3 +59,39 @@ def test_a_shifted_grid_still_matches_gdal(raster: Raster) -> None:
     grid = Grid(SRC.crs, SRC.x0 + 5.0, SRC.y0 - 5.0, 10.0, 100, 100)  # not aligned: GDAL reprojects
     rows, cols = slice(10, 60), slice(20, 70)
     np.testing.assert_array_equal(read_on_grid(raster, grid, rows, cols), gdal(raster, grid, rows, cols))
+
+
+def test_windows_of_http_and_s3_cogs_read_on_many_threads_at_once(raster: Raster, s3) -> None:
+    """GDAL's own drivers (/vsicurl/, /vsis3/ with the S3 settings), each read on its own thread, as windows run."""
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    import s3fs
+
+    from tests.conftest import serve
+
+    s3fs.S3FileSystem(**s3.storage().s3fs_options()).put(raster.href, "eoflows-source/scenes/b08.tif")
+    expected = Raster(raster.href, SRC, raster.coding).read(slice(0, SRC.height), slice(0, SRC.width))
+    windows = [(slice(r, r + 50), slice(c, c + 60)) for r in range(0, SRC.height, 50) for c in range(0, SRC.width, 60)]
+    with serve(Path(raster.href).parent) as url:
+        for href, storage in ((f"{url}/b08.tif", None), ("s3://eoflows-source/scenes/b08.tif", s3.storage())):
+            remote = Raster(href, SRC, raster.coding, storage=storage)
+            with ThreadPoolExecutor(8) as pool:
+                found = list(pool.map(remote.read, *zip(*(windows * 4), strict=True)))
+            for (rows, cols), values in zip(windows * 4, found, strict=True):
+                np.testing.assert_array_equal(values, expected[rows, cols], err_msg=href)
+
+
+def test_gdal_reads_s3_with_the_settings_and_keeps_keys_out_of_its_options(s3) -> None:
+    from tasks.data.scenes import gdal_source
+
+    path, env = gdal_source("s3://eoflows-inputs/a/b.tif", s3.storage())
+    assert path == "/vsis3/eoflows-inputs/a/b.tif"
+    options = {k: v for k, v in env.items() if k != "session"}
+    assert options["AWS_HTTPS"] == "NO" and options["AWS_VIRTUAL_HOSTING"] == "FALSE"
+    assert options["GDAL_DISABLE_READDIR_ON_OPEN"] == "EMPTY_DIR" and options["GDAL_HTTP_MAX_RETRY"] == "1"
+    assert s3.secret_access_key not in str(options)  # the keys go through rasterio's AWS session only
+    credentials = env["session"].get_credential_options()
+    assert credentials["AWS_S3_ENDPOINT"] == s3.endpoint_url.removeprefix("http://")
+    assert credentials["AWS_SECRET_ACCESS_KEY"] == s3.secret_access_key
+    assert gdal_source("https://example.org/b.tif", None)[0] == "/vsicurl/https://example.org/b.tif"

@@ -5,17 +5,18 @@ Items come as Earth Search v1 (asset keys `nir`, `swir22`, `scl`, one COG per ba
 `eo:bands` / `bands` names and common names first, asset keys second; the grid of each band comes from the
 projection extension (asset, then item), else from the file itself; never from a fixed list of CRSs.
 
-COGs are read through fsspec (`rasterio.open(..., opener=...)`), so local paths, http(s) (range requests)
-and s3:// (S3 settings) share one code path, and a window only fetches the tiles it covers.
+COGs are read by GDAL's own drivers: local paths as they are, http(s) through `/vsicurl/` and s3:// through
+`/vsis3/` (the S3 settings as GDAL options of the reading thread), so a window only fetches the tiles it covers
+and GDAL's cache keeps each file's size and header between the windows' opens. Not through fsspec
+(`rasterio.open(..., opener=...)`): rasterio's Python opener crashed the process (a segmentation fault) when
+windows on threads of one process read HTTP COGs at once.
 """
 
 import math
 import warnings
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any
 
-import fsspec
 import numpy as np
 import pystac
 
@@ -25,7 +26,7 @@ from tasks.data.eopf import check_l2a, crs_of, is_zarr, open_array, open_source,
 from tasks.data.grid import Grid
 from tasks.data.sentinel2 import SCL_GROUP, band_name, check_level2a
 from tasks.data.stac_io import io_error
-from tasks.data.storage import scheme, storage_options
+from tasks.data.storage import scheme
 from tasks.reporting import logger
 from tasks.science.indices import Coding
 
@@ -55,15 +56,28 @@ class Raster:
         from rasterio.windows import Window
 
         window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
-        with rasterio.open(self.href, opener=_opener(self.href, self.storage)) as src:
+        path, options = gdal_source(self.href, self.storage)
+        with rasterio.Env(**options), rasterio.open(path) as src:
             return src.read(1, window=window)
 
 
-def _opener(href: str, storage: S3Settings | None):
-    """rasterio's `opener` for a remote href: fsspec with its options (range requests through GDAL's VSI)."""
-    if scheme(href) == "file":
-        return None
-    return partial(fsspec.open, **storage_options(href, storage))
+#: GDAL options of every remote read: no listing of the file's folder for side-car files (one request less per
+#: open; the items say what there is).
+REMOTE_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
+
+
+def gdal_source(href: str, storage: S3Settings | None) -> tuple[str, dict[str, Any]]:
+    """The path GDAL opens `href` by, and the `rasterio.Env` keyword arguments of that read."""
+    kind = scheme(href)
+    if kind == "s3":
+        from rasterio.session import AWSSession
+
+        settings = storage or S3Settings.from_env()
+        env = {"session": AWSSession(**settings.gdal_session()), **REMOTE_OPTIONS, **settings.gdal_options()}
+        return "/vsis3/" + href.removeprefix("s3://"), env
+    if kind in ("http", "https"):
+        return "/vsicurl/" + href, REMOTE_OPTIONS
+    return href.removeprefix("file://"), {}
 
 
 def _grid(proj: dict[str, Any], crs: str, where: str) -> Grid | None:
@@ -137,7 +151,8 @@ def _file_grid(asset_href: str, storage: S3Settings | None, where: str) -> Grid:
     import rasterio
 
     try:
-        with rasterio.open(asset_href, opener=_opener(asset_href, storage)) as src:
+        path, options = gdal_source(asset_href, storage)
+        with rasterio.Env(**options), rasterio.open(path) as src:
             t = src.transform
             if t.b or t.d or t.e != -t.a:
                 raise InputError(f"{where}: not a north-up grid with square pixels")
