@@ -78,6 +78,18 @@ def tune_malloc(arenas: int = 2, mmap_threshold: int = 64 * 2**20) -> None:
             mallopt(M_MMAP_THRESHOLD, mmap_threshold)
 
 
+def trim_malloc() -> None:
+    """Give the heap's free memory back to the system (glibc), as the windows of a step are done.
+
+    Freed window arrays otherwise stay in the process's heap: in a flow on the local cluster (threads of the flow's
+    process), stage-out's uploads then came on top of them (whole run on a full tile to S3: 1.50 GiB peak RSS).
+    No-op where glibc is not the allocator.
+    """
+    trim = getattr(ctypes.CDLL(None), "malloc_trim", None) if sys.platform.startswith("linux") else None
+    if trim is not None:
+        trim(0)
+
+
 @dataclass(frozen=True)
 class Ran:
     """One window's result and what it cost, measured where it ran."""
@@ -272,4 +284,5 @@ def run_windows(
         for future in pending.values():
             getattr(future, "wrapped_future", future).cancel()  # a Prefect future wraps the runner's own
         raise
+    trim_malloc()
     return usage
