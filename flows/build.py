@@ -30,6 +30,7 @@ from eoflows.settings import block_class
 from flows.artifacts import publish_products_artifact
 from flows.runners import describe_cluster, task_runner
 from flows.work import flow_work_folder
+from tasks.data.staging import publishing_early
 from tasks.windows import flow_cluster
 
 
@@ -73,11 +74,14 @@ def load_settings(package: Package, values: dict[str, Any]) -> dict[str, Any]:
 def run_package(package: Package, tasks: dict[str, Task], values: dict[str, Any], settings: dict[str, Any]) -> Any:
     """Run the steps of `package` in a temporary work folder, holding what the steps hold; the last step's result."""
     log = get_run_logger()
-    with ExitStack() as held, flow_work_folder(package.name) as work:
+    with ExitStack() as held, flow_work_folder(package.name) as work, ExitStack() as early:
         for step in package.steps:
             if step.hold is not None:
                 names = inspect.signature(step.hold).parameters
-                held.enter_context(step.hold(**{n: settings[n] if n in settings else values.get(n) for n in names}))
+                kwargs = {n: settings[n] if n in settings else values.get(n) for n in names}
+                what = held.enter_context(step.hold(**kwargs))
+                # a claimed S3 run folder takes the compute's final files while it runs (stage-out sends the rest)
+                early.enter_context(publishing_early(what, Path(work) / package.compute.name))
         result: Any = None
         for step in package.steps:
             kwargs = {}

@@ -19,10 +19,25 @@ from eoflows.settings import DaskSettings, S3Settings
 from tasks.data.eopf import EopfSource, check_l2a, missing_chunks, open_source
 from tasks.data.names import file_name, inside
 from tasks.data.png import png_bytes
-from tasks.data.products_store import chunk_templates, create_store, encode_window, write_chunks, write_window
+from tasks.data.products_store import (
+    chunk_templates,
+    create_store,
+    encode_window,
+    window_files,
+    write_chunks,
+    write_window,
+)
 from tasks.data.stac_io import read_item
 from tasks.data.stac_items import indices_item
-from tasks.data.staging import STAGE_OUT, removed_on_failure, source_href, stage_items, staged_items, write_catalog
+from tasks.data.staging import (
+    STAGE_OUT,
+    early_uploads,
+    removed_on_failure,
+    source_href,
+    stage_items,
+    staged_items,
+    write_catalog,
+)
 from tasks.reporting import logger
 from tasks.science.indices import (
     COMPOSITES,
@@ -109,8 +124,8 @@ def process_window(
         position, piece = sampling.piece(rows, cols, dn, codings, factors, QUICKLOOK_BANDS)
     else:
         position, piece = picture[0], product_piece(picture[1])
-    return {"chunks": chunks, "position": position, "piece": piece, "read": sum(a.nbytes for a in dn.values()),
-            "raw": raw}  # fmt: skip
+    return {"chunks": chunks, "chunk": (rows.start // source.chunk[0], cols.start // source.chunk[1]),
+            "position": position, "piece": piece, "read": sum(a.nbytes for a in dn.values()), "raw": raw}  # fmt: skip
 
 
 def _check_chunks(source: EopfSource, strict: bool) -> str:
@@ -174,8 +189,12 @@ def compute_indices(
         templates = chunk_templates(str(store), products)
         pieces, decoded = [], {"read": 0, "raw": 0}
 
+        uploads = early_uploads()  # a flow publishing to S3: each window's chunks go now, not after the compute
+
         def write(result: dict) -> None:
             write_chunks(store, templates, result["chunks"])
+            if uploads is not None:
+                uploads.put(window_files(store, templates, *result["chunk"]))
             pieces.append((result["position"], result["piece"]))
             for key in decoded:
                 decoded[key] += result[key]

@@ -13,7 +13,14 @@ import xarray as xr
 import zarr
 from PIL import Image
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+)
 from prefect.exceptions import ParameterTypeError
 
 from eoflows.errors import InputError
@@ -103,6 +110,38 @@ def test_s3_to_s3_on_a_local_cluster(s3: LocalS3, sample_item: Path, always_a_cl
     names = sorted(run.task_key.rsplit("-", 1)[0] for run in runs)
     assert names.count("measured") == 9 and {"compute_indices", "stage_in_eopf", "stage_out"} <= set(names)
     assert all(run.state.is_completed() for run in runs)
+
+
+def run_logs(state) -> list[str]:
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+        )
+    return [log.message for log in logs]
+
+
+def test_to_s3_the_chunks_go_while_computing_and_a_failure_leaves_nothing(
+    s3: LocalS3, sample_copy: Path, tmp_path: Path
+) -> None:
+    s3.storage().save("early-s3", overwrite=True)
+    fs = s3fs.S3FileSystem(**s3.storage().s3fs_options())
+    state = s2_indices(item=str(sample_copy), destination="s3://eoflows-results/early", run_id="good",
+                       products=["ndvi", "rgb"], storage="early-s3", return_state=True)  # fmt: skip
+    item = published_item(state.result(), s3.storage())
+    check_products(item, sample_copy, ["ndvi", "rgb"], s3.storage().s3fs_options())
+    (line,) = [m for m in run_logs(state) if m.startswith("Publishing ")]
+    assert line.endswith(" of them uploaded while computing)")  # 9 windows x 2 products, less empty chunks
+    early = int(line.rsplit("(", 1)[1].split()[0])
+    assert 9 <= early <= 18, line
+
+    # a window that cannot be read fails the run after others were uploaded: the run folder is left empty
+    chunk = sample_copy.with_suffix(".zarr") / "measurements/reflectance/r10m/b04/2.2"  # the last window's
+    assert chunk.is_file()
+    chunk.write_bytes(b"not a chunk")
+    with pytest.raises(InputError, match=r"band b04 cannot be decoded in rows 244-366, columns 244-366 of the 10 m"):
+        s2_indices(item=str(sample_copy), destination="s3://eoflows-results/early", run_id="bad",
+                   products=["ndvi", "rgb"], storage="early-s3")  # fmt: skip
+    assert fs.find("eoflows-results/early/bad") == []
 
 
 def test_http_item_to_a_local_folder_with_some_products(sample_item: Path, http_server: str, tmp_path: Path) -> None:

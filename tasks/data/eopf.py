@@ -50,9 +50,14 @@ class EopfSource:
         """Digital numbers of `band` over an output-grid window (rows, cols at 10 m)."""
         src = self.bands[band]
         f = src.factor
-        return open_array(self.store, src.path, self.storage)[
-            rows.start // f : -(-rows.stop // f), cols.start // f : -(-cols.stop // f)
-        ]
+        array = open_array(self.store, src.path, self.storage)
+        try:
+            return array[rows.start // f : -(-rows.stop // f), cols.start // f : -(-cols.stop // f)]
+        except (RuntimeError, ValueError) as exc:  # a codec's error: the stored chunk is damaged
+            raise InputError(
+                f"product {self.store!r}: band {band} cannot be decoded in rows {rows.start}-{rows.stop}, columns "
+                f"{cols.start}-{cols.stop} of the 10 m grid (a damaged chunk: {exc})"
+            ) from exc
 
 
 def missing_chunks(source: EopfSource) -> dict[str, tuple[int, int]]:

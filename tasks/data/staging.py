@@ -14,8 +14,11 @@ import datetime as dt
 import secrets
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 import pystac
 from fsspec.callbacks import Callback
@@ -141,9 +144,12 @@ def stage_out(
     with claim_destination(destination, run_id, storage) as folder:
         if folder.published():
             raise StageError(f"destination {folder.uri!r}: already holds a published catalog; choose another run_id")
-        log.info("Publishing %d files of %s to %s", len(data), input, folder.uri)
         try:
-            _publish(folder, input, catalog, data, FsspecStacIO(storage))
+            early = _uploaded_early(folder, input)
+            left = [p for p in data if early.get(p.relative_to(input)) != p.stat().st_size]
+            log.info("Publishing %d files of %s to %s%s", len(data), input, folder.uri,
+                     f" ({len(data) - len(left)} of them uploaded while computing)" if early else "")  # fmt: skip
+            _publish(folder, input, catalog, left, FsspecStacIO(storage))
         except EoflowsError:
             raise
         except Exception as exc:
@@ -153,8 +159,80 @@ def stage_out(
     return catalog_uri
 
 
+def _uploaded_early(folder: RunFolder, input: Path) -> dict[Path, int]:
+    """The files of `input` already put in `folder` while the step before ran (paths relative to `input`)."""
+    uploads = early_uploads()
+    if uploads is None or uploads.folder.uri != folder.uri or uploads.root.resolve() != input.resolve():
+        return {}
+    return {path.relative_to(uploads.root): size for path, size in uploads.wait().items()}
+
+
 #: At most this many bytes of files in flight at once when uploading (s3fs reads a file of up to 100 MB whole).
 UPLOAD_BUDGET = 256 * 2**20
+
+
+class EarlyUploads:
+    """Files of the published step's output put at their final keys while that step still runs (remote folders).
+
+    A flow holds its run folder from the start (`claim_destination`), so a step whose output stage-out publishes
+    can hand over each file as soon as it is final (a window's chunks): it goes to the same key stage-out would
+    give it, recorded first in the folder's `written` (a failed run removes it), and stage-out then sends only
+    the rest, the items, and `catalog.json` last. The upload overlaps the compute instead of following it.
+    """
+
+    def __init__(self, folder: RunFolder, root: Path, threads: int = 4) -> None:
+        self.folder, self.root = folder, root
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="eoflows-early-upload")
+        self._futures: list[Future] = []
+        self.sizes: dict[Path, int] = {}  # each file put, by its local path, with the size it had
+
+    def put(self, files: list[Path]) -> None:
+        """Upload `files` (under `root`, final: they do not change any more) in the background."""
+        for path in files:
+            remote = self.folder.fs_path(*path.relative_to(self.root).parts)
+            self.sizes[path] = path.stat().st_size
+            self.folder.will_write(remote)
+            self._futures.append(self._pool.submit(self.folder.fs.put_file, str(path), remote))
+
+    def wait(self) -> dict[Path, int]:
+        """Wait for every upload; the first failure is raised; the files put and their sizes."""
+        try:
+            for future in self._futures:
+                future.result()
+        finally:
+            self._pool.shutdown(cancel_futures=True)
+        return self.sizes
+
+
+_early: ContextVar[EarlyUploads | None] = ContextVar("eoflows_early_uploads", default=None)
+
+
+def early_uploads() -> EarlyUploads | None:
+    """Where the running step can put its final files now (a flow publishing to S3), else None."""
+    return _early.get()
+
+
+@contextmanager
+def publishing_early(held: Any, root: Path) -> Iterator[None]:
+    """While inside, the files of `root` (the output stage-out will publish) may be uploaded as they are made.
+
+    Only where `held` is a claimed remote run folder; a folder destination gets its files from stage-out, as
+    does every step run alone (CWL). On exit the uploads not yet done are waited for (or, on a failure, let
+    finish), so that a rollback after it removes them all.
+    """
+    if not isinstance(held, RunFolder) or held.local:
+        yield
+        return
+    uploads = EarlyUploads(held, root)
+    token = _early.set(uploads)
+    try:
+        yield
+    finally:
+        _early.reset(token)
+        try:
+            uploads.wait()
+        except Exception:  # the run fails anyway (stage-out sends what did not arrive); the rollback cleans up
+            pass
 
 
 def upload_batch(files: list[Path], budget: int = UPLOAD_BUDGET) -> int:
