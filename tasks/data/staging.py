@@ -7,7 +7,9 @@
 Stage-out publishes such a folder into DESTINATION/RUN_ID/, which it holds alone (`tasks.data.run_folders`):
 data files first, then the items, `catalog.json` last. A folder destination gets a self-contained catalog
 (relative links and asset hrefs: it can be moved or copied); S3 gets absolute ``s3://`` hrefs. A failed publish
-removes exactly what it wrote, so a `catalog.json` at a destination always means a complete result.
+removes exactly what it wrote, so a `catalog.json` at a destination always means a complete result. In a flow
+publishing to S3, the step before stage-out may send its final files early (`EarlyUploads`), under the same
+claim and the same rollback.
 """
 
 import datetime as dt
