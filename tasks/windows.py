@@ -10,10 +10,10 @@ Where windows run (`placement`), in order:
 - in a flow: each window is a Prefect task run submitted to the flow's Dask task runner, which the flow opens
   for the step when the step asks for it (`flow_cluster`, `flows.build`). A task per window, not a bare Dask
   future: the UI shows every window's state while it runs, and the task runner puts windows on the cluster's
-  workers: a LocalCluster's share this machine's disk and write their own output, a Gateway's or any other
+  workers: the local cluster's (threads of the flow's process) write their own output, a Gateway's or any other
   cluster's may share no disk with the step and send their results back. Without a configured cluster, work
   smaller than `DaskSettings.local_cluster_from` pixels runs in the flow's own threads instead, without a Prefect
-  task per window: a cluster takes a second or more to start and each window task costs Prefect about 85 ms of
+  task per window: a cluster takes a second or more to start and each window task costs Prefect about 75 ms of
   CPU (it rebuilds its settings), more than such work is worth (measured in `bench/monitor.py`);
 - a step run alone (the CLI, a CWL tool) with a Dask cluster configured: the running cluster named by
   DASK_SCHEDULER_ADDRESS, else the gateway's cluster (the one Calrissian procured, named in DASK_CLUSTER, else a
