@@ -325,14 +325,14 @@ def claim_run_folder(destination: str, run_id: str, storage: S3Settings | None, 
     except BaseException as exc:
         stop.set()
         # on a stop signal or Ctrl-C the clean-up gets CLEANUP_S: the endpoint may be the thing that hangs
-        _bounded(lambda: (folder.rollback(), made and folder.release()), folder, stopping(exc))
+        bounded(lambda: (folder.rollback(), made and folder.release()), folder, stopping(exc))
         raise
     stop.set()
     if made:
         folder.release()
 
 
-def _bounded(cleanup: Callable[[], object], folder: RunFolder, stopping: bool) -> None:
+def bounded(cleanup: Callable[[], object], folder: RunFolder, stopping: bool) -> None:
     """Run `cleanup`; when the process is stopping, give up at the process's clean-up deadline.
 
     The deadline is `CLEANUP_S` after the first clean-up of the stopping process (nested claims share it). What

@@ -13,10 +13,13 @@ claim and the same rollback.
 """
 
 import datetime as dt
+import queue
 import secrets
 import shutil
+import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures import wait as futures_wait
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -30,7 +33,7 @@ from eoflows.errors import EoflowsError, InputError, StageError
 from eoflows.package import Destination, Resources, StagedDir, Step
 from eoflows.settings import S3Settings
 from tasks.data.names import file_name, inside
-from tasks.data.run_folders import RunFolder, claim_run_folder, new_token
+from tasks.data.run_folders import RunFolder, bounded, claim_run_folder, new_token, stopping
 from tasks.data.stac_io import SOURCE_REL, FsspecStacIO, io_error
 from tasks.data.storage import join
 from tasks.reporting import flow_run_id, logger, progress
@@ -184,9 +187,30 @@ class EarlyUploads:
 
     def __init__(self, folder: RunFolder, root: Path, threads: int = 4) -> None:
         self.folder, self.root = folder, root
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="eoflows-early-upload")
+        self._queue: queue.SimpleQueue[tuple[Future, Path, str] | None] = queue.SimpleQueue()
+        # daemon threads: a put stalled on a hung endpoint must not keep a stopped process alive
+        self._threads = [threading.Thread(target=self._work, name="eoflows-early-upload", daemon=True)
+                         for _ in range(threads)]  # fmt: skip
+        for thread in self._threads:
+            thread.start()
         self._futures: list[Future] = []
         self.sizes: dict[Path, int] = {}  # each file put, by its local path, with the size it had
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None:
+            future, path, remote = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(self.folder.fs.put_file(str(path), remote))
+                except BaseException as exc:  # handed to whoever waits on it
+                    future.set_exception(exc)
+
+    def _shutdown(self) -> None:
+        """No more uploads: those not started are cancelled, the threads end after the one they are on."""
+        for future in self._futures:
+            future.cancel()
+        for _ in self._threads:
+            self._queue.put(None)
 
     def put(self, files: list[Path]) -> None:
         """Upload `files` (under `root`, final: they do not change any more) in the background."""
@@ -194,7 +218,9 @@ class EarlyUploads:
             remote = self.folder.fs_path(*path.relative_to(self.root).parts)
             self.sizes[path] = path.stat().st_size
             self.folder.will_write(remote)
-            self._futures.append(self._pool.submit(self.folder.fs.put_file, str(path), remote))
+            future: Future = Future()
+            self._futures.append(future)
+            self._queue.put((future, path, remote))
 
     def wait(self) -> dict[Path, int]:
         """Wait for every upload; the first failure is raised; the files put and their sizes."""
@@ -202,8 +228,16 @@ class EarlyUploads:
             for future in self._futures:
                 future.result()
         finally:
-            self._pool.shutdown(cancel_futures=True)
+            self._shutdown()
         return self.sizes
+
+    def abandon(self, error: BaseException) -> None:
+        """The run failed: drop the uploads not started, let those in flight end before the claim's rollback.
+
+        When the process is stopping, that wait shares the clean-up deadline of the run folder's claim.
+        """
+        self._shutdown()
+        bounded(lambda: futures_wait(self._futures), self.folder, stopping(error))
 
 
 _early: ContextVar[EarlyUploads | None] = ContextVar("eoflows_early_uploads", default=None)
@@ -219,8 +253,8 @@ def publishing_early(held: Any, root: Path) -> Iterator[None]:
     """While inside, the files of `root` (the output stage-out will publish) may be uploaded as they are made.
 
     Only where `held` is a claimed remote run folder; a folder destination gets its files from stage-out, as
-    does every step run alone (CWL). On exit the uploads not yet done are waited for (or, on a failure, let
-    finish), so that a rollback after it removes them all.
+    does every step run alone (CWL). Stage-out waits for the uploads; on a failure before it, those in flight
+    end first (see `EarlyUploads.abandon`), so that the claim's rollback removes them all.
     """
     if not isinstance(held, RunFolder) or held.local:
         yield
@@ -229,12 +263,13 @@ def publishing_early(held: Any, root: Path) -> Iterator[None]:
     token = _early.set(uploads)
     try:
         yield
+    except BaseException as exc:
+        uploads.abandon(exc)
+        raise
+    else:
+        uploads.wait()  # (stage-out has waited already)
     finally:
         _early.reset(token)
-        try:
-            uploads.wait()
-        except Exception:  # the run fails anyway (stage-out sends what did not arrive); the rollback cleans up
-            pass
 
 
 def upload_batch(files: list[Path], budget: int = UPLOAD_BUDGET) -> int:
