@@ -58,6 +58,11 @@ def tiles(height: int, width: int, size: tuple[int, int]) -> list[Tile]:
     ]
 
 
+def _glibc(name: str) -> Any:
+    """The C library's function `name` where the allocator is glibc's (Linux), else None."""
+    return getattr(ctypes.CDLL(None), name, None) if sys.platform.startswith("linux") else None
+
+
 @cache
 def tune_malloc(arenas: int = 2, mmap_threshold: int = 64 * 2**20) -> None:
     """Tune glibc's malloc for window arrays, once per process (threads of a step, a Dask worker's process).
@@ -71,7 +76,7 @@ def tune_malloc(arenas: int = 2, mmap_threshold: int = 64 * 2**20) -> None:
       kept (a fixed one made the step 7 % slower).
     No-op where glibc is not the allocator.
     """
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform.startswith("linux") else None
+    mallopt = _glibc("mallopt")
     if mallopt is not None:
         mallopt(M_ARENA_MAX, arenas)
         if os.environ.get("MALLOC_TRIM_THRESHOLD_"):
@@ -85,7 +90,7 @@ def trim_malloc() -> None:
     process), stage-out's uploads then came on top of them (whole run on a full tile to S3: 1.50 GiB peak RSS).
     No-op where glibc is not the allocator.
     """
-    trim = getattr(ctypes.CDLL(None), "malloc_trim", None) if sys.platform.startswith("linux") else None
+    trim = _glibc("malloc_trim")
     if trim is not None:
         trim(0)
 
