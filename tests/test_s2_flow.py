@@ -2,6 +2,7 @@
 
 import io
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from prefect.exceptions import ParameterTypeError
 
 from eoflows.errors import InputError
 from eoflows.local.s3 import LocalS3
+from eoflows.prefect_api import flush_run_reports
 from flows.s2_indices import s2_indices
 from tasks.data.stac_io import FsspecStacIO
 from tasks.science.indices import PRODUCTS
@@ -112,12 +114,19 @@ def test_s3_to_s3_on_a_local_cluster(s3: LocalS3, sample_item: Path, always_a_cl
     assert all(run.state.is_completed() for run in runs)
 
 
-def run_logs(state) -> list[str]:
+def run_log_lines(state, starting: str, timeout: float = 30.0) -> list[str]:
+    """The run's log lines that start with `starting`, once the server has them (logs are sent in batches)."""
+    flush_run_reports()
+    deadline = time.monotonic() + timeout
     with get_client(sync_client=True) as client:
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
-        )
-    return [log.message for log in logs]
+        while True:
+            logs = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id]))
+            )
+            found = [log.message for log in logs if log.message.startswith(starting)]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
 
 
 def test_to_s3_the_chunks_go_while_computing_and_a_failure_leaves_nothing(
@@ -129,7 +138,7 @@ def test_to_s3_the_chunks_go_while_computing_and_a_failure_leaves_nothing(
                        products=["ndvi", "rgb"], storage="early-s3", return_state=True)  # fmt: skip
     item = published_item(state.result(), s3.storage())
     check_products(item, sample_copy, ["ndvi", "rgb"], s3.storage().s3fs_options())
-    (line,) = [m for m in run_logs(state) if m.startswith("Publishing ")]
+    (line,) = run_log_lines(state, "Publishing ")
     assert line.endswith(" of them uploaded while computing)")  # 9 windows x 2 products, less empty chunks
     early = int(line.rsplit("(", 1)[1].split()[0])
     assert 9 <= early <= 18, line
