@@ -11,6 +11,7 @@ import re
 import signal
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from functools import cache
 from pathlib import Path
@@ -165,6 +166,21 @@ def register_runs() -> None:
 
     for name, package in PACKAGES.items():
         run_app.command(run_command(package, FLOWS[name]), name=name)
+
+
+def reports_to_prefect(tokens: list[str]) -> bool:
+    """Whether `tokens` run a flow, which reports to a Prefect API (`in_prefect`), rather than ask for help."""
+    runs = (tokens[:1] == ["run"] and len(tokens) > 1) or tokens[:2] == ["cwl", "run"]
+    return runs and not {"--help", "-h", "--version"} & set(tokens)
+
+
+def _starting_prefect_api(tokens: list[str]) -> AbstractContextManager[None]:
+    """For a command that runs a flow, its temporary Prefect server starts now, while the flows import."""
+    if not reports_to_prefect(tokens):
+        return nullcontext()
+    from eoflows.prefect_api import starting_early
+
+    return starting_early()
 
 
 def register(tokens: list[str]) -> None:
@@ -578,9 +594,10 @@ def main(argv: list[str] | None = None) -> int:
     tokens = argv if argv is not None else sys.argv[1:]
     if tokens[:1] == ["step"]:  # a CWL tool: writes nothing but its output, so no Prefect home in $HOME
         private_prefect_home()
-    register(tokens)  # the packages (and Prefect with them) are imported only by the commands that need them
     try:
-        app(tokens, exit_on_error=False, print_error=False)
+        with _starting_prefect_api(tokens):
+            register(tokens)  # the packages (and Prefect with them) are imported only by the commands that need them
+            app(tokens, exit_on_error=False, print_error=False)
     except CycloptsError as error:
         print(f"eoflows: usage error: {_one_line(error)}", file=sys.stderr)
         return 2

@@ -33,41 +33,41 @@ def _report(catalog_uri: str, storage, local_copy: Path) -> None:
 
 
 def main() -> int:
-    """Run the demo; return the exit status."""
+    """Run the demo; return the exit status. The Prefect server starts while the sample and S3 server are made."""
+    from eoflows.cli import in_prefect
+    from eoflows.prefect_api import starting_early
     from eoflows.samples.s2_eopf import write_sample
     from tasks.data.storage import filesystem
 
     t0 = time.perf_counter()
-    OUT.mkdir(parents=True, exist_ok=True)
-    print(f"Writing a synthetic Sentinel-2 L2A scene into {OUT / 'sample'} ...", flush=True)
-    item = write_sample(OUT / "sample")
-    dest = os.environ.get("DEMO_DEST")
-    from flows.s2_indices import s2_indices
+    with starting_early():
+        OUT.mkdir(parents=True, exist_ok=True)
+        print(f"Writing a synthetic Sentinel-2 L2A scene into {OUT / 'sample'} ...", flush=True)
+        item = write_sample(OUT / "sample")
+        dest = os.environ.get("DEMO_DEST")
+        from flows.s2_indices import s2_indices
 
-    if dest:
-        uri = s2_indices(item=str(item), destination=dest, run_id="demo")
-        storage = None
-    else:
+        if dest:
+            uri = in_prefect(lambda: s2_indices(item=str(item), destination=dest, run_id="demo"))
+            _report(uri, None, Path(uri).parent)
+            print(f"Done in {time.perf_counter() - t0:.0f} s.")
+            return 0
         from eoflows.local.s3 import local_s3
 
         with local_s3(buckets=["eoflows-demo"]) as s3:
             print(f"S3 server (moto) at {s3.endpoint_url}, bucket eoflows-demo", flush=True)
             os.environ.update(s3.env())
             storage = s3.storage()
-            uri = s2_indices(item=str(item), destination="s3://eoflows-demo/results", run_id=f"demo-{int(time.time())}")
+            uri = in_prefect(lambda: s2_indices(item=str(item), destination="s3://eoflows-demo/results",
+                                                run_id=f"demo-{int(time.time())}"))  # fmt: skip
             local = OUT / "published"
             fs, path = filesystem(uri.rsplit("/", 1)[0], storage)
             fs.get(path, str(local), recursive=True)
             _report(uri, storage, local)
-        print(f"\nThe S3 server is stopped; the results above were copied to {local}.")
-        print(f"Done in {time.perf_counter() - t0:.0f} s.")
-        return 0
-    _report(uri, storage, Path(uri).parent)
+    print(f"\nThe S3 server is stopped; the results above were copied to {local}.")
     print(f"Done in {time.perf_counter() - t0:.0f} s.")
     return 0
 
 
 if __name__ == "__main__":
-    from eoflows.cli import in_prefect
-
-    sys.exit(in_prefect(main))
+    sys.exit(main())

@@ -4,53 +4,105 @@ Without `PREFECT_API_URL`, Prefect would start its own temporary server, which o
 sends telemetry. Ours is the same server (Prefect's API app under uvicorn, on the profile's database, so runs
 stay visible afterwards with `prefect server start`), with analytics off, and it ends with this process even
 when that is killed (`eoflows.processes.die_with_parent`).
+
+The server takes seconds to start (it imports Prefect's whole API), so a command that will need it starts it
+first (`starting_early`), and imports its flows while the server starts on the other core. The temporary server
+skips the registration of block types at start (it would import every installed Prefect collection, Kubernetes'
+client among them, measured at 1.3-1.6 s): a block saved from Python registers its own type.
 """
 
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from eoflows.processes import free_port, started, wait_answering
 
-from eoflows.processes import free_port, http_process
+NAME = "temporary Prefect server"
+
+
+@dataclass(frozen=True)
+class _Server:
+    """A temporary Prefect server's process, API URL and log."""
+
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+
+_early: ContextVar[_Server | None] = ContextVar("eoflows_early_prefect_server", default=None)
 
 
 @contextmanager
-def prefect_api() -> Iterator[str]:
-    """The URL of the Prefect API for the block: the configured one, or a temporary server started here."""
-    configured = PREFECT_API_URL.value()
-    if configured:
-        yield configured
-        return
+def _temporary_server() -> Iterator[_Server]:
+    """Start a temporary Prefect server (not waiting for it to answer); stopped on exit."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}/api"
     env = {
         **os.environ,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_ENABLED": "false",
         "PREFECT__SERVER_EPHEMERAL": "1",
+        "PREFECT_API_BLOCKS_REGISTER_ON_START": "false",
+        "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",  # (its check alone imports the collections)
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="eoflows-prefect-") as logs:
         log = Path(logs) / "server.log"
-        with http_process(command, f"{url}/health", "temporary Prefect server", timeout=120, log=log, env=env):
-            previous = os.environ.get("PREFECT_API_URL")
-            os.environ["PREFECT_API_URL"] = url  # for the processes the run starts (Dask workers, cwltool)
-            try:
-                with temporary_settings({PREFECT_API_URL: url}):
-                    try:
-                        yield url
-                    finally:
-                        flush_run_reports()
-            finally:
-                if previous is None:
-                    os.environ.pop("PREFECT_API_URL", None)
-                else:
-                    os.environ["PREFECT_API_URL"] = previous
+        with started(command, log=log, env=env) as process:
+            yield _Server(process, f"http://127.0.0.1:{port}/api", log)
+
+
+@contextmanager
+def starting_early() -> Iterator[None]:
+    """Start the temporary server now, for `prefect_api` inside the block, unless the environment names an API.
+
+    An API configured elsewhere (a Prefect profile) is only known once Prefect is imported: `prefect_api` then
+    stops the server started here, unused.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    with _temporary_server() as server:
+        token = _early.set(server)
+        try:
+            yield
+        finally:
+            _early.reset(token)
+
+
+@contextmanager
+def prefect_api() -> Iterator[str]:
+    """The URL of the Prefect API for the block: the configured one, or a temporary server (maybe started early)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    configured = PREFECT_API_URL.value()
+    early = _early.get()
+    if configured:
+        if early is not None:
+            early.process.terminate()
+        yield configured
+        return
+    with nullcontext(early) if early is not None else _temporary_server() as server:
+        wait_answering(server.process, f"{server.url}/health", NAME, timeout=120, log=server.log)
+        previous = os.environ.get("PREFECT_API_URL")
+        os.environ["PREFECT_API_URL"] = server.url  # for the processes the run starts (Dask workers, cwltool)
+        try:
+            with temporary_settings({PREFECT_API_URL: server.url}):
+                try:
+                    yield server.url
+                finally:
+                    flush_run_reports()
+        finally:
+            if previous is None:
+                os.environ.pop("PREFECT_API_URL", None)
+            else:
+                os.environ["PREFECT_API_URL"] = previous
 
 
 def flush_run_reports() -> None:
