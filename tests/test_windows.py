@@ -49,3 +49,30 @@ def test_a_failing_window_cancels_the_windows_not_started() -> None:
         finally:
             release.set()
     assert len(started) < 20  # the queued windows never ran
+
+
+def test_in_a_flow_each_window_result_is_let_go_after_its_write() -> None:
+    """Prefect keeps the return value of each window task (in the submitting step's transaction) until the step
+    ends; the result a window returns must still go as soon as it is written."""
+    from prefect import flow, task
+    from prefect_dask import DaskTaskRunner
+
+    @task
+    def step() -> list[float]:
+        written, alive = [], []
+
+        def write(result: np.ndarray) -> None:
+            assert not [ref for ref in alive if ref() is not None]  # no earlier result outlived its write
+            alive.append(weakref.ref(result))
+            written.append(float(result[0]))
+
+        with placement(None, 0) as place:
+            assert place.where.startswith("Prefect tasks on the flow's DaskTaskRunner")
+            run_windows(place, lambda w: np.full(100_000, w, np.float64), range(6), write, "test windows")
+        return sorted(written)
+
+    @flow(task_runner=DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": 2, "processes": False}))
+    def windows() -> list[float]:
+        return step()
+
+    assert windows() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
