@@ -72,7 +72,7 @@ def main() -> None:
     print(f"{'run':<40} {'wall s':>8} {'peak RSS MB':>12}")
     for name, wall, rss in (
         ("eoflows run (whole command)", ours.wall_s, ours.peak_rss_mb),
-        ("  of which compute + early upload", flow_compute, None),
+        ("  of which compute + chunks sent to S3", flow_compute, None),
         ("eoflows step compute (same tile)", compute_wall(step), step.peak_rss_mb),
         ("floor: read inputs once", read.inner_wall_s, None),
         ("floor: write products once", write.inner_wall_s, None),
@@ -83,8 +83,8 @@ def main() -> None:
     ratio = ours.wall_s / floor
     print(f"whole run / (compute floor {compute_floor:.1f} s + upload floor {upload.inner_wall_s:.1f} s): "
           f"{ratio:.2f}x   target <= 1.3x   {'PASS' if ratio <= 1.3 else 'MISS'}")  # fmt: skip
-    early = re.findall(r"\((\d+) of them uploaded while computing\)", ours.stderr)
-    print(f"files the run uploaded while computing: {early[-1] if early else 0} (the compute's time includes "
+    early = re.findall(r"\((\d+) of them sent while computing\)", ours.stderr)
+    print(f"files the run sent while computing: {early[-1] if early else 0} (the compute's time includes "
           "them; bench/s2_indices.py compares the flow's compute with the step's, to a folder)")  # fmt: skip
     rss = ours.peak_rss_mb / 1024
     print(f"peak RSS of the whole run: {rss:.2f} GiB   target <= 1.5 GiB   {'PASS' if rss <= 1.5 else 'MISS'}")

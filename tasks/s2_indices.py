@@ -20,15 +20,15 @@ from tasks.data.eopf import EopfSource, check_l2a, missing_chunks, open_source
 from tasks.data.names import file_name, inside
 from tasks.data.png import png_bytes
 from tasks.data.products_store import (
+    chunk_path,
     chunk_templates,
     create_store,
     encode_window,
-    window_files,
     write_chunks,
     write_window,
 )
 from tasks.data.stac_io import read_item
-from tasks.data.stac_items import indices_item
+from tasks.data.stac_items import indices_item, stored_size
 from tasks.data.staging import (
     STAGE_OUT,
     early_uploads,
@@ -124,8 +124,8 @@ def process_window(
         position, piece = sampling.piece(rows, cols, dn, codings, factors, QUICKLOOK_BANDS)
     else:
         position, piece = picture[0], product_piece(picture[1])
-    return {"chunks": chunks, "chunk": (rows.start // source.chunk[0], cols.start // source.chunk[1]),
-            "position": position, "piece": piece, "read": sum(a.nbytes for a in dn.values()), "raw": raw}  # fmt: skip
+    return {"chunks": chunks, "position": position, "piece": piece, "read": sum(a.nbytes for a in dn.values()),
+            "raw": raw}  # fmt: skip
 
 
 def _check_chunks(source: EopfSource, strict: bool) -> str:
@@ -189,20 +189,25 @@ def compute_indices(
         templates = chunk_templates(str(store), products)
         pieces, decoded = [], {"read": 0, "raw": 0}
 
-        uploads = early_uploads()  # a flow publishing to S3: each window's chunks go now, not after the compute
+        uploads = early_uploads()  # a flow publishing to S3: each window's chunks go there now, not to the disk
 
         def write(result: dict) -> None:
-            write_chunks(store, templates, result["chunks"])
-            if uploads is not None:
-                uploads.put(window_files(store, templates, *result["chunk"]))
+            if uploads is None:
+                write_chunks(store, templates, result["chunks"])
+            else:
+                for product, coords, data in result["chunks"]:
+                    if data is not None:
+                        uploads.put(chunk_path(store, templates, product, coords), data)
             pieces.append((result["position"], result["piece"]))
             for key in decoded:
                 decoded[key] += result[key]
 
         with placement(dask, grid.height * grid.width) as place:
             log.info("Windows run on %s", place.where)
-            # local threads write their chunks themselves; Dask workers (maybe on other machines) send them back
-            job = partial(process_window, source, templates, products, sampling, None if place.remote else store,
+            # local threads write their chunks themselves; Dask workers (maybe on other machines) send them back, as
+            # do all windows when the chunks go straight to S3
+            writes_here = not place.remote and uploads is None
+            job = partial(process_window, source, templates, products, sampling, store if writes_here else None,
                           encoding)  # fmt: skip
             usage = run_windows(place, job, windows, write, f"computing {len(products)} products")
         with warnings.catch_warnings():  # consolidated metadata is not (yet) in the Zarr v3 spec; xarray reads it
@@ -212,10 +217,11 @@ def compute_indices(
         quicklook.write_bytes(png_bytes(assemble(sampling, pieces)))
         shown = quicklook_of(products)
         title = f"Quicklook ({'natural colour' if shown is None else LONG_NAMES[shown]})"
-        result = indices_item(item, href, grid, out_id, products, store, (quicklook, title), encoding)
+        sent = uploads.sizes if uploads is not None else {}
+        result = indices_item(item, href, grid, out_id, products, store, (quicklook, title), encoding, sent)
         write_catalog([result], output, "processing-results", f"s2-indices results of {item.id}")
     wall = time.perf_counter() - t0
-    size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
+    size = stored_size(store, sent)
     log.info("Wrote %d products (%.1f MB) in %.1f s", len(products), size / 1e6, wall)
     report_usage(f"Usage of the compute step for {item.id}", usage, wall, {
         "input decoded (MB)": round(decoded["read"] / 1e6, 1),

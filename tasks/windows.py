@@ -7,14 +7,18 @@ as it returns (so a result is dropped before the next arrives), cancels the wind
 failure, and measures each window (time, CPU, the worker and scheduler that ran it).
 
 Where windows run (`placement`), in order:
-- in a flow: each window is a Prefect task run submitted to the flow's Dask task runner, which the flow opens
-  for the step when the step asks for it (`flow_cluster`, `flows.build`). A task per window, not a bare Dask
-  future: the UI shows every window's state while it runs, and the task runner puts windows on the cluster's
-  workers: the local cluster's (threads of the flow's process) write their own output, a Gateway's or any other
-  cluster's may share no disk with the step and send their results back. Without a configured cluster, work
-  smaller than `DaskSettings.local_cluster_from` pixels runs in the flow's own threads instead, without a Prefect
-  task per window: a cluster takes a second or more to start and each window task costs Prefect about 75 ms of
-  CPU (it rebuilds its settings), more than such work is worth (measured in `bench/monitor.py`);
+- in a flow: on the flow's Dask task runner, which the flow opens for the step when the step asks for it
+  (`flow_cluster`, `flows.build`), as Prefect task runs, so the UI shows them while they run:
+  - on a Gateway's or any other cluster, a task per window: its workers may share no disk with the step, so
+    each window sends its result back;
+  - on the local cluster (threads of the flow's process), a task per worker thread ("windows 1/3"), each
+    running the step's windows in turn until none are left, and writing their output itself. Prefect rebuilds
+    its settings and context for every task a Dask task runner runs and serialises them for every submission:
+    measured with py-spy on a full tile, 0.2-0.3 s of CPU per window task, a third of the window threads' own
+    CPU, which made the flow's compute 1.22x the step's;
+  Without a configured cluster, work smaller than `DaskSettings.local_cluster_from` pixels runs in the flow's
+  own threads instead: a cluster takes a second or more to start, more than such work is worth (measured in
+  `bench/monitor.py`);
 - a step run alone (the CLI, a CWL tool) with a Dask cluster configured: the running cluster named by
   DASK_SCHEDULER_ADDRESS, else the gateway's cluster (the one Calrissian procured, named in DASK_CLUSTER, else a
   new one for the step);
@@ -199,6 +203,94 @@ def flow_cluster(opener: ClusterOpener) -> Iterator[None]:
         _flow_cluster.reset(token)
 
 
+class _Feed:
+    """The windows of a step waiting for the Prefect tasks that run them in turn (threads of this process)."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Future, Callable[[Any], Any], Any] | None] = queue.SimpleQueue()
+        self.closed = False
+
+    def submit(self, job: Callable[[Any], Any], window: Any) -> Future:
+        """Queue `job(window)`; its future ends with the window's `Ran`."""
+        future: Future = Future()
+        self._queue.put((future, job, window))
+        return future
+
+    def run(self) -> int:
+        """Run queued windows until the feed is closed; how many ran (a window's error goes to its future)."""
+        ran = 0
+        while (item := self._queue.get()) is not None:
+            future, job, window = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(measured(job, window))
+                except BaseException as exc:  # handed to the step, which cancels the rest
+                    future.set_exception(exc)
+                ran += 1
+        return ran
+
+    def close(self, runners: int, error: BaseException | None = None) -> None:
+        """No more windows: each of the `runners` ends after its window; with `error`, the queued ones fail."""
+        self.closed = True
+        while error is not None:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None and item[0].set_running_or_notify_cancel():
+                item[0].set_exception(error)
+        for _ in range(runners):
+            self._queue.put(None)
+
+
+_feeds: dict[str, _Feed] = {}  # the feeds of the steps running in this process, by key
+
+
+def run_feed(feed: str, number: int, of: int) -> int:
+    """Run windows of the step's `feed` (one of `of` such tasks) until it is closed; how many it ran."""
+    return _feeds[feed].run()
+
+
+@cache
+def feed_task() -> "Task":
+    """The Prefect task that runs windows in turn on a thread of the local cluster (made when first needed)."""
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
+
+    return task(run_feed, name="windows", task_run_name="windows {number}/{of}", cache_policy=NO_CACHE,
+                persist_result=False)  # fmt: skip
+
+
+@contextmanager
+def _fed(runner: Any) -> Iterator[Placement]:
+    """Windows run in turn by a Prefect task per thread of the local cluster `runner` (its worker's threads).
+
+    Should such a task end while windows are still queued (it crashed), they fail instead of waiting forever.
+    """
+    import uuid
+
+    threads = sum(runner.client.nthreads().values())
+    key, feed = uuid.uuid4().hex, _Feed()
+    _feeds[key] = feed
+
+    def ended(done: Any) -> None:
+        if not feed.closed:
+            feed.close(0, RuntimeError(f"the window task {done.task_run_id} ended before the step's windows did"))
+
+    runners = []
+    try:
+        for number in range(1, threads + 1):
+            runners.append(feed_task().submit(key, number, threads))
+            runners[-1].add_done_callback(ended)
+        yield Placement(feed.submit, f"{threads} Prefect tasks on the flow's DaskTaskRunner (a local cluster), "
+                        "each running windows in turn", False)  # fmt: skip
+    finally:
+        feed.close(len(runners))
+        for future in runners:
+            future.wait()
+        del _feeds[key]
+
+
 @contextmanager
 def placement(dask: DaskSettings | None, pixels: int) -> Iterator[Placement]:
     """The placement of the windows of a step making `pixels` output pixels (see the module docstring).
@@ -215,8 +307,11 @@ def placement(dask: DaskSettings | None, pixels: int) -> Iterator[Placement]:
                 # a LocalCluster's workers share this machine's disk: they write their chunks themselves, as local
                 # threads do, instead of sending them back through the scheduler to this process
                 local = getattr(runner, "cluster_class", None) == LOCAL_CLUSTER and not getattr(runner, "address", None)
-                where = f"Prefect tasks on the flow's {type(runner).__name__}{' (a local cluster)' if local else ''}"
-                yield Placement(window_task().submit, where, not local)
+                if local:
+                    with _fed(runner) as place:
+                        yield place
+                else:
+                    yield Placement(window_task().submit, f"Prefect tasks on the flow's {type(runner).__name__}", True)
             return
         with _threads(f"threads of the flow process ({pixels:,} px, below the {threshold:,} px a local cluster "
                       "is started for)") as place:  # fmt: skip

@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -101,8 +102,10 @@ def test_s3_to_s3_on_a_local_cluster(s3: LocalS3, sample_item: Path, always_a_cl
     assert {"compute-usage", "dask-cluster"} <= set(tables)
     usage = {row["measure"]: row["value"] for row in tables["compute-usage"]}
     cluster = {row["property"]: row["value"] for row in tables["dask-cluster"]}
-    # a local cluster's workers write their own chunks (they share this machine's disk)
-    assert usage["windows ran on"] == "Prefect tasks on the flow's DaskTaskRunner (a local cluster)"
+    # a local cluster's worker threads each run windows in turn (a Prefect task per thread, not per window)
+    threads = (os.cpu_count() or 1) + 1
+    assert usage["windows ran on"] == (f"{threads} Prefect tasks on the flow's DaskTaskRunner (a local cluster), "
+                                       "each running windows in turn")  # fmt: skip
     assert usage["window schedulers"] == cluster["scheduler"]  # the windows ran on the task runner's cluster
     assert usage["window workers"].startswith("inproc://")  # the cluster's worker: threads of the flow's process
     with get_client(sync_client=True) as client:
@@ -110,7 +113,10 @@ def test_s3_to_s3_on_a_local_cluster(s3: LocalS3, sample_item: Path, always_a_cl
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
     names = sorted(run.task_key.rsplit("-", 1)[0] for run in runs)
-    assert names.count("measured") == 9 and {"compute_indices", "stage_in_eopf", "stage_out"} <= set(names)
+    assert names.count("run_feed") == threads and {"compute_indices", "stage_in_eopf", "stage_out"} <= set(names)
+    assert sorted(run.name for run in runs if run.name.startswith("windows ")) == [
+        f"windows {n}/{threads}" for n in range(1, threads + 1)
+    ]
     assert all(run.state.is_completed() for run in runs)
 
 
@@ -139,9 +145,13 @@ def test_to_s3_the_chunks_go_while_computing_and_a_failure_leaves_nothing(
     item = published_item(state.result(), s3.storage())
     check_products(item, sample_copy, ["ndvi", "rgb"], s3.storage().s3fs_options())
     (line,) = run_log_lines(state, "Publishing ")
-    assert line.endswith(" of them uploaded while computing)")  # 9 windows x 2 products, less empty chunks
+    assert line.endswith(" of them sent while computing)")  # 9 windows x 2 products, less empty chunks
     early = int(line.rsplit("(", 1)[1].split()[0])
     assert 9 <= early <= 18, line
+    # the chunks went from memory to S3, never written locally: the item's sizes still count them
+    store = item.assets["product"].get_absolute_href().removeprefix("s3://")
+    assert item.assets["product"].extra_fields["file:size"] == sum(fs.du(store, total=False).values())
+    assert item.assets["ndvi"].extra_fields["file:size"] == fs.du(f"{store}/ndvi")
 
     # a window that cannot be read fails the run after others were uploaded: the run folder is left empty
     chunk = sample_copy.with_suffix(".zarr") / "measurements/reflectance/r10m/b04/2.2"  # the last window's

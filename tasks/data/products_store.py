@@ -163,18 +163,6 @@ def chunk_path(path: Path, templates: dict[str, str], product: str, coords: tupl
     return path / product / ArrayV3Metadata.from_dict(json.loads(templates[product])).encode_chunk_key(coords)
 
 
-def window_files(path: Path, templates: dict[str, str], row: int, col: int) -> list[Path]:
-    """The chunk files every product has written for the window at chunk row `row`, column `col`.
-
-    A chunk of no data is not stored: it has no file.
-    """
-    files = []
-    for product, template in templates.items():
-        lead = (0,) * (len(json.loads(template)["shape"]) - 2)
-        files.append(chunk_path(path, templates, product, (*lead, row, col)))
-    return [f for f in files if f.is_file()]
-
-
 def write_chunks(path: Path, templates: dict[str, str], chunks: Iterable[Chunk]) -> int:
     """Write encoded chunks into the store at `path`; return the bytes written."""
     written = 0

@@ -8,6 +8,7 @@
 """
 
 import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +42,28 @@ DATETIME_SOURCE = "datetime_source"  # where a staged raster's datetime was foun
 NUMPY_TYPES = {gdal: numpy for numpy, gdal in GDAL_TYPES.items()}  # gdalinfo's type names -> STAC data types
 
 
-def _size(path: Path) -> int:
-    """Bytes of a file, or of every file under a folder (a Zarr store or array)."""
-    return path.stat().st_size if path.is_file() else sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+def stored_size(path: Path, sent: Mapping[Path, int] | None = None) -> int:
+    """Bytes of a file, or of every file under a folder (a Zarr store or array).
+
+    `sent`: files sent to the destination without being written here (their paths here and sizes), counted too.
+    """
+    if path.is_file():
+        return path.stat().st_size
+    local = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return local + sum(size for file, size in (sent or {}).items() if file.is_relative_to(path))
 
 
 def add_asset(item: pystac.Item, key: str, path: Path, title: str, media_type: str, roles: list[str],
-              description: str | None = None, folder: Path | None = None) -> pystac.Asset:  # fmt: skip
-    """Add the product at `path` in the item's `folder` (default: next to it) as asset `key`, with its size."""
+              description: str | None = None, folder: Path | None = None,
+              sent: Mapping[Path, int] | None = None) -> pystac.Asset:  # fmt: skip
+    """Add the product at `path` in the item's `folder` (default: next to it) as asset `key`, with its size.
+
+    `sent`: its files sent to the destination without being written here (`stored_size`).
+    """
     href = f"./{path.relative_to(folder or path.parent).as_posix()}"
     asset = pystac.Asset(href, title, description, media_type=media_type, roles=roles)
     item.add_asset(key, asset)
-    FileExtension.ext(asset, add_if_missing=True).size = _size(path)
+    FileExtension.ext(asset, add_if_missing=True).size = stored_size(path, sent)
     return asset
 
 
@@ -89,15 +100,17 @@ def derived_item(source: pystac.Item, item_id: str, grid: Grid, source_href: str
 
 
 def indices_item(source: pystac.Item, href: str, grid: Grid, out_id: str, products: list[str], store: Path,
-                 quicklook: tuple[Path, str], encoding: Encoding = "float32") -> pystac.Item:  # fmt: skip
+                 quicklook: tuple[Path, str], encoding: Encoding = "float32",
+                 sent: Mapping[Path, int] | None = None) -> pystac.Item:  # fmt: skip
     """The item of an s2-indices products store (one asset per product, and the store) and its quicklook.
 
-    `quicklook`: the PNG and its title (what it shows).
+    `quicklook`: the PNG and its title (what it shows); `sent`: the store's chunks sent to the destination
+    without being written here (paths and sizes).
     """
     out = derived_item(source, out_id, grid, href, f"eoflows s2-indices: {', '.join(products)} from {source.id}")
     for name in products:
         roles = ["data", "index"] if name in INDICES else ["visual"]
-        asset = add_asset(out, name, store / name, LONG_NAMES[name], ZARR, roles, folder=store.parent)
+        asset = add_asset(out, name, store / name, LONG_NAMES[name], ZARR, roles, folder=store.parent, sent=sent)
         # each array asset says where it lies, as loaders (odc-stac, stackstac) read it from the asset
         ProjectionExtension.ext(asset).apply(code=grid.crs, shape=[grid.height, grid.width], transform=grid.transform)
         if name in INDICES and encoding == "compact":
@@ -112,7 +125,7 @@ def indices_item(source: pystac.Item, href: str, grid: Grid, out_id: str, produc
             bands = [RasterBand.create(data_type=DataType.UINT8, scale=1.0, offset=0.0) for _ in COMPOSITES[name]]
         RasterExtension.ext(asset, add_if_missing=True).bands = bands
     product = add_asset(out, "product", store, "All products", ZARR, ["data", "metadata"],
-                        "Zarr v3 store with one array per product")  # fmt: skip
+                        "Zarr v3 store with one array per product", sent=sent)  # fmt: skip
     XarrayAssetsExtension.ext(product, add_if_missing=True).open_kwargs = {
         "engine": "zarr", "chunks": {}, "consolidated": True
     }  # fmt: skip

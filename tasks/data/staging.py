@@ -151,9 +151,9 @@ def stage_out(
             raise StageError(f"destination {folder.uri!r}: already holds a published catalog; choose another run_id")
         try:
             early = _uploaded_early(folder, input)
-            left = [p for p in data if early.get(p.relative_to(input)) != p.stat().st_size]
-            log.info("Publishing %d files of %s to %s%s", len(data), input, folder.uri,
-                     f" ({len(data) - len(left)} of them uploaded while computing)" if early else "")  # fmt: skip
+            left = [p for p in data if p.relative_to(input) not in early]  # (files sent early are not written)
+            log.info("Publishing %d files of %s to %s%s", len(left) + len(early), input, folder.uri,
+                     f" ({len(early)} of them sent while computing)" if early else "")  # fmt: skip
             _publish(folder, input, catalog, left, FsspecStacIO(storage))
         except EoflowsError:
             raise
@@ -177,33 +177,42 @@ UPLOAD_BUDGET = 256 * 2**20
 
 
 class EarlyUploads:
-    """Files of the published step's output put at their final keys while that step still runs (remote folders).
+    """Files of the published step's output sent to their final keys while that step still runs (remote folders).
 
     A flow holds its run folder from the start (`claim_destination`), so a step whose output stage-out publishes
-    can hand over each file as soon as it is final (a window's chunks): it goes to the same key stage-out would
-    give it, recorded first in the folder's `written` (a failed run removes it), and stage-out then sends only
-    the rest, the items, and `catalog.json` last. The upload overlaps the compute instead of following it.
+    can hand over each file's bytes as soon as they are final (a window's encoded chunks) instead of writing
+    them: they go to the key stage-out would give the file, recorded first in the folder's `written` (a failed
+    run removes it), and stage-out then sends only the files written locally (metadata), the items, and
+    `catalog.json` last. The upload overlaps the compute, and no byte of it crosses the local disk.
+    At most `budget` bytes wait or travel at once: `put` holds the step back until the uploads make room.
     """
 
-    def __init__(self, folder: RunFolder, root: Path, threads: int = 4) -> None:
-        self.folder, self.root = folder, root
-        self._queue: queue.SimpleQueue[tuple[Future, Path, str] | None] = queue.SimpleQueue()
+    def __init__(self, folder: RunFolder, root: Path, threads: int = 4, budget: int = UPLOAD_BUDGET) -> None:
+        self.folder, self.root, self.budget = folder, root, budget
+        self._queue: queue.SimpleQueue[tuple[Future, bytes, str] | None] = queue.SimpleQueue()
         # daemon threads: a put stalled on a hung endpoint must not keep a stopped process alive
         self._threads = [threading.Thread(target=self._work, name="eoflows-early-upload", daemon=True)
                          for _ in range(threads)]  # fmt: skip
         for thread in self._threads:
             thread.start()
         self._futures: list[Future] = []
-        self.sizes: dict[Path, int] = {}  # each file put, by its local path, with the size it had
+        self._room = threading.Condition()
+        self._in_flight = 0  # bytes put and not yet sent
+        self.sizes: dict[Path, int] = {}  # each file sent, by its path under `root`, with its size
 
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
-            future, path, remote = job
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(self.folder.fs.put_file(str(path), remote))
-                except BaseException as exc:  # handed to whoever waits on it
-                    future.set_exception(exc)
+            future, data, remote = job
+            try:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(self.folder.fs.pipe_file(remote, data))
+                    except BaseException as exc:  # handed to whoever waits on it
+                        future.set_exception(exc)
+            finally:
+                with self._room:
+                    self._in_flight -= len(data)
+                    self._room.notify_all()
 
     def _shutdown(self) -> None:
         """No more uploads: those not started are cancelled, the threads end after the one they are on."""
@@ -212,15 +221,21 @@ class EarlyUploads:
         for _ in self._threads:
             self._queue.put(None)
 
-    def put(self, files: list[Path]) -> None:
-        """Upload `files` (under `root`, final: they do not change any more) in the background."""
-        for path in files:
-            remote = self.folder.fs_path(*path.relative_to(self.root).parts)
-            self.sizes[path] = path.stat().st_size
-            self.folder.will_write(remote)
-            future: Future = Future()
-            self._futures.append(future)
-            self._queue.put((future, path, remote))
+    def put(self, path: Path, data: bytes) -> None:
+        """Send `data` in the background as the file `path` under `root` (final: it is not written here)."""
+        remote = self.folder.fs_path(*path.relative_to(self.root).parts)
+        with self._room:  # (a lock wait that signals interrupt: a stopped run does not hang here)
+            self._room.wait_for(lambda: self._in_flight == 0 or self._in_flight + len(data) <= self.budget)
+            self._in_flight += len(data)
+        self.sizes[path] = len(data)
+        self.folder.will_write(remote)
+        future: Future = Future()
+        self._futures.append(future)
+        self._queue.put((future, data, remote))
+
+    def sent_under(self, path: Path) -> int:
+        """Bytes of the files put under `path` (a folder under `root`, such as a Zarr store)."""
+        return sum(size for sent, size in self.sizes.items() if sent.is_relative_to(path))
 
     def wait(self) -> dict[Path, int]:
         """Wait for every upload; the first failure is raised; the files put and their sizes."""
