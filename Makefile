@@ -23,6 +23,7 @@ test: install
 bench: install
 	$(BIN)/python bench/startup.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/s2_indices.py
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/end_to_end.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/gateway_overhead.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/burned_area.py
 	$(BIN)/python bench/burned_area_http.py
