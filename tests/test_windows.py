@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tasks.windows import LOCAL_CLUSTER, placement, run_windows, tiles
+from tasks.windows import LOCAL_CLUSTER, Placement, Usage, placement, run_windows, tiles
 
 
 def test_tiles_cover_the_grid_once() -> None:
@@ -20,7 +20,11 @@ def test_tiles_cover_the_grid_once() -> None:
     assert (covered == 1).all()
 
 
-def test_each_result_is_written_once_and_let_go_before_the_next() -> None:
+def run_checked(place: Placement, windows: int) -> tuple[list[float], Usage]:
+    """Run `windows` windows (each an array of its number) on `place`; what was written, sorted, and the usage.
+
+    Each write checks that no earlier result outlived its own write.
+    """
     written, alive = [], []
 
     def write(result: np.ndarray) -> None:
@@ -28,80 +32,52 @@ def test_each_result_is_written_once_and_let_go_before_the_next() -> None:
         alive.append(weakref.ref(result))
         written.append(float(result[0]))
 
+    usage = run_windows(place, lambda w: np.full(100_000, w, np.float64), range(windows), write, "test windows")
+    return sorted(written), usage
+
+
+def in_a_flow(body: Callable[[], Any], cluster_class: str | None = LOCAL_CLUSTER) -> Any:
+    """`body()` in a Prefect task of a flow on a Dask cluster of 3 threads in the flow's process.
+
+    With `cluster_class` None, the task runner does not know the cluster for a local one (windows as on a
+    Gateway's: a Prefect task each, results sent back).
+    """
+    from prefect import flow, task
+    from prefect_dask import DaskTaskRunner
+
+    runner = DaskTaskRunner(cluster_class=cluster_class,
+                            cluster_kwargs={"n_workers": 1, "threads_per_worker": 3, "processes": False})  # fmt: skip
+    return flow(task_runner=runner)(lambda: task(body)())()
+
+
+def test_each_result_is_written_once_and_let_go_before_the_next() -> None:
     with placement(None, 0) as place:
         assert not place.remote and place.where.endswith("local threads")
-        usage = run_windows(place, lambda w: np.full(100_000, w, np.float64), range(12), write, "test windows")
-    assert sorted(written) == list(range(12))
+        written, usage = run_checked(place, 12)
+    assert written == list(range(12))
     assert usage.windows == 12 and usage.workers == {"this process": 12} and usage.cpu >= 0
-
-
-def test_a_failing_window_cancels_the_windows_not_started() -> None:
-    started, release = [], threading.Event()
-
-    def job(window: int) -> int:
-        started.append(window)
-        if window == 0:
-            raise ValueError("window 0 is broken")
-        release.wait(30)
-        return window
-
-    with placement(None, 0) as place, pytest.raises(ValueError, match="window 0 is broken"):
-        try:
-            run_windows(place, job, range(20), lambda result: None, "test windows")
-        finally:
-            release.set()
-    assert len(started) < 20  # the queued windows never ran
 
 
 def test_in_a_flow_each_window_result_is_let_go_after_its_write() -> None:
     """Prefect keeps the return value of each window task (in the submitting step's transaction) until the step
     ends; the result a window returns must still go as soon as it is written."""
-    from prefect import flow, task
-    from prefect_dask import DaskTaskRunner
 
-    @task
-    def step() -> list[float]:
-        written, alive = [], []
-
-        def write(result: np.ndarray) -> None:
-            assert not [ref for ref in alive if ref() is not None]  # no earlier result outlived its write
-            alive.append(weakref.ref(result))
-            written.append(float(result[0]))
-
+    def step() -> tuple[str, list[float]]:
         with placement(None, 0) as place:
-            assert place.where.startswith("Prefect tasks on the flow's DaskTaskRunner")
-            run_windows(place, lambda w: np.full(100_000, w, np.float64), range(6), write, "test windows")
-        return sorted(written)
+            return place.where, run_checked(place, 6)[0]
 
-    @flow(task_runner=DaskTaskRunner(cluster_kwargs={"n_workers": 1, "threads_per_worker": 2, "processes": False}))
-    def windows() -> list[float]:
-        return step()
-
-    assert windows() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
-
-
-def local_cluster_flow(body: Callable[[], Any]) -> Any:
-    """`body()` in a Prefect task of a flow on a local Dask cluster in the flow's process (3 threads)."""
-    from prefect import flow, task
-    from prefect_dask import DaskTaskRunner
-
-    runner = DaskTaskRunner(cluster_class=LOCAL_CLUSTER,
-                            cluster_kwargs={"n_workers": 1, "threads_per_worker": 3, "processes": False})  # fmt: skip
-    return flow(task_runner=runner)(lambda: task(body)())()
+    where, written = in_a_flow(step, cluster_class=None)
+    assert where == "Prefect tasks on the flow's DaskTaskRunner" and written == list(range(6))
 
 
 def test_on_a_local_cluster_a_task_per_thread_runs_the_windows_in_turn() -> None:
-    written = []
-
-    def step() -> tuple[str, Any]:
+    def step() -> tuple[str, list[float], Usage]:
         with placement(None, 0) as place:
-            usage = run_windows(place, lambda w: np.full(1000, w, np.float64), range(12),
-                                lambda result: written.append(float(result[0])), "test windows")  # fmt: skip
-        return place.where, usage
+            return place.where, *run_checked(place, 12)
 
-    where, usage = local_cluster_flow(step)
+    where, written, usage = in_a_flow(step)
     assert where == "3 Prefect tasks on the flow's DaskTaskRunner (a local cluster), each running windows in turn"
-    assert sorted(written) == list(range(12)) and usage.windows == 12
+    assert written == list(range(12)) and usage.windows == 12
     (worker,) = usage.workers  # the cluster's one worker (threads of this process)
     assert worker.startswith("inproc://") and usage.workers[worker] == 12
 
@@ -120,7 +96,9 @@ def held_job(window: int) -> int:
 
 
 def failing_step() -> None:
-    """Windows of `held_job`; module-level too, as it refers to `RELEASE` (pickled with a step made in a test)."""
+    """20 windows of `held_job` (module-level too, as it refers to `RELEASE`)."""
+    STARTED.clear()
+    RELEASE.clear()
     with placement(None, 0) as place:
         try:
             run_windows(place, held_job, range(20), lambda result: None, "test windows")
@@ -128,9 +106,10 @@ def failing_step() -> None:
             RELEASE.set()
 
 
-def test_on_a_local_cluster_a_failing_window_cancels_the_windows_not_started() -> None:
+@pytest.mark.parametrize("where", ["local threads", "a local cluster"])
+def test_a_failing_window_cancels_the_windows_not_started(where: str) -> None:
     with pytest.raises(ValueError, match="window 0 is broken"):
-        local_cluster_flow(failing_step)
+        failing_step() if where == "local threads" else in_a_flow(failing_step)
     assert 0 in STARTED and len(STARTED) < 20  # the queued windows never ran
 
 
