@@ -32,6 +32,7 @@ import queue
 import resource
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -267,8 +268,6 @@ def _fed(runner: Any) -> Iterator[Placement]:
 
     Should such a task end while windows are still queued (it crashed), they fail instead of waiting forever.
     """
-    import uuid
-
     threads = sum(runner.client.nthreads().values())
     key, feed = uuid.uuid4().hex, _Feed()
     _feeds[key] = feed

@@ -224,7 +224,7 @@ class EarlyUploads:
     def put(self, path: Path, data: bytes) -> None:
         """Send `data` in the background as the file `path` under `root` (final: it is not written here)."""
         remote = self.folder.fs_path(*path.relative_to(self.root).parts)
-        with self._room:  # (a lock wait that signals interrupt: a stopped run does not hang here)
+        with self._room:  # (a signal still interrupts this wait: SIGTERM stops a run held here)
             self._room.wait_for(lambda: self._in_flight == 0 or self._in_flight + len(data) <= self.budget)
             self._in_flight += len(data)
         self.sizes[path] = len(data)
@@ -232,10 +232,6 @@ class EarlyUploads:
         future: Future = Future()
         self._futures.append(future)
         self._queue.put((future, data, remote))
-
-    def sent_under(self, path: Path) -> int:
-        """Bytes of the files put under `path` (a folder under `root`, such as a Zarr store)."""
-        return sum(size for sent, size in self.sizes.items() if sent.is_relative_to(path))
 
     def wait(self) -> dict[Path, int]:
         """Wait for every upload; the first failure is raised; the files put and their sizes."""
