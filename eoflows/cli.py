@@ -69,9 +69,14 @@ def _command(name: str, params: list[Param], doc: str, body: Callable[..., Any])
 
 
 def step_command(step: Step) -> Callable[..., Any]:
-    """The CLI of one step: its inputs and folders as options; settings come from the environment."""
-    options = [p for p in step.params if p.role is not Role.SETTINGS]
+    """The CLI of one step: its inputs and folders as options.
+
+    Settings come from the environment, and the runtime is that of a process alone (`tasks.windows.Alone`: the
+    configured Dask cluster, else threads).
+    """
+    options = [p for p in step.params if p.role not in (Role.SETTINGS, Role.RUNTIME)]
     settings = [p for p in step.params if p.role is Role.SETTINGS]
+    runtimes = [p for p in step.params if p.role is Role.RUNTIME]
 
     def body(**kwargs: Any) -> Any:
         for p in options:
@@ -81,6 +86,11 @@ def step_command(step: Step) -> Callable[..., Any]:
                 check_existing_folder(kwargs[p.name])
         for p in settings:
             kwargs[p.name] = settings_class(p.annotation).from_env()
+        if runtimes:
+            from eoflows.runtime import Runtime
+            from tasks.windows import Alone
+
+            kwargs |= {p.name: Runtime(Alone()) for p in runtimes}
         return step.run(**kwargs)
 
     return _command(step.name, options, inspect.getdoc(step.run).split("\n\n")[0], body)

@@ -11,10 +11,11 @@ Args:
         '''
 
 Parameters annotated `StagedDir` receive the previous step's folder, `OutputDir` the folder the step
-writes (the CWL ``runtime.outdir``), and parameters typed with a settings class (such as `S3Settings`) come
-from the environment or a saved block, never from the command line. Every other parameter is a user input:
-the Prefect flow, the CLI and the CWL export all derive theirs from it (`with_signature` dresses their
-functions), so a new parameter is one edit.
+writes (the CWL ``runtime.outdir``), a parameter typed `Runtime` what the step may use from where it runs
+(`eoflows.runtime`), and parameters typed with a settings class (such as `S3Settings`) come from the
+environment or a saved block, never from the command line (their doc is the settings class's `argument_doc`
+unless the step gives one). Every other parameter is a user input: the Prefect flow, the CLI and the CWL
+export all derive theirs from it (`with_signature` dresses their functions), so a new parameter is one edit.
 
 A package is three steps, as an EO application package: `stage_in` (references -> a staged folder),
 `compute` (the application itself: what the OGC app package exports) and `stage_out` (publish).
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin, g
 import docstring_parser
 
 from eoflows import IMAGE, __version__
+from eoflows.runtime import Runtime
 
 if TYPE_CHECKING:
     from eoflows.settings import Settings
@@ -45,6 +47,7 @@ class Role(Enum):
     STAGED = "staged"  # the folder written by the previous step
     OUTPUT = "output"  # the folder this step writes into
     SETTINGS = "settings"  # connection settings: a block in flows, the environment in CLI and CWL
+    RUNTIME = "runtime"  # what the step may use from where it runs (`eoflows.runtime.Runtime`)
 
 
 class Writable:
@@ -107,12 +110,26 @@ def settings_class(annotation: Any) -> "type[Settings] | None":
     return next((c for c in candidates if isinstance(c, type) and issubclass(c, Settings)), None)
 
 
+#: Roles of the parameters that are wiring, not user inputs: never a flow parameter, CLI option or CWL input.
+WIRING = (Role.STAGED, Role.OUTPUT, Role.RUNTIME)
+
+
 def _role(hint: Any) -> tuple[Role, Any, bool]:
     """The role, base type and writable mark of a parameter's type hint."""
     if get_origin(hint) is Annotated:
         base, *meta = get_args(hint)
         return next((m for m in meta if isinstance(m, Role)), Role.INPUT), base, Writable in meta
+    if hint is Runtime:
+        return Role.RUNTIME, hint, False
     return (Role.SETTINGS if settings_class(hint) else Role.INPUT), hint, False
+
+
+def _default_doc(role: Role, hint: Any) -> str | None:
+    """The doc of a parameter its step leaves undocumented: a settings class's `argument_doc`; the runtime's none."""
+    if role is Role.RUNTIME:
+        return ""
+    cls = settings_class(hint) if role is Role.SETTINGS else None
+    return cls.argument_doc if cls is not None and cls.argument_doc else None
 
 
 def summary(doc: str | None) -> str:
@@ -146,7 +163,7 @@ def with_signature(
 class Step:
     """One step of a package: a typed function plus its resources, Dask needs and network access.
 
-    In a flow, a step with `dask` sizes runs while the flow's task runner is a Dask task runner (`flows.build`).
+    In a flow, a step with `dask` sizes places its windows on the flow's Dask task runner (`flows.build`).
     """
 
     name: str
@@ -158,6 +175,9 @@ class Step:
     #: first step and leaves after its last: what the step will need, checked and held before any work (the
     #: stage-out step: the destination checked and its run folder claimed).
     hold: Callable[..., AbstractContextManager[Any]] | None = None
+    #: The step sends its final output files to the destination the flow holds while it computes, where it can
+    #: (`Runtime.uploads`: a flow publishing to S3); only the step whose output stage-out publishes can.
+    uploads_early: bool = False
 
     @cached_property
     def params(self) -> tuple[Param, ...]:
@@ -166,10 +186,11 @@ class Step:
         docs = {a.arg_name: a.description or "" for a in docstring_parser.parse(inspect.getdoc(self.run) or "").params}
         params = []
         for p in inspect.signature(self.run).parameters.values():
-            if p.name not in docs:
-                raise TypeError(f"step {self.name!r}: parameter {p.name!r} of {self.run.__qualname__} has no doc")
             role, base, writable = _role(hints[p.name])
-            params.append(Param(p.name, base, p.default, " ".join(docs[p.name].split()), role, writable))
+            doc = docs.get(p.name) or _default_doc(role, base)
+            if doc is None:
+                raise TypeError(f"step {self.name!r}: parameter {p.name!r} of {self.run.__qualname__} has no doc")
+            params.append(Param(p.name, base, p.default, " ".join(doc.split()), role, writable))
         return tuple(params)
 
     def by_role(self, role: Role) -> tuple[Param, ...]:
@@ -223,6 +244,9 @@ class Package:
             raise TypeError(f"package {self.name!r}: its steps need three names (CLI commands, CWL tool ids)")
         if self.feed and not set(self.feed.inputs) <= names:
             raise TypeError(f"package {self.name!r}: feed inputs {self.feed.inputs} are not all parameters")
+        if self.stage_in.uploads_early or self.stage_out.uploads_early:
+            raise TypeError(f"package {self.name!r}: only the compute step can upload early (its output is what "
+                            "stage-out publishes)")  # fmt: skip
 
     @property
     def steps(self) -> tuple[Step, Step, Step]:
@@ -235,7 +259,7 @@ class Package:
         merged: dict[str, Param] = {}
         for step in self.steps:
             for p in step.params:
-                if p.role in (Role.STAGED, Role.OUTPUT):
+                if p.role in WIRING:
                     continue
                 seen = merged.setdefault(p.name, p)
                 if (seen.annotation, seen.default, seen.role) != (p.annotation, p.default, p.role):

@@ -34,6 +34,8 @@ class Settings(BaseModel):
     environment: ClassVar[dict[str, tuple[str, ...]]] = {}
     #: Fields that are credentials: kept out of logs and exported documents (CWL: `cwltool:Secrets`).
     credentials: ClassVar[tuple[str, ...]] = ()
+    #: The doc of a step parameter of this type that the step leaves undocumented (`eoflows.package`).
+    argument_doc: ClassVar[str] = ""
 
 
 def block_class(cls: type[Settings]) -> "type[Block]":
@@ -46,6 +48,9 @@ class S3Settings(Settings):
     """Where and how to reach an S3 (or S3-compatible) object store."""
 
     block: ClassVar[str] = "blocks.s3:S3Storage"
+    argument_doc: ClassVar[str] = (
+        "S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise)."
+    )
 
     endpoint_url: str | None = Field(
         default=None, description="S3 endpoint, e.g. http://minio:9000; empty for AWS itself."
@@ -180,6 +185,10 @@ class DaskSettings(Settings):
     """Which Dask Gateway to use, how to log in, and the cluster to get from it."""
 
     block: ClassVar[str] = "blocks.dask_gateway:DaskGatewaySettings"
+    argument_doc: ClassVar[str] = (
+        "Dask Gateway to run on (a block in flows; the dask-gateway configuration and Calrissian's DASK_CLUSTER "
+        "otherwise); none: in a flow, a local Dask cluster (threads for small work), alone, local threads."
+    )
 
     address: str | None = Field(default=None, description="Gateway URL, e.g. http://traefik-dask-gateway.ns:80.")
     proxy_address: str | None = Field(

@@ -2,14 +2,15 @@
 
 The flow's parameters are the package's user inputs (names, types, defaults and docs read from the step
 signatures) plus, for each settings parameter, the name of a saved block; nothing is declared twice. Every
-step runs in the flow process, next to the work folder; a step that needs Dask opens, when its work is worth
-one, the Dask task runner chosen in `flows.runners`, which is the flow's task runner (in Prefect's run context)
-while the windows the step submits (`tasks.windows`) run on that cluster.
+step runs in the flow process, next to the work folder, and receives the flow's runtime (`eoflows.runtime`):
+its windows run on the Dask task runner chosen in `flows.runners`, opened for the step when its work is worth
+a cluster (`tasks.windows.FlowCluster`), and, when the compute step says it uploads early and the destination
+is S3, its final files go to the run folder the flow holds while it computes.
 """
 
 import inspect
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,6 @@ from typing import Any
 from prefect import Flow, flow, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
 from prefect.logging import get_run_logger
 from prefect.tasks import Task
 from prefect_dask import DaskTaskRunner
@@ -26,12 +26,13 @@ from blocks import saved_or_env
 from blocks.dask_gateway import DaskGatewaySettings
 from blocks.s3 import S3Storage
 from eoflows.package import Package, Param, Role, Step, settings_class, summary, with_signature
+from eoflows.runtime import Deadline, Runtime, UploadSink
 from eoflows.settings import block_class
 from flows.artifacts import publish_products_artifact
 from flows.runners import describe_cluster, task_runner
 from flows.work import flow_work_folder
 from tasks.data.staging import publishing_early
-from tasks.windows import flow_cluster
+from tasks.windows import FlowCluster
 
 
 def settings_param(p: Param) -> Param:
@@ -71,39 +72,53 @@ def load_settings(package: Package, values: dict[str, Any]) -> dict[str, Any]:
     return loaded
 
 
+def step_arguments(step: Step, values: dict[str, Any], settings: dict[str, Any], staged: Any, output: Path | None,
+                   runtime: Runtime) -> dict[str, Any]:  # fmt: skip
+    """The arguments of `step` in the flow, by the role of each parameter."""
+    wiring = {Role.STAGED: staged, Role.OUTPUT: output, Role.RUNTIME: runtime}
+    given = {Role.SETTINGS: settings, Role.INPUT: values}
+    return {p.name: wiring[p.role] if p.role in wiring else given[p.role].get(p.name) for p in step.params}
+
+
 def run_package(package: Package, tasks: dict[str, Task], values: dict[str, Any], settings: dict[str, Any]) -> Any:
-    """Run the steps of `package` in a temporary work folder, holding what the steps hold; the last step's result."""
+    """Run the steps of `package` in a temporary work folder, holding what the steps hold; the last step's result.
+
+    What a step holds (stage-out: its destination checked and run folder claimed) is taken before the first step
+    and kept until the last ends. A compute step that uploads early sends its final files into the held run
+    folder while it runs (S3 only), and stage-out, publishing its output, learns which went early.
+    """
     log = get_run_logger()
+    deadline = Deadline()  # the clean-ups of this run, should it be stopped, share it
+
+    def runtime(step: Step, uploads: UploadSink | None = None) -> Runtime:
+        return Runtime(FlowCluster(partial(step_cluster, step.name)), uploads, deadline)
+
     with ExitStack() as held, flow_work_folder(package.name) as work, ExitStack() as early:
+        holds = {}
         for step in package.steps:
             if step.hold is not None:
+                arguments = step_arguments(step, values, settings, None, None, runtime(step))
                 names = inspect.signature(step.hold).parameters
-                kwargs = {n: settings[n] if n in settings else values.get(n) for n in names}
-                what = held.enter_context(step.hold(**kwargs))
-                # a claimed S3 run folder takes the compute's final files while it runs (stage-out sends the rest)
-                early.enter_context(publishing_early(what, Path(work) / package.compute.name))
+                holds[step.name] = held.enter_context(step.hold(**{n: arguments[n] for n in names}))
+        uploads = None
+        if package.compute.uploads_early:
+            root = Path(work) / package.compute.name
+            uploads = early.enter_context(publishing_early(holds.get(package.stage_out.name), root, deadline))
         result: Any = None
         for step in package.steps:
-            kwargs = {}
-            for p in step.params:
-                kwargs[p.name] = {
-                    Role.STAGED: result,
-                    Role.OUTPUT: Path(work) / step.name,
-                    Role.SETTINGS: settings.get(p.name),
-                    Role.INPUT: values.get(p.name),
-                }[p.role]
+            sink = uploads if step.name in (package.compute.name, package.stage_out.name) else None
             log.info("Step %s: %s", step.name, step.doc)
-            with flow_cluster(partial(step_cluster, step.name)) if step.dask else nullcontext():
-                result = tasks[step.name](**kwargs)
+            arguments = step_arguments(step, values, settings, result, Path(work) / step.name, runtime(step, sink))
+            result = tasks[step.name](**arguments)
     return result
 
 
 @contextmanager
 def step_cluster(step: str, dask: DaskGatewaySettings | None) -> Iterator[DaskTaskRunner]:
-    """The Dask task runner of a step, made the flow run's task runner while the step's windows run on it."""
+    """The started Dask task runner of a step's windows, and its `dask-cluster` artifact; stopped on exit."""
     log = get_run_logger()
     log.info("Step %s runs on %s", step, dask.describe() if dask else "a local Dask cluster")
-    with task_runner(dask) as runner, FlowRunContext.get().model_copy(update={"task_runner": runner}):
+    with task_runner(dask) as runner:
         create_table_artifact(describe_cluster(runner, dask), key="dask-cluster", description=f"Dask cluster of {step}")
         yield runner
 

@@ -17,6 +17,7 @@ import pystac
 
 from eoflows.errors import InputError
 from eoflows.package import DaskSizes, Feed, OutputDir, Package, Resources, StagedDir, Step
+from eoflows.runtime import Placement, Runtime
 from eoflows.settings import DaskSettings, S3Settings
 from tasks.data.geotiff import open_tiled, overview, to_cog, write_window
 from tasks.data.grid import Grid
@@ -44,7 +45,7 @@ from tasks.science.burn import (
     reflectance,
     summary,
 )
-from tasks.windows import Placement, Tile, Usage, placement, report_usage, run_windows, tiles
+from tasks.windows import Tile, Usage, report_usage, run_windows, tiles
 
 EVENT = "eoflows:event"  # property of a staged item: "pre", "post" or "pre post"
 NirBand = Literal["B08", "B8A"]
@@ -63,7 +64,6 @@ def stage_in_pair(pre_item: str, post_item: str, output: OutputDir, storage: S3S
         pre_item: URL, local path or s3:// URI of the STAC item before the event.
         post_item: URL, local path or s3:// URI of the STAC item after the event.
         output: Folder that receives catalog.json and <item-id>/<item-id>.json for both items.
-        storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
     """
     hrefs = {e: (h if "://" in h else str(Path(h).absolute())) for e, h in (("pre", pre_item), ("post", post_item))}
     items = {event: read_item(href, storage) for event, href in hrefs.items()}
@@ -139,6 +139,7 @@ def burn_window(job: BurnJob, window: Tile) -> dict:
 def compute_burned_area(
     input: StagedDir,
     output: OutputDir,
+    runtime: Runtime,
     nir: NirBand = "B08",
     mask_clouds: bool = False,
     mask_classes: list[int] = [],
@@ -159,10 +160,6 @@ def compute_burned_area(
         mask_classes: Further SCL classes (0-11) set to no data in either scene.
         severity: Also write the USGS burn severity classes (uint8 COG, 0 = no data).
         resampling: How 20 m bands and a pre-event scene on another grid are brought to the output grid.
-        storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
-        dask: Dask Gateway to run on (a block in flows; the dask-gateway configuration and Calrissian's
-            DASK_CLUSTER otherwise); none: in a flow, a local Dask cluster (threads for small work),
-            alone, local threads.
     """
     bad = [c for c in mask_classes if c not in SCL_CLASSES]
     if bad:
@@ -193,7 +190,7 @@ def compute_burned_area(
     paths = {key: folder / f"{name}-{key}.tif" for key in ("dnbr", "severity") if severity or key == "dnbr"}
     with removed_on_failure(folder, f"compute of dNBR {pre_item.id} -> {post_item.id}"):
         job = BurnJob(pre, post, grid, nir_band, classes, resampling, severity)
-        with placement(dask, grid.height * grid.width) as place:
+        with runtime.windows.place(dask, grid.height * grid.width) as place:
             log.info("Windows run on %s", place.where)
             usage, moments = _write_windows(place, job, windows, folder)  # statistics as the windows come back
         for key in paths:

@@ -38,7 +38,6 @@ def stage_in_url(url: str, output: OutputDir, storage: S3Settings | None = None)
     Args:
         url: http(s) URL, local path or s3:// URI of a GeoTIFF (a Landsat band, for instance).
         output: Folder that receives catalog.json and NAME/NAME.json with the file (NAME: the file name).
-        storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
     """
     href = url if "://" in url else str(Path(url).absolute())
     remote_name = Path(href.split("?")[0]).name

@@ -15,6 +15,7 @@ import zarr
 
 from eoflows.errors import InputError
 from eoflows.package import DaskSizes, Feed, OutputDir, Package, Resources, StagedDir, Step
+from eoflows.runtime import Runtime
 from eoflows.settings import DaskSettings, S3Settings
 from tasks.data.eopf import EopfSource, check_l2a, missing_chunks, open_source
 from tasks.data.names import file_name, inside
@@ -31,7 +32,6 @@ from tasks.data.stac_io import read_item
 from tasks.data.stac_items import indices_item, stored_size
 from tasks.data.staging import (
     STAGE_OUT,
-    early_uploads,
     removed_on_failure,
     source_href,
     stage_items,
@@ -51,7 +51,7 @@ from tasks.science.indices import (
     iter_products,
 )
 from tasks.science.quicklook import Sampling, assemble, product_piece
-from tasks.windows import Tile, placement, report_usage, run_windows, tiles
+from tasks.windows import Tile, report_usage, run_windows, tiles
 
 QUICKLOOK_BANDS = COMPOSITES["rgb"]
 GRID_BAND = "b04"  # the products' grid: 10 m (20 m bands repeated 2 x 2, as the original application does)
@@ -77,7 +77,6 @@ def stage_in_eopf(item: str, output: OutputDir, storage: S3Settings | None = Non
     Args:
         item: URL, local path or s3:// URI of a Sentinel-2 L2A STAC item with an EOPF Zarr 'product' asset.
         output: Folder that receives catalog.json and <item-id>/<item-id>.json.
-        storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
     """
     href = item if "://" in item else str(Path(item).absolute())
     stac_item = read_item(href, storage)
@@ -144,6 +143,7 @@ def _check_chunks(source: EopfSource, strict: bool) -> str:
 def compute_indices(
     input: StagedDir,
     output: OutputDir,
+    runtime: Runtime,
     products: list[Product] = list(PRODUCTS),
     strict: bool = False,
     encoding: Encoding = "float32",
@@ -159,10 +159,6 @@ def compute_indices(
         strict: Fail when the product misses chunks of a band; by default they read as no data, with a warning.
         encoding: Indices as float32 (NaN: no data), or compact: int16 steps of 1e-4 with CF scale_factor and
             _FillValue -32768 (about half the size; xarray and rioxarray read floats, within 5e-5).
-        storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
-        dask: Dask Gateway to run on (a block in flows; the dask-gateway configuration and Calrissian's
-            DASK_CLUSTER otherwise); none: in a flow, a local Dask cluster (threads for small work),
-            alone, local threads.
     """
     products = list(dict.fromkeys(products))
     unknown = [p for p in products if p not in PRODUCTS]
@@ -189,7 +185,7 @@ def compute_indices(
         templates = chunk_templates(str(store), products)
         pieces, decoded = [], {"read": 0, "raw": 0}
 
-        uploads = early_uploads()  # a flow publishing to S3: each window's chunks go there now, not to the disk
+        uploads = runtime.uploads  # a flow publishing to S3: each window's chunks go there now, not to the disk
 
         def write(result: dict) -> None:
             if uploads is None:
@@ -202,7 +198,7 @@ def compute_indices(
             for key in decoded:
                 decoded[key] += result[key]
 
-        with placement(dask, grid.height * grid.width) as place:
+        with runtime.windows.place(dask, grid.height * grid.width) as place:
             log.info("Windows run on %s", place.where)
             # local threads write their chunks themselves; Dask workers (maybe on other machines) send them back, as
             # do all windows when the chunks go straight to S3
@@ -242,7 +238,12 @@ S2_INDICES = Package(
     ),
     stage_in=Step("stage-in", stage_in_eopf, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
     compute=Step(
-        "compute", compute_indices, Resources(cores=(2, 2), ram_mb=(2048, 2048)), dask=DaskSizes(), network=True
+        "compute",
+        compute_indices,
+        Resources(cores=(2, 2), ram_mb=(2048, 2048)),
+        dask=DaskSizes(),
+        network=True,
+        uploads_early=True,
     ),
     stage_out=STAGE_OUT,
     feed=Feed(("item",)),

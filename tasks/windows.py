@@ -1,29 +1,26 @@
-"""The one window runner of the Dask steps: plan -> run each window -> write as results return -> usage.
+"""The one window runner of the Dask steps: plan -> place -> run each window -> write as results return -> usage.
 
-A compute step cuts its output grid into windows (`tiles`), gives `run_windows` a job for one window (a
-picklable callable) and a `write` for one result, and gets back what the windows cost. `run_windows` runs
-each window where the step's placement puts it, hands each result to `write` in the step's process as soon
-as it returns (so a result is dropped before the next arrives), cancels the windows not yet done on the first
-failure, and measures each window (time, CPU, the worker and scheduler that ran it).
+A compute step cuts its output grid into windows (`tiles`), asks its runtime where they run
+(`runtime.windows.place(dask, pixels)`), gives `run_windows` a job for one window (a picklable callable) and a
+`write` for one result, and gets back what the windows cost. `run_windows` hands each result to `write` in the
+step's process as soon as it returns (so a result is dropped before the next arrives), cancels the windows not
+yet done on the first failure, and measures each window (time, CPU, the worker and scheduler that ran it).
 
-Where windows run (`placement`), in order:
-- in a flow: on the flow's Dask task runner, which the flow opens for the step when the step asks for it
-  (`flow_cluster`, `flows.build`), as Prefect task runs, so the UI shows them while they run:
-  - on a Gateway's or any other cluster, a task per window: its workers may share no disk with the step, so
-    each window sends its result back;
-  - on the local cluster (threads of the flow's process), a task per worker thread ("windows 1/3"), each
-    running the step's windows in turn until none are left, and writing their output itself. Prefect rebuilds
-    its settings and context for every task a Dask task runner runs and serialises them for every submission:
-    measured with py-spy on a full tile, 0.2-0.3 s of CPU per window task, a third of the window threads' own
-    CPU, which made the flow's compute 1.22x the step's;
-  Without a configured cluster, work smaller than `DaskSettings.local_cluster_from` pixels runs in the flow's
-  own threads instead: a cluster takes a second or more to start, more than such work is worth (measured in
-  `bench/monitor.py`);
-- a step run alone (the CLI, a CWL tool) with a Dask cluster configured: the running cluster named by
-  DASK_SCHEDULER_ADDRESS, else the gateway's cluster (the one Calrissian procured, named in DASK_CLUSTER, else a
-  new one for the step);
-- otherwise local threads, one more than there are cores (each window also waits on file writes; measured on
-  a full tile, 2 cores: 34 s instead of 39 s with one per core).
+Where windows run (`eoflows.runtime.WindowSites`):
+- `Threads`: threads of this process, one more than there are cores (each window also waits on file writes);
+- `Alone`, a step run alone (the CLI, a CWL tool): the running cluster named by DASK_SCHEDULER_ADDRESS, else
+  the gateway's cluster (the one Calrissian procured, named in DASK_CLUSTER, else a new one for the step), else
+  `Threads`;
+- `OnTaskRunner`: a started Prefect Dask task runner, as Prefect task runs, so the UI shows them while they run:
+  - on a local cluster whose worker is threads of this process, a task per worker thread ("windows 1/3"), each
+    running the step's windows in turn (`tasks.window_queue`) and writing their output itself: Prefect
+    serialises and rebuilds its settings and context for every task it submits to a Dask task runner, a cost a
+    task per window would pay for every window;
+  - on a Gateway's or any other cluster, a task per window: its workers may share no disk with the step, so each
+    window sends its result back;
+- `FlowCluster`, in a package's flow: `OnTaskRunner` on the Dask task runner the flow opens for the step, when
+  the work is worth a cluster (one is configured, or the step makes at least `DaskSettings.local_cluster_from`
+  pixels: a local cluster takes a second or more to start), else `Threads` of the flow's process.
 """
 
 import ctypes
@@ -32,18 +29,17 @@ import queue
 import resource
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from contextvars import ContextVar
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from eoflows.runtime import Placement
 from eoflows.settings import DaskSettings
-from tasks.reporting import flow_run_context, progress, report_table
+from tasks.reporting import progress, report_table
 
 if TYPE_CHECKING:
     from prefect import Task
@@ -72,14 +68,12 @@ def _glibc(name: str) -> Any:
 def tune_malloc(arenas: int = 2, mmap_threshold: int = 64 * 2**20) -> None:
     """Tune glibc's malloc for window arrays, once per process (threads of a step, a Dask worker's process).
 
-    - at most `arenas` arenas, so window threads reuse each other's freed buffers: measured on a full tile with
-      three threads, 930 MB peak RSS without, 720 MB with, same speed;
+    - at most `arenas` arenas, so window threads reuse each other's freed buffers (less peak memory, same speed);
     - where MALLOC_TRIM_THRESHOLD_ is set (Dask's nanny sets it for its worker processes, a Gateway's), which
       freezes glibc's mmap threshold at 128 kB, arrays below `mmap_threshold` bytes (a window's are 10-40 MB) come
-      from the heap again, not each from a fresh mmap that the kernel zeroes page by page: measured on a full
-      tile in a LocalCluster worker process, 41.7 s instead of 53.9 s. Elsewhere glibc's own sliding threshold is
-      kept (a fixed one made the step 7 % slower).
-    No-op where glibc is not the allocator.
+      from the heap again, not each from a fresh mmap that the kernel zeroes page by page. Elsewhere glibc's own
+      sliding threshold is kept (a fixed one made the step slower).
+    No-op where glibc is not the allocator. (Measured: README, "Benchmark".)
     """
     mallopt = _glibc("mallopt")
     if mallopt is not None:
@@ -92,8 +86,7 @@ def trim_malloc() -> None:
     """Give the heap's free memory back to the system (glibc), as the windows of a step are done.
 
     Freed window arrays otherwise stay in the process's heap: in a flow on the local cluster (threads of the flow's
-    process), stage-out's uploads then came on top of them (whole run on a full tile to S3: 1.50 GiB peak RSS).
-    No-op where glibc is not the allocator.
+    process), stage-out's uploads then come on top of them. No-op where glibc is not the allocator.
     """
     trim = _glibc("malloc_trim")
     if trim is not None:
@@ -114,8 +107,7 @@ class Ran:
         """The result, dropped from here.
 
         Prefect keeps each task's return value (this) in the transaction of the step that submitted it until
-        the step ends: a result left here would outlive its write (chunks sent back by every window of a full
-        tile: 4.3 GB peak RSS).
+        the step ends: a result left here would outlive its write (the chunks sent back by every window of a tile).
         """
         result, self.result = self.result, None
         return result
@@ -180,158 +172,101 @@ def report_usage(title: str, usage: Usage, wall: float, measures: dict[str, Any]
 
 
 @dataclass(frozen=True)
-class Placement:
-    """Where the windows of a step run: a way to submit one, in words, and whether that is another process."""
+class Threads:
+    """Windows on threads of this process, one more than there are cores; `what` says whose threads they are."""
 
-    submit: Callable[[Callable[[Any], Any], Any], "Future | PrefectFuture"]
-    where: str
-    remote: bool  # windows run in other processes, maybe other machines: they must send their results back
+    what: str = "local threads"
 
-
-# how a flow opens its Dask task runner for a step (set by `flows.build` while the step runs): entered, it makes
-# that runner the flow run's task runner and yields it
-ClusterOpener = Callable[[DaskSettings | None], AbstractContextManager[Any]]
-_flow_cluster: ContextVar[ClusterOpener | None] = ContextVar("eoflows_flow_cluster", default=None)
-
-
-@contextmanager
-def flow_cluster(opener: ClusterOpener) -> Iterator[None]:
-    """While inside, the Dask steps of this flow run open their task runner with `opener`, if they need one."""
-    token = _flow_cluster.set(opener)
-    try:
-        yield
-    finally:
-        _flow_cluster.reset(token)
+    @contextmanager
+    def place(self, dask: DaskSettings | None, pixels: int) -> Iterator[Placement]:
+        """Threads for the step's windows, whatever `dask` says (see `Alone` for a process that follows it)."""
+        n = (os.cpu_count() or 1) + 1
+        tune_malloc()
+        with ThreadPoolExecutor(n, thread_name_prefix="eoflows-window") as pool:
+            yield Placement(lambda job, window: pool.submit(measured, job, window), f"{n} {self.what}", False)
 
 
-class _Feed:
-    """The windows of a step waiting for the Prefect tasks that run them in turn (threads of this process)."""
+@dataclass(frozen=True)
+class Alone:
+    """A step run alone (the CLI, a CWL tool, a notebook): the Dask cluster `dask` configures, else local threads.
 
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Future, Callable[[Any], Any], Any] | None] = queue.SimpleQueue()
-        self.closed = False
-
-    def submit(self, job: Callable[[Any], Any], window: Any) -> Future:
-        """Queue `job(window)`; its future ends with the window's `Ran`."""
-        future: Future = Future()
-        self._queue.put((future, job, window))
-        return future
-
-    def run(self) -> int:
-        """Run queued windows until the feed is closed; how many ran (a window's error goes to its future)."""
-        ran = 0
-        while (item := self._queue.get()) is not None:
-            future, job, window = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(measured(job, window))
-                except BaseException as exc:  # handed to the step, which cancels the rest
-                    future.set_exception(exc)
-                ran += 1
-        return ran
-
-    def close(self, runners: int, error: BaseException | None = None) -> None:
-        """No more windows: each of the `runners` ends after its window; with `error`, the queued ones fail."""
-        self.closed = True
-        while error is not None:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None and item[0].set_running_or_notify_cancel():
-                item[0].set_exception(error)
-        for _ in range(runners):
-            self._queue.put(None)
-
-
-_feeds: dict[str, _Feed] = {}  # the feeds of the steps running in this process, by key
-
-
-def run_feed(feed: str, number: int, of: int) -> int:
-    """Run windows of the step's `feed` (one of `of` such tasks) until it is closed; how many it ran."""
-    return _feeds[feed].run()
-
-
-@cache
-def feed_task() -> "Task":
-    """The Prefect task that runs windows in turn on a thread of the local cluster (made when first needed)."""
-    from prefect import task
-    from prefect.cache_policies import NO_CACHE
-
-    return task(run_feed, name="windows", task_run_name="windows {number}/{of}", cache_policy=NO_CACHE,
-                persist_result=False)  # fmt: skip
-
-
-@contextmanager
-def _fed(runner: Any) -> Iterator[Placement]:
-    """Windows run in turn by a Prefect task per thread of the local cluster `runner` (its worker's threads).
-
-    Should such a task end while windows are still queued (it crashed), they fail instead of waiting forever.
+    A Gateway cluster made for the step is shut down on exit; a running one (named) is left running.
     """
-    threads = sum(runner.client.nthreads().values())
-    key, feed = uuid.uuid4().hex, _Feed()
-    _feeds[key] = feed
 
-    def ended(done: Any) -> None:
-        if not feed.closed:
-            feed.close(0, RuntimeError(f"the window task {done.task_run_id} ended before the step's windows did"))
-
-    runners = []
-    try:
-        for number in range(1, threads + 1):
-            runners.append(feed_task().submit(key, number, threads))
-            runners[-1].add_done_callback(ended)
-        yield Placement(feed.submit, f"{threads} Prefect tasks on the flow's DaskTaskRunner (a local cluster), "
-                        "each running windows in turn", False)  # fmt: skip
-    finally:
-        feed.close(len(runners))
-        for future in runners:
-            future.wait()
-        del _feeds[key]
-
-
-@contextmanager
-def placement(dask: DaskSettings | None, pixels: int) -> Iterator[Placement]:
-    """The placement of the windows of a step making `pixels` output pixels (see the module docstring).
-
-    Clusters it made are released on exit.
-    """
-    if (flow_run := flow_run_context()) is not None:
-        opener = _flow_cluster.get()
-        configured = dask is not None and dask.enabled
-        threshold = dask.local_cluster_from if dask is not None else DaskSettings().local_cluster_from
-        if opener is None or configured or pixels >= threshold:
-            # no opener: a flow of the user's own calls the step; its task runner is taken as it is
-            with opener(dask) if opener is not None else nullcontext(flow_run.task_runner) as runner:
-                # a LocalCluster's workers share this machine's disk: they write their chunks themselves, as local
-                # threads do, instead of sending them back through the scheduler to this process
-                local = getattr(runner, "cluster_class", None) == LOCAL_CLUSTER and not getattr(runner, "address", None)
-                if local:
-                    with _fed(runner) as place:
-                        yield place
-                else:
-                    yield Placement(window_task().submit, f"Prefect tasks on the flow's {type(runner).__name__}", True)
+    @contextmanager
+    def place(self, dask: DaskSettings | None, pixels: int) -> Iterator[Placement]:
+        """The configured cluster's workers (results sent back), else `Threads`."""
+        if dask is None or not dask.enabled:
+            with Threads().place(dask, pixels) as place:
+                yield place
             return
-        with _threads(f"threads of the flow process ({pixels:,} px, below the {threshold:,} px a local cluster "
-                      "is started for)") as place:  # fmt: skip
-            yield place
-        return
-    if dask is not None and dask.enabled:
         with _dask_client(dask) as (client, where):
             executor = client.get_executor(pure=False)  # concurrent.futures: cancelling one cancels its Dask task
             yield Placement(lambda job, window: executor.submit(measured, job, window), where, True)
-        return
-    with _threads("local threads") as place:
-        yield place
+
+
+@dataclass(frozen=True)
+class OnTaskRunner:
+    """Windows as Prefect task runs on `runner`, a started Prefect Dask task runner (see the module docstring)."""
+
+    runner: Any
+
+    @contextmanager
+    def place(self, dask: DaskSettings | None, pixels: int) -> Iterator[Placement]:
+        """A task per worker thread on a local cluster of this process's threads, else a task per window."""
+        from tasks.window_queue import in_process, queued
+
+        runner = self.runner
+        with _without_step_arguments():
+            # a LocalCluster's workers share this machine's disk: they write their chunks themselves, as local
+            # threads do, instead of sending them back through the scheduler to this process
+            if getattr(runner, "cluster_class", None) == LOCAL_CLUSTER and in_process(runner):
+                with queued(runner) as place:
+                    yield place
+                return
+            task = window_task()
+            yield Placement(lambda job, window: runner.submit(task, {"job": job, "window": window}),
+                            f"Prefect tasks on the flow's {type(runner).__name__}", True)  # fmt: skip
 
 
 @contextmanager
-def _threads(what: str) -> Iterator[Placement]:
-    """Windows on threads of this process, one more than there are cores."""
-    n = (os.cpu_count() or 1) + 1
-    tune_malloc()
-    with ThreadPoolExecutor(n, thread_name_prefix="eoflows-window") as pool:
-        yield Placement(lambda job, window: pool.submit(measured, job, window), f"{n} {what}", False)
+def _without_step_arguments() -> Iterator[None]:
+    """While inside, the tasks submitted from the step's Prefect task carry no copy of the step's arguments.
+
+    Prefect sends the run context of the submitting task, its arguments included, with every task it submits
+    to a Dask task runner. A window task uses none of them, and the step's runtime (queues, threads, the
+    task runner itself) cannot be copied to another process.
+    """
+    from prefect.context import TaskRunContext
+
+    step = TaskRunContext.get()
+    if step is None:
+        yield
+        return
+    with step.model_copy(update={"parameters": {}}):
+        yield
+
+
+@dataclass(frozen=True)
+class FlowCluster:
+    """In a package's flow: the flow's Dask task runner when the work is worth it, else the flow's threads.
+
+    `open(dask)` opens the task runner for the step, and closes it on exit (see the module docstring).
+    """
+
+    open: Callable[[DaskSettings | None], AbstractContextManager[Any]]
+
+    @contextmanager
+    def place(self, dask: DaskSettings | None, pixels: int) -> Iterator[Placement]:
+        """The flow's task runner for a configured cluster or big work; threads of the flow's process otherwise."""
+        threshold = (dask or DaskSettings()).local_cluster_from
+        if (dask is not None and dask.enabled) or pixels >= threshold:
+            with self.open(dask) as runner, OnTaskRunner(runner).place(dask, pixels) as place:
+                yield place
+            return
+        what = f"threads of the flow process ({pixels:,} px, below the {threshold:,} px a local cluster is started for)"
+        with Threads(what).place(dask, pixels) as place:
+            yield place
 
 
 @contextmanager

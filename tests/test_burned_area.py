@@ -21,6 +21,7 @@ from tasks.data.scenes import find_asset, open_scene
 from tasks.data.stac_io import FsspecStacIO
 from tasks.data.storage import filesystem
 from tests.conftest import FIXTURES
+from tests.steps import alone
 from tests.test_eopf import real_item_on
 from tests.test_s2_flow import artifacts_of
 from tests.test_staging import upload_sample
@@ -120,7 +121,7 @@ def test_a_pre_event_scene_in_another_crs_is_reprojected_onto_the_post_grid(
     pre = tmp_path / "pre-32n.json"
     pre.write_text(json.dumps(source))
     stage_in_pair(str(pre), str(burn_pair[1]), tmp_path / "in")
-    compute_burned_area(tmp_path / "in", tmp_path / "out")
+    compute_burned_area(tmp_path / "in", tmp_path / "out", alone())
     (tif,) = (tmp_path / "out").glob("*/*-dnbr.tif")
     with rasterio.open(tif) as src:
         values = src.read(1)
@@ -162,7 +163,7 @@ def test_real_items_and_the_v0_shape(burn_pair: tuple[Path, Path], sample_item: 
     for name, pair in (("fixture", fixture_pair(tmp_path, burn_pair)),
                        ("v0", write_pair(tmp_path / "v0", size=732, seed=7, layout="v0"))):  # fmt: skip
         stage_in_pair(str(pair[0]), str(pair[1]), tmp_path / name / "in")
-        compute_burned_area(tmp_path / name / "in", tmp_path / name / "out", mask_clouds=True)
+        compute_burned_area(tmp_path / name / "in", tmp_path / name / "out", alone(), mask_clouds=True)
         (tif,) = (tmp_path / name / "out").glob("*/*-dnbr.tif")
         with rasterio.open(tif) as src:
             results[name] = src.read(1)
@@ -179,7 +180,7 @@ def test_eopf_items_as_pre_and_post(sample_item: Path, tmp_path: Path) -> None:
 
     post = write_sample(tmp_path / "post", size=366, seed=2)
     stage_in_pair(str(sample_item), str(post), tmp_path / "in")
-    compute_burned_area(tmp_path / "in", tmp_path / "out", nir="B8A", resampling="bilinear")
+    compute_burned_area(tmp_path / "in", tmp_path / "out", alone(), nir="B8A", resampling="bilinear")
     (tif,) = (tmp_path / "out").glob("*/*-dnbr.tif")
     with rasterio.open(tif) as src:
         values = src.read(1)

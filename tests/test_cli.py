@@ -96,8 +96,8 @@ def test_help_documents_every_option(package: str, capsys: pytest.CaptureFixture
     for step in PACKAGES[package].steps:
         text = help_text(capsys, "step", package, step.name)
         for p in step.params:
-            if p.role is Role.SETTINGS:
-                assert f"--{p.name}" not in text  # credentials never on the command line
+            if p.role in (Role.SETTINGS, Role.RUNTIME):
+                assert f"--{p.name}" not in text  # credentials never on the command line; the runtime is wiring
             else:
                 assert f"--{p.name.replace('_', '-')}" in text and " ".join(p.doc.split()[:4]) in text, p.name
 

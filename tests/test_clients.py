@@ -17,17 +17,20 @@ from flows.artifacts import products_markdown
 from tasks.data.staging import stage_out
 from tasks.s2_indices import compute_indices, stage_in_eopf
 from tests.stac_schemas import validate_with_pystac
+from tests.steps import alone
 
 
 @pytest.fixture(scope="module")
 def s2_results(sample_item: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An s2-indices compute output folder with an index and a composite (read only)."""
     base = tmp_path_factory.mktemp("s2-clients")
-    return compute_indices(stage_in_eopf(str(sample_item), base / "staged"), base / "out", products=["ndvi", "rgb"])
+    return compute_indices(
+        stage_in_eopf(str(sample_item), base / "staged"), base / "out", alone(), products=["ndvi", "rgb"]
+    )
 
 
 def test_a_published_folder_is_self_contained_and_can_be_moved(s2_results: Path, tmp_path: Path) -> None:
-    uri = stage_out(s2_results, str(tmp_path / "dest"), run_id="r1")
+    uri = stage_out(s2_results, str(tmp_path / "dest"), alone(), run_id="r1")
     stac = [p for p in (tmp_path / "dest" / "r1").rglob("*.json") if not any(s.endswith(".zarr") for s in p.parts)]
     texts = [p.read_text() for p in stac]
     assert texts and not any(str(tmp_path) in text for text in texts)  # no absolute path of the destination
@@ -85,10 +88,10 @@ def test_odc_stac_reads_the_grid_and_location_of_every_zarr_asset(s2_results: Pa
 
 def test_product_links_work_from_a_browser(s2_results: Path, s3: LocalS3, tmp_path: Path) -> None:
     """Links of the products artifact: file:// for folders, https through a public URL for S3, else plain text."""
-    uri = stage_out(s2_results, str(tmp_path / "dest"), run_id="r1")
+    uri = stage_out(s2_results, str(tmp_path / "dest"), alone(), run_id="r1")
     text = products_markdown(uri)
     assert f"]({Path(uri).as_uri()})" in text and "](/" not in text  # no bare path the UI resolves to its host
-    uri = stage_out(s2_results, "s3://eoflows-results/links", run_id="r1", storage=s3.storage())
+    uri = stage_out(s2_results, "s3://eoflows-results/links", alone(), run_id="r1", storage=s3.storage())
     assert "](s3://" not in products_markdown(uri, s3.storage()) and f"`{uri}`" in products_markdown(uri, s3.storage())
     public = s3.storage().model_copy(update={"public_url": s3.endpoint_url + "/"})
     text = products_markdown(uri, public)
@@ -100,7 +103,7 @@ def test_product_links_work_from_a_browser(s2_results: Path, s3: LocalS3, tmp_pa
 def test_the_compact_encoding_reads_back_as_floats_everywhere(s2_results: Path, sample_item: Path,
                                                               tmp_path: Path) -> None:  # fmt: skip
     """int16 + CF scale_factor/_FillValue: xarray and rioxarray decode floats within 1e-4 of the float32 run."""
-    out = compute_indices(stage_in_eopf(str(sample_item), tmp_path / "staged"), tmp_path / "out",
+    out = compute_indices(stage_in_eopf(str(sample_item), tmp_path / "staged"), tmp_path / "out", alone(),
                           products=["ndvi", "rgb"], encoding="compact")  # fmt: skip
     (item,) = pystac.Catalog.from_file(str(out / "catalog.json")).get_items(recursive=True)
     (full,) = pystac.Catalog.from_file(str(s2_results / "catalog.json")).get_items(recursive=True)
@@ -117,4 +120,4 @@ def test_the_compact_encoding_reads_back_as_floats_everywhere(s2_results: Path, 
     np.testing.assert_array_equal(xr.open_zarr(store).rgb.values, xr.open_zarr(full_store).rgb.values)
     size = {s: sum(f.stat().st_size for f in (s / "ndvi").rglob("*") if f.is_file()) for s in (store, full_store)}
     assert size[store] < 0.75 * size[full_store]  # int16 chunks: smaller, even compressed
-    validate_with_pystac(stage_out(out, str(tmp_path / "dest"), run_id="compact"))  # the vendored schemas
+    validate_with_pystac(stage_out(out, str(tmp_path / "dest"), alone(), run_id="compact"))  # the vendored schemas

@@ -17,6 +17,7 @@ from rio_tiler.io import Reader
 from tasks.burned_area import compute_burned_area, stage_in_pair
 from tasks.data.geotiff import CLASS_TAG
 from tasks.science.burn import DNBR_DESCRIPTION, SEVERITY, SEVERITY_DESCRIPTION, SEVERITY_NODATA, SEVERITY_PALETTE
+from tests.steps import alone
 
 # rasterio 1.4's calculate_default_transform multiplies affine 3 matrices with `*`: rio-tiler's zoom levels see the
 # warning as a failure (and fall back to the TMS's zooms) when warnings are errors
@@ -29,7 +30,7 @@ def result(burn_pair: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactor
     """The item of a burned-area run of the sample pair (dNBR and severity COGs next to it)."""
     work = tmp_path_factory.mktemp("cog-clients")
     stage_in_pair(str(burn_pair[0]), str(burn_pair[1]), work / "in")
-    compute_burned_area(work / "in", work / "out")
+    compute_burned_area(work / "in", work / "out", alone())
     (item,) = pystac.Catalog.from_file(str(work / "out" / "catalog.json")).get_items(recursive=True)
     return item
 

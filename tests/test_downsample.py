@@ -22,6 +22,7 @@ from tasks.data.staging import stage_out
 from tasks.data.storage import filesystem
 from tasks.downsample import downsample, stage_in_url
 from tests.conftest import serve
+from tests.steps import alone
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +122,7 @@ def test_bad_input_is_refused_clearly_and_nothing_is_published(landsat: tuple[Pa
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
     with pytest.raises(EoflowsError, match=r"destination '.*a-file': '.*a-file' is a file, not a folder"):
-        stage_out(tmp_path / "out", str(blocker), run_id="run")
+        stage_out(tmp_path / "out", str(blocker), alone(), run_id="run")
     assert blocker.read_text() == "x"
 
 

@@ -11,6 +11,7 @@ import xarray as xr
 
 from eoflows.errors import InputError
 from tasks.s2_indices import compute_indices, stage_in_eopf
+from tests.steps import alone
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def test_missing_input_chunks_are_counted_and_said(
 ) -> None:
     staged = stage_in_eopf(str(damaged_item), tmp_path / "staged")
     with caplog.at_level(logging.INFO, logger="eoflows"):
-        out = compute_indices(staged, tmp_path / "out", products=["ndvi", "nbr"])
+        out = compute_indices(staged, tmp_path / "out", alone(), products=["ndvi", "nbr"])
     warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warning) == 1 and "misses chunks (b04 1 of 9)" in warning[0], warning
     assert any("missing input chunks | b04 1 of 9" in r.getMessage() for r in caplog.records)  # the usage table
@@ -42,12 +43,14 @@ def test_missing_input_chunks_are_counted_and_said(
 def test_strict_refuses_missing_chunks_before_writing(damaged_item: Path, tmp_path: Path) -> None:
     staged = stage_in_eopf(str(damaged_item), tmp_path / "staged")
     with pytest.raises(InputError, match=r"chunks missing \(b04 1 of 9\); strict: not computed"):
-        compute_indices(staged, tmp_path / "out", products=["ndvi"], strict=True)
+        compute_indices(staged, tmp_path / "out", alone(), products=["ndvi"], strict=True)
     assert not (tmp_path / "out").exists()
 
 
 def test_a_corrupted_output_chunk_fails_to_read(sample_item: Path, tmp_path: Path) -> None:
-    out = compute_indices(stage_in_eopf(str(sample_item), tmp_path / "staged"), tmp_path / "out", products=["ndvi"])
+    out = compute_indices(
+        stage_in_eopf(str(sample_item), tmp_path / "staged"), tmp_path / "out", alone(), products=["ndvi"]
+    )
     store = next(out.glob("*/*.zarr"))
     codecs = [c["name"] for c in json.loads((store / "ndvi" / "zarr.json").read_text())["codecs"]]
     assert codecs[-1] == "crc32c", codecs  # after compression: it checks the stored bytes

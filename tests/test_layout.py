@@ -105,3 +105,54 @@ def test_an_import_against_the_rules_is_reported(module: str, name: str, message
     modules[module] = [*modules[module], (name, True)]
     (problem,) = broken(modules)
     assert problem.startswith(f"{module} imports {name}") and message in problem
+
+
+#: Methods that change a list, dict or set in place.
+MUTATORS = {"append", "extend", "insert", "remove", "pop", "popitem", "clear", "update", "setdefault", "add",
+            "discard", "sort", "reverse"}  # fmt: skip
+
+
+def module_state(path: Path) -> list[str]:
+    """Where a module keeps state of its own after import: a `ContextVar`, a `global` statement, or a function
+    that assigns into, deletes from or mutates a module-level variable."""
+    tree = ast.parse(path.read_text(), str(path))
+    assigned = [node.targets if isinstance(node, ast.Assign) else [node.target]
+                for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)]  # fmt: skip
+    names = {t.id for targets in assigned for t in targets if isinstance(t, ast.Name)}
+    found = []
+    for node in ast.walk(tree):
+        where = f"{path.name}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Name | ast.Attribute) and "ContextVar" in (
+            getattr(node, "id", None),
+            getattr(node, "attr", None),
+        ):
+            found.append(f"{where} a ContextVar")
+        elif isinstance(node, ast.Global):
+            found.append(f"{where} global {', '.join(node.names)}")
+    for function in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)):
+        for node in ast.walk(function):
+            targets = node.targets if isinstance(node, ast.Assign | ast.Delete) else []
+            targets += [node.target] if isinstance(node, ast.AugAssign | ast.AnnAssign) else []
+            changed = [t.value for t in targets if isinstance(t, ast.Subscript | ast.Attribute)]
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MUTATORS:
+                changed.append(node.func.value)
+            for value in changed:
+                if isinstance(value, ast.Name) and value.id in names:
+                    found.append(f"{path.name}:{node.lineno} changes module-level {value.id}")
+    return found
+
+
+def test_steps_and_flows_keep_no_state_of_their_own_between_calls() -> None:
+    """State travels as arguments (a step's runtime) or in Prefect's own run context (README, Layout)."""
+    paths = [p for package in ("tasks", "flows") for p in sorted((ROOT / package).rglob("*.py"))]
+    found = [f"{path.parent.relative_to(ROOT)}/{problem}" for path in paths for problem in module_state(path)]
+    assert not found, "module state:\n" + "\n".join(found)
+
+
+def test_module_state_is_found(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text("from contextvars import ContextVar\nX = ContextVar('x')\n_seen = {}\n_n = 0\n\n"
+                      "def f(k):\n    global _n\n    _seen[k] = 1\n    _seen.pop(k)\n    local = {}\n"
+                      "    local[k] = 1\n")  # fmt: skip
+    found = sorted(problem.split(" ", 1)[1] for problem in module_state(module))
+    assert found == ["a ContextVar", "changes module-level _seen", "changes module-level _seen", "global _n"]

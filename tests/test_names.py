@@ -16,6 +16,7 @@ from tasks.data.stac_io import FsspecStacIO
 from tasks.data.staging import stage_out
 from tasks.downsample import downsample, stage_in_url
 from tasks.s2_indices import compute_indices, stage_in_eopf
+from tests.steps import alone
 from tests.test_cli import eoflows
 
 #: Ids that must work, each published inside its destination with the id kept in the JSON.
@@ -59,8 +60,8 @@ def published_item(catalog_uri: str, storage=None) -> pystac.Item:
 def test_s2_indices_with_any_item_id(item_id: str, sample_item: Path, tmp_path: Path) -> None:
     source = relabel(sample_item, item_id, tmp_path / "source")
     staged = stage_in_eopf(str(source), tmp_path / "work" / "staged")
-    out = compute_indices(staged, tmp_path / "work" / "out", products=["ndvi"])
-    uri = stage_out(out, str(tmp_path / "dest"), run_id="r1")
+    out = compute_indices(staged, tmp_path / "work" / "out", alone(), products=["ndvi"])
+    uri = stage_out(out, str(tmp_path / "dest"), alone(), run_id="r1")
     assert uri == str(tmp_path / "dest" / "r1" / "catalog.json")
     item = published_item(uri)
     assert item.id == f"{item_id}-processed"
@@ -74,8 +75,8 @@ def test_burned_area_and_downsample_with_hostile_ids(burn_pair: tuple[Path, Path
     pre, post = (relabel(path, new_id, tmp_path / "source")
                  for path, new_id in zip(burn_pair, ("../../pre", "/tmp/abs-post"), strict=True))  # fmt: skip
     staged = stage_in_pair(str(pre), str(post), tmp_path / "work" / "staged")
-    out = compute_burned_area(staged, tmp_path / "work" / "out")
-    item = published_item(stage_out(out, str(tmp_path / "dest"), run_id="2025.06.01"))
+    out = compute_burned_area(staged, tmp_path / "work" / "out", alone())
+    item = published_item(stage_out(out, str(tmp_path / "dest"), alone(), run_id="2025.06.01"))
     assert item.id == "/tmp/abs-post-burned-area" and not list(Path("/tmp").glob("abs-post*"))
     assert files_under(tmp_path) == files_under(*(tmp_path / name for name in ("source", "work", "dest")))
     assert Path(item.assets["dnbr"].get_absolute_href()).is_relative_to(tmp_path / "dest" / "2025.06.01")
@@ -83,7 +84,7 @@ def test_burned_area_and_downsample_with_hostile_ids(burn_pair: tuple[Path, Path
     odd = band.with_name("an odd näme (v1).TIF")
     band.rename(odd)
     out = downsample(stage_in_url(str(odd), tmp_path / "ds" / "staged"), tmp_path / "ds" / "out", width=50)
-    item = published_item(stage_out(out, str(tmp_path / "dest"), run_id="downsample.v1"))
+    item = published_item(stage_out(out, str(tmp_path / "dest"), alone(), run_id="downsample.v1"))
     assert item.id == "an odd näme (v1)_downsampled"
     assert Path(item.assets["data"].get_absolute_href()).is_relative_to(tmp_path / "dest" / "downsample.v1")
 

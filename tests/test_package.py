@@ -80,8 +80,9 @@ def test_a_new_step_parameter_reaches_the_flow_the_cli_and_the_cwl() -> None:
 
 def test_roles_come_from_annotations() -> None:
     roles = {p.name: p.role for p in S2_INDICES.step("compute").params}
-    assert roles == {"input": Role.STAGED, "output": Role.OUTPUT, "products": Role.INPUT, "strict": Role.INPUT,
-                     "encoding": Role.INPUT, "storage": Role.SETTINGS, "dask": Role.SETTINGS}  # fmt: skip
+    assert roles == {"input": Role.STAGED, "output": Role.OUTPUT, "runtime": Role.RUNTIME, "products": Role.INPUT,
+                     "strict": Role.INPUT, "encoding": Role.INPUT, "storage": Role.SETTINGS,
+                     "dask": Role.SETTINGS}  # fmt: skip
     assert [p.name for p in S2_INDICES.params] == ["item", "storage", "products", "strict", "encoding", "dask",
                                                    "destination", "run_id"]  # fmt: skip
     assert [p.name for p in S2_INDICES.params if p.writable] == ["destination"]  # a folder the step writes into

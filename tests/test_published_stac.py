@@ -14,6 +14,7 @@ from tasks.data.staging import stage_out
 from tasks.downsample import downsample, stage_in_url
 from tasks.s2_indices import compute_indices, stage_in_eopf
 from tests.stac_schemas import pystac_validator, validate_with_pystac, validate_with_stac_validator
+from tests.steps import alone
 
 
 @pytest.fixture(scope="module")
@@ -23,22 +24,24 @@ def results(sample_item: Path, burn_pair: tuple[Path, Path], tmp_path_factory: p
     pre, post = burn_pair
     sr_b5, _ = write_landsat(base / "landsat", width=256, height=256)
     return {
-        "s2-indices": compute_indices(stage_in_eopf(str(sample_item), base / "s2-in"), base / "s2", ["ndvi", "rgb"]),
-        "burned-area": compute_burned_area(stage_in_pair(str(pre), str(post), base / "ba-in"), base / "ba"),
+        "s2-indices": compute_indices(
+            stage_in_eopf(str(sample_item), base / "s2-in"), base / "s2", alone(), ["ndvi", "rgb"]
+        ),
+        "burned-area": compute_burned_area(stage_in_pair(str(pre), str(post), base / "ba-in"), base / "ba", alone()),
         "downsample": downsample(stage_in_url(str(sr_b5), base / "ds-in"), base / "ds"),
     }
 
 
 @pytest.mark.parametrize("package", ["s2-indices", "burned-area", "downsample"])
 def test_a_published_folder_is_valid_stac(package: str, results: dict, tmp_path: Path) -> None:
-    uri = stage_out(results[package], str(tmp_path), run_id="r1")
+    uri = stage_out(results[package], str(tmp_path), alone(), run_id="r1")
     validate_with_pystac(uri)
     validate_with_stac_validator(uri, recursive=True)
 
 
 def test_a_publication_on_s3_is_valid_stac(results: dict, s3: LocalS3) -> None:
     for package, folder in results.items():
-        uri = stage_out(folder, f"s3://eoflows-results/valid-{package}", run_id="r1", storage=s3.storage())
+        uri = stage_out(folder, f"s3://eoflows-results/valid-{package}", alone(), run_id="r1", storage=s3.storage())
         catalog = pystac.Catalog.from_file(uri, stac_io=FsspecStacIO(s3.storage()))
         items = list(catalog.get_items(recursive=True))
         with pystac_validator():  # each object read from S3, validated against the vendored schemas

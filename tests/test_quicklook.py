@@ -10,6 +10,7 @@ from PIL import Image
 from tasks.data.png import png_bytes
 from tasks.s2_indices import bands_read, compute_indices, quicklook_of, stage_in_eopf
 from tasks.science.quicklook import Sampling, assemble, product_piece
+from tests.steps import alone
 
 
 def test_a_full_size_quicklook_fits_in_1024_pixels() -> None:
@@ -47,7 +48,9 @@ def test_the_quicklook_reads_no_band_for_itself(sample_item: Path, tmp_path: Pat
     """ndmir alone reads B11 and B12 only and shows ndmir; with B02-B04 read anyway, natural colour."""
     assert bands_read(["ndmir"]) == ["b11", "b12"] and quicklook_of(["ndmir", "nbr"]) == "ndmir"
     assert bands_read(["rgb", "ndvi"]) == ["b02", "b03", "b04", "b08"] and quicklook_of(["ndvi", "rgb"]) is None
-    out = compute_indices(stage_in_eopf(str(sample_item), tmp_path / "staged"), tmp_path / "out", products=["ndmir"])
+    out = compute_indices(
+        stage_in_eopf(str(sample_item), tmp_path / "staged"), tmp_path / "out", alone(), products=["ndmir"]
+    )
     (item,) = pystac.Catalog.from_file(str(out / "catalog.json")).get_items(recursive=True)
     thumbnail = item.assets["thumbnail"]
     assert thumbnail.title == "Quicklook (Normalized Difference Moisture Index (SWIR 1, SWIR 2))"

@@ -15,11 +15,13 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from eoflows.errors import EoflowsError, InputError, StageError
 from eoflows.local.s3 import LocalS3
+from eoflows.runtime import Deadline
 from flows.s2_indices import s2_indices
 from tasks.data.run_folders import CLAIM, _process_started, claim_run_folder
 from tasks.data.stac_io import FsspecStacIO
 from tasks.data.staging import stage_out
 from tasks.s2_indices import compute_indices, stage_in_eopf
+from tests.steps import alone
 
 EOFLOWS = str(Path(sys.executable).with_name("eoflows"))
 
@@ -28,7 +30,7 @@ EOFLOWS = str(Path(sys.executable).with_name("eoflows"))
 def results(sample_item: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A compute output folder (read only)."""
     base = tmp_path_factory.mktemp("results")
-    return compute_indices(stage_in_eopf(str(sample_item), base / "staged"), base / "out", products=["ndvi"])
+    return compute_indices(stage_in_eopf(str(sample_item), base / "staged"), base / "out", alone(), products=["ndvi"])
 
 
 def task_runs_of(state) -> list:
@@ -64,7 +66,10 @@ def test_local_and_unknown_destinations(destination: str, error: type, message: 
     locked.mkdir()
     subprocess.run(["chattr", "+i", str(locked)], check=True)  # not even root may write there
     try:
-        with pytest.raises(error, match=message), claim_run_folder(destination.format(tmp=tmp_path), "r1", None, "t"):
+        with (
+            pytest.raises(error, match=message),
+            claim_run_folder(destination.format(tmp=tmp_path), "r1", None, "t", Deadline()),
+        ):
             pass
     finally:
         subprocess.run(["chattr", "-i", str(locked)], check=True)
@@ -75,7 +80,7 @@ def test_local_and_unknown_destinations(destination: str, error: type, message: 
 def test_a_missing_bucket_is_named_and_never_created(s3: LocalS3, results: Path, region: str | None) -> None:
     storage = s3.storage().model_copy(update={"region_name": region})
     with pytest.raises(InputError, match="bucket 'typo-bucket' does not exist"):
-        stage_out(results, "s3://typo-bucket/results", run_id="r1", storage=storage)
+        stage_out(results, "s3://typo-bucket/results", alone(), run_id="r1", storage=storage)
     assert "typo-bucket" not in {b["Name"] for b in s3.client().list_buckets()["Buckets"]}
 
 
@@ -141,7 +146,7 @@ def test_a_dead_attempts_leftovers_are_cleared(kind: str, s3: LocalS3, results: 
             (tmp_path / "dest" / "run" / name).write_text(text)
         else:
             fs.pipe(f"{destination.removeprefix('s3://')}/run/{name}", text.encode())
-    uri = stage_out(results, destination, run_id="run", storage=s3.storage())
+    uri = stage_out(results, destination, alone(), run_id="run", storage=s3.storage())
     got = files(f"{destination}/run", s3.storage())
     assert not any("old.zarr" in p or CLAIM in p for p in got) and "/catalog.json" in got
     assert published(uri, s3.storage()).id.endswith("-processed")
@@ -152,11 +157,11 @@ def test_another_hosts_claim_is_live_until_its_lease_ends(results: Path, tmp_pat
     run.mkdir(parents=True)
     (run / CLAIM).write_text(json.dumps(dead_claim(host="elsewhere")))  # heartbeat now: alive
     with pytest.raises(StageError, match="another run is writing there .*on elsewhere"):
-        stage_out(results, str(tmp_path / "dest"), run_id="run")
+        stage_out(results, str(tmp_path / "dest"), alone(), run_id="run")
     assert sorted(p.name for p in run.iterdir()) == [CLAIM]
     stale = dead_claim(host="elsewhere", heartbeat=dt.datetime.now(dt.UTC) - dt.timedelta(hours=2))
     (run / CLAIM).write_text(json.dumps(stale))
-    assert published(stage_out(results, str(tmp_path / "dest"), run_id="run")).id.endswith("-processed")
+    assert published(stage_out(results, str(tmp_path / "dest"), alone(), run_id="run")).id.endswith("-processed")
 
 
 def test_a_folder_no_run_claims_is_left_alone(results: Path, tmp_path: Path) -> None:
@@ -164,19 +169,19 @@ def test_a_folder_no_run_claims_is_left_alone(results: Path, tmp_path: Path) -> 
     mine.mkdir(parents=True)
     (mine / "holiday.jpg").write_text("precious")
     with pytest.raises(EoflowsError, match="holds files no eoflows run claims"):
-        stage_out(results, str(tmp_path / "dest"), run_id="photos")
+        stage_out(results, str(tmp_path / "dest"), alone(), run_id="photos")
     assert [p.name for p in mine.iterdir()] == ["holiday.jpg"]
 
 
 def test_claims_are_reentrant_for_one_token_and_released(tmp_path: Path) -> None:
-    with claim_run_folder(str(tmp_path), "r", None, "token-1") as outer:
+    with claim_run_folder(str(tmp_path), "r", None, "token-1", Deadline()) as outer:
         assert (tmp_path / "r" / CLAIM).is_file() and _process_started(os.getpid()) is not None
-        with claim_run_folder(str(tmp_path), "r", None, "token-1"):
+        with claim_run_folder(str(tmp_path), "r", None, "token-1", Deadline()):
             pass
         assert (tmp_path / "r" / CLAIM).is_file()  # the inner holder does not release the outer one's claim
         with (
             pytest.raises(StageError, match="another run is writing there"),
-            claim_run_folder(str(tmp_path), "r", None, "token-2"),
+            claim_run_folder(str(tmp_path), "r", None, "token-2", Deadline()),
         ):
             pass
         assert outer.uri == str(tmp_path / "r")

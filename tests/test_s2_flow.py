@@ -113,7 +113,7 @@ def test_s3_to_s3_on_a_local_cluster(s3: LocalS3, sample_item: Path, always_a_cl
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
         )
     names = sorted(run.task_key.rsplit("-", 1)[0] for run in runs)
-    assert names.count("run_feed") == threads and {"compute_indices", "stage_in_eopf", "stage_out"} <= set(names)
+    assert names.count("run_queue") == threads and {"compute_indices", "stage_in_eopf", "stage_out"} <= set(names)
     assert sorted(run.name for run in runs if run.name.startswith("windows ")) == [
         f"windows {n}/{threads}" for n in range(1, threads + 1)
     ]

@@ -14,9 +14,11 @@ import s3fs
 
 from eoflows.errors import StageError
 from eoflows.local.s3 import LocalS3
+from eoflows.runtime import Deadline
 from tasks.data.run_folders import claim_run_folder
 from tasks.s2_indices import compute_indices, stage_in_eopf
 from tests.fault_proxy import FaultProxy, fault_proxy
+from tests.steps import alone
 
 EOFLOWS = str(Path(sys.executable).with_name("eoflows"))
 
@@ -25,7 +27,7 @@ EOFLOWS = str(Path(sys.executable).with_name("eoflows"))
 def results(sample_item: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A compute output folder (read only)."""
     base = tmp_path_factory.mktemp("results")
-    return compute_indices(stage_in_eopf(str(sample_item), base / "staged"), base / "out", products=["ndvi"])
+    return compute_indices(stage_in_eopf(str(sample_item), base / "staged"), base / "out", alone(), products=["ndvi"])
 
 
 @pytest.fixture
@@ -56,7 +58,7 @@ def test_a_stalled_endpoint_fails_after_a_bounded_number_of_tries(s3: LocalS3, p
         update={"endpoint_url": proxy.url, "read_timeout": 0.5, "connect_timeout": 0.5, "attempts": 2}
     )
     with pytest.raises(StageError, match=r"no answer in time about bucket 'eoflows-results' \(\w*TimeoutError"):
-        with claim_run_folder("s3://eoflows-results/stalled", "r1", storage, "t"):
+        with claim_run_folder("s3://eoflows-results/stalled", "r1", storage, "t", Deadline()):
             pass
     assert 1 <= proxy.connections <= 4  # 2 calls (s3fs) x 2 requests (botocore), not 5 x 5 as by default
 

@@ -13,6 +13,7 @@ from eoflows.local.s3 import LocalS3
 from tasks.data.stac_io import SOURCE_REL, FsspecStacIO
 from tasks.data.staging import stage_out
 from tasks.s2_indices import compute_indices, stage_in_eopf
+from tests.steps import alone
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +21,7 @@ def results(sample_item: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     """A compute output folder (read only)."""
     base = tmp_path_factory.mktemp("results")
     staged = stage_in_eopf(str(sample_item), base / "staged")
-    return compute_indices(staged, base / "out", products=["ndvi", "rgb"])
+    return compute_indices(staged, base / "out", alone(), products=["ndvi", "rgb"])
 
 
 def upload_sample(s3: LocalS3, sample_item: Path, prefix: str) -> str:
@@ -74,7 +75,7 @@ def test_stage_in_bad_items(make, error, message, tmp_path: Path) -> None:
 
 
 def test_stage_out_to_a_local_folder(results: Path, tmp_path: Path) -> None:
-    uri = stage_out(results, str(tmp_path / "published"), run_id="run-1")
+    uri = stage_out(results, str(tmp_path / "published"), alone(), run_id="run-1")
     assert uri == str(tmp_path / "published" / "run-1" / "catalog.json")
     catalog = pystac.Catalog.from_file(uri)
     (item,) = catalog.get_items(recursive=True)
@@ -85,12 +86,12 @@ def test_stage_out_to_a_local_folder(results: Path, tmp_path: Path) -> None:
     assert item.get_single_link("derived_from") is not None
     assert catalog.get_self_href() == uri
     with pytest.raises(StageError, match="already holds a published catalog"):
-        stage_out(results, str(tmp_path / "published"), run_id="run-1")
+        stage_out(results, str(tmp_path / "published"), alone(), run_id="run-1")
 
 
 def test_stage_out_to_s3_round_trips_through_pystac(s3: LocalS3, results: Path) -> None:
     run = uuid.uuid4().hex
-    uri = stage_out(results, "s3://eoflows-results/out", run_id=run, storage=s3.storage())
+    uri = stage_out(results, "s3://eoflows-results/out", alone(), run_id=run, storage=s3.storage())
     assert uri == f"s3://eoflows-results/out/{run}/catalog.json"
     io = FsspecStacIO(s3.storage())
     (item,) = pystac.Catalog.from_file(uri, stac_io=io).get_items(recursive=True)
@@ -105,7 +106,7 @@ def test_stage_out_with_a_wrong_key_publishes_nothing(s3: LocalS3, results: Path
     wrong = s3.storage().model_copy(update={"access_key_id": "AKIAWRONGWRONGWRONG"})
     denied = "destination 's3://eoflows-results/wrong': access to bucket 'eoflows-results' denied"
     with pytest.raises(StageError, match=denied):
-        stage_out(results, "s3://eoflows-results/wrong", run_id="x", storage=wrong)
+        stage_out(results, "s3://eoflows-results/wrong", alone(), run_id="x", storage=wrong)
     fs = s3fs.S3FileSystem(**s3.storage().s3fs_options())
     assert not fs.exists("eoflows-results/wrong")
 
@@ -130,7 +131,7 @@ def test_a_failed_publish_removes_what_it_uploaded(s3: LocalS3, results: Path, d
     run = uuid.uuid4().hex
     key = restricted(s3, denied)
     with pytest.raises(StageError, match="access denied"):
-        stage_out(results, "s3://eoflows-results/partial", run_id=run, storage=key.storage())
+        stage_out(results, "s3://eoflows-results/partial", alone(), run_id=run, storage=key.storage())
     fs = s3fs.S3FileSystem(**s3.storage().s3fs_options(), skip_instance_cache=True)
     assert fs.find(f"eoflows-results/partial/{run}") == []
     # the key is refused only the denied objects: the publish had uploaded the others, then removed them
@@ -142,12 +143,12 @@ def test_a_failed_publish_removes_what_it_uploaded(s3: LocalS3, results: Path, d
 
 def test_stage_out_refuses_other_destinations(results: Path) -> None:
     with pytest.raises(InputError, match="destination 'http://example.org/x': expected a local folder or an s3://"):
-        stage_out(results, "http://example.org/x")
+        stage_out(results, "http://example.org/x", alone())
 
 
 def test_stage_out_needs_a_catalog(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no catalog.json"):
-        stage_out(tmp_path, str(tmp_path / "dest"))
+        stage_out(tmp_path, str(tmp_path / "dest"), alone())
 
 
 def test_uploads_keep_a_bounded_number_of_bytes_in_flight(tmp_path: Path) -> None:

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tasks.windows import LOCAL_CLUSTER, Placement, Usage, placement, run_windows, tiles
+from eoflows.runtime import Placement
+from tasks.windows import LOCAL_CLUSTER, OnTaskRunner, Threads, Usage, run_windows, tiles
 
 
 def test_tiles_cover_the_grid_once() -> None:
@@ -36,22 +37,26 @@ def run_checked(place: Placement, windows: int) -> tuple[list[float], Usage]:
     return sorted(written), usage
 
 
-def in_a_flow(body: Callable[[], Any], cluster_class: str | None = LOCAL_CLUSTER) -> Any:
-    """`body()` in a Prefect task of a flow on a Dask cluster of 3 threads in the flow's process.
+def in_a_flow(body: Callable[[OnTaskRunner], Any], cluster_class: str | None = LOCAL_CLUSTER) -> Any:
+    """`body(sites)` in a Prefect task of a flow on a Dask cluster of 3 threads in the flow's process.
+
+    `sites` places windows on the flow's task runner.
 
     With `cluster_class` None, the task runner does not know the cluster for a local one (windows as on a
     Gateway's: a Prefect task each, results sent back).
     """
     from prefect import flow, task
+    from prefect.context import FlowRunContext
     from prefect_dask import DaskTaskRunner
 
     runner = DaskTaskRunner(cluster_class=cluster_class,
-                            cluster_kwargs={"n_workers": 1, "threads_per_worker": 3, "processes": False})  # fmt: skip
-    return flow(task_runner=runner)(lambda: task(body)())()
+                            cluster_kwargs={"n_workers": 1, "threads_per_worker": 3, "processes": False,
+                                            "dashboard_address": "127.0.0.1:0"})  # fmt: skip
+    return flow(task_runner=runner)(lambda: task(body)(OnTaskRunner(FlowRunContext.get().task_runner)))()
 
 
 def test_each_result_is_written_once_and_let_go_before_the_next() -> None:
-    with placement(None, 0) as place:
+    with Threads().place(None, 0) as place:
         assert not place.remote and place.where.endswith("local threads")
         written, usage = run_checked(place, 12)
     assert written == list(range(12))
@@ -62,8 +67,8 @@ def test_in_a_flow_each_window_result_is_let_go_after_its_write() -> None:
     """Prefect keeps the return value of each window task (in the submitting step's transaction) until the step
     ends; the result a window returns must still go as soon as it is written."""
 
-    def step() -> tuple[str, list[float]]:
-        with placement(None, 0) as place:
+    def step(sites: OnTaskRunner) -> tuple[str, list[float]]:
+        with sites.place(None, 0) as place:
             return place.where, run_checked(place, 6)[0]
 
     where, written = in_a_flow(step, cluster_class=None)
@@ -71,8 +76,8 @@ def test_in_a_flow_each_window_result_is_let_go_after_its_write() -> None:
 
 
 def test_on_a_local_cluster_a_task_per_thread_runs_the_windows_in_turn() -> None:
-    def step() -> tuple[str, list[float], Usage]:
-        with placement(None, 0) as place:
+    def step(sites: OnTaskRunner) -> tuple[str, list[float], Usage]:
+        with sites.place(None, 0) as place:
             return place.where, *run_checked(place, 12)
 
     where, written, usage = in_a_flow(step)
@@ -95,11 +100,11 @@ def held_job(window: int) -> int:
     return window
 
 
-def failing_step() -> None:
+def failing_step(sites: OnTaskRunner | Threads) -> None:
     """20 windows of `held_job` (module-level too, as it refers to `RELEASE`)."""
     STARTED.clear()
     RELEASE.clear()
-    with placement(None, 0) as place:
+    with sites.place(None, 0) as place:
         try:
             run_windows(place, held_job, range(20), lambda result: None, "test windows")
         finally:
@@ -109,17 +114,17 @@ def failing_step() -> None:
 @pytest.mark.parametrize("where", ["local threads", "a local cluster"])
 def test_a_failing_window_cancels_the_windows_not_started(where: str) -> None:
     with pytest.raises(ValueError, match="window 0 is broken"):
-        failing_step() if where == "local threads" else in_a_flow(failing_step)
+        failing_step(Threads()) if where == "local threads" else in_a_flow(failing_step)
     assert 0 in STARTED and len(STARTED) < 20  # the queued windows never ran
 
 
 def test_windows_queued_for_a_runner_that_ended_fail_instead_of_waiting() -> None:
-    from tasks.windows import _Feed
+    from tasks.window_queue import WindowQueue
 
-    feed = _Feed()
-    queued = [feed.submit(lambda w: w, window) for window in range(3)]
-    feed.close(2, RuntimeError("the window task 1 ended before the step's windows did"))
+    windows = WindowQueue()
+    queued = [windows.submit(lambda w: w, window) for window in range(3)]
+    windows.close(2, RuntimeError("the window task 1 ended before the step's windows did"))
     for future in queued:
         with pytest.raises(RuntimeError, match="ended before the step's windows did"):
             future.result(timeout=1)
-    assert feed.run() == 0  # runners still attached end at once
+    assert windows.run() == 0  # runners still attached end at once

@@ -24,7 +24,6 @@ import os
 import socket
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ import psutil
 from fsspec import AbstractFileSystem
 
 from eoflows.errors import EoflowsError, InputError, StageError, Stopped, root_cause
+from eoflows.runtime import Deadline
 from eoflows.settings import S3Settings
 from tasks.data.names import check_run_id
 from tasks.data.storage import filesystem, join, scheme
@@ -44,8 +44,6 @@ from tasks.reporting import logger
 CLAIM = ".eoflows-claim"
 LEASE_S = 900.0  # a claim with no heartbeat for this long is a dead attempt's
 HEARTBEAT_S = 60.0
-CLEANUP_S = 3.0  # time the clean-ups of a stopped process get, all together
-_stop_deadline: float | None = None  # set by the first clean-up of a stopping process
 
 
 def stopping(error: BaseException) -> bool:
@@ -288,8 +286,12 @@ def _open(destination: str, run_id: str, storage: S3Settings | None, token: str)
 
 
 @contextmanager
-def claim_run_folder(destination: str, run_id: str, storage: S3Settings | None, token: str) -> Iterator[RunFolder]:
-    """Check `destination`, claim its run folder for `token` until the block ends (see the module docstring)."""
+def claim_run_folder(destination: str, run_id: str, storage: S3Settings | None, token: str,
+                     deadline: Deadline) -> Iterator[RunFolder]:  # fmt: skip
+    """Check `destination`, claim its run folder for `token` until the block ends (see the module docstring).
+
+    When the block ends with the process stopping, the rollback and release end by `deadline`.
+    """
     folder = _open(destination, run_id, storage, token)
     try:
         made = _take(folder)
@@ -324,32 +326,28 @@ def claim_run_folder(destination: str, run_id: str, storage: S3Settings | None, 
         yield folder
     except BaseException as exc:
         stop.set()
-        # on a stop signal or Ctrl-C the clean-up gets CLEANUP_S: the endpoint may be the thing that hangs
-        bounded(lambda: (folder.rollback(), made and folder.release()), folder, stopping(exc))
+        # on a stop signal or Ctrl-C the clean-up ends by the deadline: the endpoint may be the thing that hangs
+        bounded(lambda: (folder.rollback(), made and folder.release()), folder, stopping(exc), deadline)
         raise
     stop.set()
     if made:
         folder.release()
 
 
-def bounded(cleanup: Callable[[], object], folder: RunFolder, stopping: bool) -> None:
-    """Run `cleanup`; when the process is stopping, give up at the process's clean-up deadline.
+def bounded(cleanup: Callable[[], object], folder: RunFolder, stopping: bool, deadline: Deadline) -> None:
+    """Run `cleanup`; when the process is stopping, give up at `deadline` (nested clean-ups share it).
 
-    The deadline is `CLEANUP_S` after the first clean-up of the stopping process (nested claims share it). What
-    is left, the next attempt removes.
+    What is left, the next attempt removes.
     """
-    global _stop_deadline
     if not stopping:
         try:
             cleanup()
         except Exception as exc:
             logger().warning("Run folder %s: clean-up failed (%s)", folder.uri, root_cause(exc))
         return
-    if _stop_deadline is None:
-        _stop_deadline = time.monotonic() + CLEANUP_S
     worker = threading.Thread(target=cleanup, name="eoflows-run-folder-cleanup", daemon=True)
     worker.start()
-    worker.join(max(0.0, _stop_deadline - time.monotonic()))
+    worker.join(deadline.remaining())
     if worker.is_alive():
         logger().warning("Run folder %s: clean-up unfinished when the run had to stop; the next attempt at this "
                          "run id removes what is left", folder.uri)  # fmt: skip

@@ -8,8 +8,8 @@ Stage-out publishes such a folder into DESTINATION/RUN_ID/, which it holds alone
 data files first, then the items, `catalog.json` last. A folder destination gets a self-contained catalog
 (relative links and asset hrefs: it can be moved or copied); S3 gets absolute ``s3://`` hrefs. A failed publish
 removes exactly what it wrote, so a `catalog.json` at a destination always means a complete result. In a flow
-publishing to S3, the step before stage-out may send its final files early (`EarlyUploads`), under the same
-claim and the same rollback.
+publishing to S3, the step before stage-out may send its final files early (`EarlyUploads`, its runtime's
+`uploads`), under the same claim and the same rollback.
 """
 
 import datetime as dt
@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
 from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from pystac.layout import CustomLayoutStrategy
 
 from eoflows.errors import EoflowsError, InputError, StageError
 from eoflows.package import Destination, Resources, StagedDir, Step
+from eoflows.runtime import Deadline, Runtime
 from eoflows.settings import S3Settings
 from tasks.data.names import file_name, inside
 from tasks.data.run_folders import RunFolder, bounded, claim_run_folder, new_token, stopping
@@ -119,19 +119,21 @@ def run_token() -> str:
     return flow_run_id() or new_token()
 
 
-def claim_destination(destination: str, run_id: str | None = None, storage: S3Settings | None = None):
+def claim_destination(destination: str, runtime: Runtime, run_id: str | None = None,
+                      storage: S3Settings | None = None):  # fmt: skip
     """Check the destination and claim its run folder before any work (a flow holds it for its whole run).
 
-    Args:
-        destination: Local folder or s3://bucket/prefix.
-        run_id: Sub-folder of the destination for this run; default the Prefect flow run id.
-        storage: S3 endpoint and credentials.
+    Arguments as `stage_out`'s.
     """
-    return claim_run_folder(destination, run_id or default_run_id(), storage, run_token())
+    return claim_run_folder(destination, run_id or default_run_id(), storage, run_token(), runtime.deadline)
 
 
 def stage_out(
-    input: StagedDir, destination: Destination, run_id: str | None = None, storage: S3Settings | None = None
+    input: StagedDir,
+    destination: Destination,
+    runtime: Runtime,
+    run_id: str | None = None,
+    storage: S3Settings | None = None,
 ) -> str:
     """Publish a results catalog to a local folder or S3, catalog.json last; return the catalog URI.
 
@@ -139,18 +141,17 @@ def stage_out(
         input: Folder holding the results catalog (catalog.json, items and their assets).
         destination: Local folder or s3://bucket/prefix; results go to DESTINATION/RUN_ID/.
         run_id: Sub-folder of the destination for this run; default the Prefect flow run id (or a timestamp).
-        storage: S3 endpoint and credentials (a block in flows, AWS_* environment variables otherwise).
     """
     items = staged_items(input)
     catalog = pystac.Catalog.from_file(str(input / "catalog.json"))
     stac_files = {Path(item.get_self_href()).resolve() for item in items} | {(input / "catalog.json").resolve()}
     data = sorted(p for p in input.rglob("*") if p.is_file() and p.resolve() not in stac_files)
     log = logger()
-    with claim_destination(destination, run_id, storage) as folder:
+    with claim_destination(destination, runtime, run_id, storage) as folder:
         if folder.published():
             raise StageError(f"destination {folder.uri!r}: already holds a published catalog; choose another run_id")
         try:
-            early = _uploaded_early(folder, input)
+            early = _uploaded_early(folder, input, runtime.uploads)
             left = [p for p in data if p.relative_to(input) not in early]  # (files sent early are not written)
             log.info("Publishing %d files of %s to %s%s", len(left) + len(early), input, folder.uri,
                      f" ({len(early)} of them sent while computing)" if early else "")  # fmt: skip
@@ -164,10 +165,13 @@ def stage_out(
     return catalog_uri
 
 
-def _uploaded_early(folder: RunFolder, input: Path) -> dict[Path, int]:
-    """The files of `input` already put in `folder` while the step before ran (paths relative to `input`)."""
-    uploads = early_uploads()
-    if uploads is None or uploads.folder.uri != folder.uri or uploads.root.resolve() != input.resolve():
+def _uploaded_early(folder: RunFolder, input: Path, uploads: "EarlyUploads | None") -> dict[Path, int]:
+    """The files of `input` already put in `folder` by `uploads` while the step before ran (relative to `input`)."""
+    if (
+        not isinstance(uploads, EarlyUploads)
+        or uploads.folder.uri != folder.uri
+        or uploads.root.resolve() != input.resolve()
+    ):
         return {}
     return {path.relative_to(uploads.root): size for path, size in uploads.wait().items()}
 
@@ -187,8 +191,9 @@ class EarlyUploads:
     At most `budget` bytes wait or travel at once: `put` holds the step back until the uploads make room.
     """
 
-    def __init__(self, folder: RunFolder, root: Path, threads: int = 4, budget: int = UPLOAD_BUDGET) -> None:
-        self.folder, self.root, self.budget = folder, root, budget
+    def __init__(self, folder: RunFolder, root: Path, deadline: Deadline, threads: int = 4,
+                 budget: int = UPLOAD_BUDGET) -> None:  # fmt: skip
+        self.folder, self.root, self.deadline, self.budget = folder, root, deadline, budget
         self._queue: queue.SimpleQueue[tuple[Future, bytes, str] | None] = queue.SimpleQueue()
         # daemon threads: a put stalled on a hung endpoint must not keep a stopped process alive
         self._threads = [threading.Thread(target=self._work, name="eoflows-early-upload", daemon=True)
@@ -248,39 +253,27 @@ class EarlyUploads:
         When the process is stopping, that wait shares the clean-up deadline of the run folder's claim.
         """
         self._shutdown()
-        bounded(lambda: futures_wait(self._futures), self.folder, stopping(error))
-
-
-_early: ContextVar[EarlyUploads | None] = ContextVar("eoflows_early_uploads", default=None)
-
-
-def early_uploads() -> EarlyUploads | None:
-    """Where the running step can put its final files now (a flow publishing to S3), else None."""
-    return _early.get()
+        bounded(lambda: futures_wait(self._futures), self.folder, stopping(error), self.deadline)
 
 
 @contextmanager
-def publishing_early(held: Any, root: Path) -> Iterator[None]:
-    """While inside, the files of `root` (the output stage-out will publish) may be uploaded as they are made.
+def publishing_early(held: Any, root: Path, deadline: Deadline) -> Iterator[EarlyUploads | None]:
+    """The uploads of the files of `root` (the output stage-out will publish) as they are made, while inside.
 
-    Only where `held` is a claimed remote run folder; a folder destination gets its files from stage-out, as
-    does every step run alone (CWL). Stage-out waits for the uploads; on a failure before it, those in flight
-    end first (see `EarlyUploads.abandon`), so that the claim's rollback removes them all.
+    Only where `held` is a claimed remote run folder (else None): a folder destination gets its files from
+    stage-out, as does every step run alone (CWL). Stage-out waits for the uploads; on a failure before it,
+    those in flight end first (see `EarlyUploads.abandon`), so that the claim's rollback removes them all.
     """
     if not isinstance(held, RunFolder) or held.local:
-        yield
+        yield None
         return
-    uploads = EarlyUploads(held, root)
-    token = _early.set(uploads)
+    uploads = EarlyUploads(held, root, deadline)
     try:
-        yield
+        yield uploads
     except BaseException as exc:
         uploads.abandon(exc)
         raise
-    else:
-        uploads.wait()  # (stage-out has waited already)
-    finally:
-        _early.reset(token)
+    uploads.wait()  # (stage-out has waited already)
 
 
 def upload_batch(files: list[Path], budget: int = UPLOAD_BUDGET) -> int:
