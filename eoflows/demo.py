@@ -34,13 +34,13 @@ def _report(catalog_uri: str, storage, local_copy: Path) -> None:
 
 def main() -> int:
     """Run the demo; return the exit status. The Prefect server starts while the sample and S3 server are made."""
-    from eoflows.cli import in_prefect
+    from eoflows.cli.run import in_prefect
     from eoflows.prefect_api import starting_early
     from eoflows.samples.s2_eopf import write_sample
     from tasks.data.storage import filesystem
 
     t0 = time.perf_counter()
-    with starting_early():
+    with starting_early() as early:
         OUT.mkdir(parents=True, exist_ok=True)
         print(f"Writing a synthetic Sentinel-2 L2A scene into {OUT / 'sample'} ...", flush=True)
         item = write_sample(OUT / "sample")
@@ -48,7 +48,7 @@ def main() -> int:
         from flows.s2_indices import s2_indices
 
         if dest:
-            uri = in_prefect(lambda: s2_indices(item=str(item), destination=dest, run_id="demo"))
+            uri = in_prefect(lambda: s2_indices(item=str(item), destination=dest, run_id="demo"), early)
             _report(uri, None, Path(uri).parent)
             print(f"Done in {time.perf_counter() - t0:.0f} s.")
             return 0
@@ -59,7 +59,7 @@ def main() -> int:
             os.environ.update(s3.env())
             storage = s3.storage()
             uri = in_prefect(lambda: s2_indices(item=str(item), destination="s3://eoflows-demo/results",
-                                                run_id=f"demo-{int(time.time())}"))  # fmt: skip
+                                                run_id=f"demo-{int(time.time())}"), early)  # fmt: skip
             local = OUT / "published"
             fs, path = filesystem(uri.rsplit("/", 1)[0], storage)
             fs.get(path, str(local), recursive=True)

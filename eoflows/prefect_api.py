@@ -6,7 +6,8 @@ stay visible afterwards with `prefect server start`), with analytics off, and it
 when that is killed (`eoflows.processes.die_with_parent`).
 
 The server takes seconds to start (it imports Prefect's whole API), so a command that will need it starts it
-first (`starting_early`), and imports its flows while the server starts on the other core. The temporary server
+first (`starting_early`, for the command's lifetime), imports its flows while the server starts on the other
+core, and hands that server to `prefect_api`. The temporary server
 skips the registration of block types at start (it would import every installed Prefect collection, Kubernetes'
 client among them, measured at 1.3-1.6 s): a block saved from Python registers its own type.
 """
@@ -17,7 +18,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +27,7 @@ NAME = "temporary Prefect server"
 
 
 @dataclass(frozen=True)
-class _Server:
+class Server:
     """A temporary Prefect server's process, API URL and log."""
 
     process: subprocess.Popen
@@ -35,11 +35,8 @@ class _Server:
     log: Path
 
 
-_early: ContextVar[_Server | None] = ContextVar("eoflows_early_prefect_server", default=None)
-
-
 @contextmanager
-def _temporary_server() -> Iterator[_Server]:
+def _temporary_server() -> Iterator[Server]:
     """Start a temporary Prefect server (not waiting for it to answer); stopped on exit."""
     port = free_port()
     env = {
@@ -55,34 +52,32 @@ def _temporary_server() -> Iterator[_Server]:
     with tempfile.TemporaryDirectory(prefix="eoflows-prefect-") as logs:
         log = Path(logs) / "server.log"
         with started(command, log=log, env=env) as process:
-            yield _Server(process, f"http://127.0.0.1:{port}/api", log)
+            yield Server(process, f"http://127.0.0.1:{port}/api", log)
 
 
 @contextmanager
-def starting_early() -> Iterator[None]:
-    """Start the temporary server now, for `prefect_api` inside the block, unless the environment names an API.
+def starting_early() -> Iterator[Server | None]:
+    """A temporary server started now, for `prefect_api` inside the block, unless the environment names an API.
 
     An API configured elsewhere (a Prefect profile) is only known once Prefect is imported: `prefect_api` then
-    stops the server started here, unused.
+    stops the server started here, unused. The server ends with the block.
     """
     if os.environ.get("PREFECT_API_URL"):
-        yield
+        yield None
         return
     with _temporary_server() as server:
-        token = _early.set(server)
-        try:
-            yield
-        finally:
-            _early.reset(token)
+        yield server
 
 
 @contextmanager
-def prefect_api() -> Iterator[str]:
-    """The URL of the Prefect API for the block: the configured one, or a temporary server (maybe started early)."""
+def prefect_api(early: Server | None = None) -> Iterator[str]:
+    """The URL of the Prefect API for the block: the configured one, else a temporary server.
+
+    That server is `early` when given (`starting_early`), else one started now.
+    """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     configured = PREFECT_API_URL.value()
-    early = _early.get()
     if configured:
         if early is not None:
             early.process.terminate()

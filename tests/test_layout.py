@@ -144,7 +144,7 @@ def module_state(path: Path) -> list[str]:
 
 def test_steps_and_flows_keep_no_state_of_their_own_between_calls() -> None:
     """State travels as arguments (a step's runtime) or in Prefect's own run context (README, Layout)."""
-    paths = [p for package in ("tasks", "flows") for p in sorted((ROOT / package).rglob("*.py"))]
+    paths = [p for package in ("tasks", "flows", "eoflows") for p in sorted((ROOT / package).rglob("*.py"))]
     found = [f"{path.parent.relative_to(ROOT)}/{problem}" for path in paths for problem in module_state(path)]
     assert not found, "module state:\n" + "\n".join(found)
 

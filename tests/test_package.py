@@ -7,7 +7,7 @@ from typing import Literal
 import pytest
 
 from blocks.s3 import S3Storage
-from eoflows.cli import step_command
+from eoflows.cli.step import step_command
 from eoflows.package import OutputDir, Package, Role, StagedDir, Step
 from flows.build import package_flow
 from flows.s2_indices import S2_INDICES

@@ -27,9 +27,10 @@ def no_api(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
 
 
 def test_the_server_started_early_is_the_one_the_run_reports_to(no_api: None) -> None:
-    with starting_early():
+    with starting_early() as server:
         (early,) = servers()  # started, not waited for: the command imports its flows meanwhile
-        with prefect_api() as url:
+        assert server is not None and server.process.pid == early.pid
+        with prefect_api(server) as url:
             assert servers() == [early]  # no second server
             with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
                 assert answer.status == 200
@@ -38,9 +39,9 @@ def test_the_server_started_early_is_the_one_the_run_reports_to(no_api: None) ->
 
 
 def test_an_api_in_the_settings_stops_the_early_server_unused(no_api: None) -> None:
-    with starting_early():
+    with starting_early() as server:
         (early,) = servers()
-        with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}), prefect_api() as url:
+        with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}), prefect_api(server) as url:
             assert url == "http://127.0.0.1:9/api"
             early.wait(10)  # stopped at once, not at the end of the command
             assert servers() == []
@@ -48,8 +49,8 @@ def test_an_api_in_the_settings_stops_the_early_server_unused(no_api: None) -> N
 
 def test_an_api_in_the_environment_starts_no_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
-    with starting_early():
-        assert servers() == []
+    with starting_early() as server:
+        assert server is None and servers() == []
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""A step's runtime is an argument: a Dask step called from plain Python with a hand-made runtime does the flow's work."""
+"""A step's runtime is an argument: a Dask step called from plain Python with a hand-made runtime."""
 
 from pathlib import Path
 
@@ -35,8 +35,9 @@ def store_of(catalog: Path) -> zarr.Group:
 def test_a_dask_step_from_plain_python_makes_the_flows_products(
     sample_item: Path, always_a_cluster: str, tmp_path: Path
 ) -> None:
-    published = s2_indices(item=str(sample_item), destination=str(tmp_path / "flow"), run_id="r", products=PRODUCTS,
-                           dask=always_a_cluster)  # fmt: skip  (windows on the flow's local Dask cluster)
+    published = s2_indices(
+        item=str(sample_item), destination=str(tmp_path / "flow"), run_id="r", products=PRODUCTS, dask=always_a_cluster
+    )  # fmt: skip  (windows on the flow's local Dask cluster)
     staged = stage_in_eopf(str(sample_item), tmp_path / "staged")
     out = compute_indices(staged, tmp_path / "out", Runtime(Threads("threads of the test")), products=PRODUCTS)
     by_flow, by_hand = store_of(Path(published)), store_of(out / "catalog.json")

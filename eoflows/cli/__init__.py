@@ -1,0 +1,121 @@
+"""The `eoflows` command line: run packages as flows, run single steps (what CWL tools call), make samples.
+
+One module per command group: `run` and `step` are derived from the package declarations (`eoflows run
+PACKAGE` takes the flow's parameters, `eoflows step PACKAGE STEP` the step function's; `--help` shows their
+docs), `sample`, `gateway`, `cwl`, `k8s`, and `deploy` (with `schedule`). `main` builds the commands a command
+line may run (a step command imports its own package alone, and never Prefect), runs it, and turns its errors
+into an exit status (`eoflows.cli.exits`).
+"""
+
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from cyclopts import App, Parameter
+
+from eoflows import __version__
+from eoflows.cli import cwl, deploy, gateway, k8s, run, sample, step
+from eoflows.cli.exits import exit_status
+from eoflows.cli.options import PREFECT_SERVER, ROOT_APP
+from eoflows.errors import Stopped
+from eoflows.prefect_home import private_prefect_home
+
+if TYPE_CHECKING:
+    from eoflows.prefect_api import Server
+
+
+def completion(
+    *,
+    shell: Literal["bash", "zsh", "fish"] = "bash",
+    install: bool = False,
+    root_app: Annotated[Any, Parameter(parse=False)] = None,
+) -> None:
+    """Print the shell completion script of eoflows (commands, packages, options), or install it.
+
+    Args:
+        shell: The shell to complete in.
+        install: Write the script where the shell loads it and add it to the shell's startup file.
+        root_app: The `eoflows` app (given by `main`).
+    """
+    if install:
+        print(f"installed: {root_app.install_completion(shell=shell)}")
+        return
+    print(root_app.generate_completion(prog_name="eoflows", shell=shell), end="")
+
+
+def build(tokens: list[str]) -> App:
+    """The `eoflows` app with the package commands `tokens` may run.
+
+    A step command gets its own package's steps alone; other commands get all of those they may ask for (`run`
+    imports every flow, and Prefect).
+    """
+    from tasks.packages import DECLARATIONS
+
+    app = App(
+        name="eoflows",
+        help="Earth-observation application packages as Prefect flows and CWL.",
+        version=__version__,
+        default_parameter=Parameter(negative_iterable=()),
+    )
+    everything = not tokens or tokens[0] in ("completion", "--help", "-h")
+    if tokens[:1] == ["step"] and len(tokens) > 1 and tokens[1] in DECLARATIONS:
+        app.command(step.group([tokens[1]]))
+    else:
+        app.command(step.group(list(DECLARATIONS) if everything or tokens[0] == "step" else []))
+    app.command(run.group(flows=everything or tokens[0] == "run"))
+    for group in (sample.app, gateway.app, k8s.app, cwl.app):
+        app.command(group)
+    deploy.add_to(app)
+    app.command(completion, name="completion")
+    return app
+
+
+def reports_to_prefect(tokens: list[str]) -> bool:
+    """Whether `tokens` run a flow, which reports to a Prefect API (`run.in_prefect`), rather than ask for help."""
+    runs = (tokens[:1] == ["run"] and len(tokens) > 1) or tokens[:2] == ["cwl", "run"]
+    return runs and not {"--help", "-h", "--version"} & set(tokens)
+
+
+@contextmanager
+def _prefect_server(tokens: list[str]) -> Iterator["Server | None"]:
+    """For a command that runs a flow, its temporary Prefect server starts now, while the flows import."""
+    if not reports_to_prefect(tokens):
+        yield None
+        return
+    from eoflows.prefect_api import starting_early
+
+    with starting_early() as server:
+        yield server
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the command; errors become one line on stderr and an exit status (`eoflows.cli.exits`)."""
+    log = logging.getLogger("eoflows")  # outside Prefect runs, steps log here (tasks.reporting)
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+    tokens = argv if argv is not None else sys.argv[1:]
+    if tokens[:1] == ["step"]:  # a CWL tool: writes nothing but its output, so no Prefect home in $HOME
+        private_prefect_home()
+    with exit_status(log) as ended, _prefect_server(tokens) as server:
+        app = build(tokens)  # the packages (and Prefect with them) are imported only by the commands that need them
+        command, bound, given = app.parse_args(tokens, exit_on_error=False, print_error=False)
+        provided = {PREFECT_SERVER: server, ROOT_APP: app}
+        command(*bound.args, **bound.kwargs, **{name: provided[name] for name in given})
+    return ended.status
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Stopped(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def cli() -> None:
+    """Console script `eoflows`: SIGTERM unwinds like an error, so clusters and uploads are cleaned up."""
+    signal.signal(signal.SIGTERM, _terminate)
+    sys.exit(main())
