@@ -26,6 +26,7 @@ from tasks.cwl.cwltool_runner import run_cwl_with_cwltool
 from tasks.cwl.documents import CwlDocument, check_loads, entry_inputs, fetch_cwl, secret_inputs
 from tasks.data.stac_io import read_bytes
 from tasks.data.staging import default_run_id
+from tasks.data.storage import absolute_href
 from tasks.remote.calrissian import run_cwl_on_calrissian
 
 
@@ -46,7 +47,7 @@ def _document(cwl: str, folder: Path, storage: S3Storage) -> CwlDocument:
 def _inputs(inputs: dict[str, Any] | str, storage: S3Storage) -> dict[str, Any]:
     if isinstance(inputs, dict):
         return inputs
-    location = inputs if "://" in inputs else str(Path(inputs).absolute())
+    location = absolute_href(inputs)
     try:
         loaded = yaml.safe_load(read_bytes(location, storage, "CWL inputs"))
     except yaml.YAMLError as exc:

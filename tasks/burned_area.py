@@ -21,13 +21,14 @@ from eoflows.runtime import Placement, Runtime
 from eoflows.settings import DaskSettings, S3Settings
 from tasks.data.geotiff import open_tiled, overview, to_cog, write_window
 from tasks.data.grid import Grid
-from tasks.data.names import file_name, inside
+from tasks.data.item_folder import ItemFolder
 from tasks.data.png import png_bytes
 from tasks.data.scenes import Scene, open_scene, overlap, read_on_grid
 from tasks.data.sentinel2 import SCL_CLASSES, check_level2a
 from tasks.data.stac_io import read_item
 from tasks.data.stac_items import burned_area_item
-from tasks.data.staging import STAGE_OUT, removed_on_failure, source_href, stage_items, staged_items, write_catalog
+from tasks.data.staging import STAGE_OUT, source_href, stage_items, staged_items
+from tasks.data.storage import absolute_href
 from tasks.reporting import logger
 from tasks.science.burn import (
     CLOUD_SHADOW_SNOW,
@@ -65,7 +66,7 @@ def stage_in_pair(pre_item: str, post_item: str, output: OutputDir, storage: S3S
         post_item: URL, local path or s3:// URI of the STAC item after the event.
         output: Folder that receives catalog.json and <item-id>/<item-id>.json for both items.
     """
-    hrefs = {e: (h if "://" in h else str(Path(h).absolute())) for e, h in (("pre", pre_item), ("post", post_item))}
+    hrefs = {"pre": absolute_href(pre_item), "post": absolute_href(post_item)}
     items = {event: read_item(href, storage) for event, href in hrefs.items()}
     for event, item in items.items():
         check_level2a(item.properties, item.collection_id, f"{event}_item {hrefs[event]}")
@@ -128,12 +129,21 @@ def scene_nbr(job: BurnJob, scene: Scene, rows: slice, cols: slice) -> np.ndarra
     return nbr(*(masked(bands[b], scl, job.classes) for b in (job.nir, "b12")))
 
 
-def burn_window(job: BurnJob, window: Tile) -> dict:
+@dataclass(frozen=True)
+class BurnWindow:
+    """What one window of the compute sends back to the step."""
+
+    window: Tile
+    dnbr: np.ndarray
+    severity: np.ndarray | None  # the classes, when asked for
+    moments: Moments  # of the window's dNBR
+
+
+def burn_window(job: BurnJob, window: Tile) -> BurnWindow:
     """dNBR (and severity classes) of one window of the output grid."""
     rows, cols = window
     values = dnbr(scene_nbr(job, job.pre, rows, cols), scene_nbr(job, job.post, rows, cols))
-    return {"window": window, "dnbr": values, "severity": classify(values) if job.severity else None,
-            "moments": Moments.of(values)}  # fmt: skip
+    return BurnWindow(window, values, classify(values) if job.severity else None, Moments.of(values))
 
 
 def compute_burned_area(
@@ -177,9 +187,7 @@ def compute_burned_area(
         raise InputError(f"pre-event item {pre_href!r} does not overlap the grid of post-event item {post_href!r}")
     log = logger()
     out_id = f"{post_item.id}-burned-area"
-    name = file_name(out_id)
-    folder = inside(output, output / name, f"output of item {post_item.id!r}")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ItemFolder.of(output, out_id, f"output of item {post_item.id!r}")
     windows = plan_windows(grid)
     log.info("Computing dNBR (%s, %s) of %s -> %s on the %d x %d grid of %s (%s, %g m), %d windows%s",
              nir, resampling, pre_item.id, post_item.id, grid.width, grid.height, post_item.id, grid.crs, grid.res,
@@ -187,27 +195,27 @@ def compute_burned_area(
     if covered < 0.999:
         log.warning("The pre-event scene covers %.0f%% of the post-event grid; the rest is no data", covered * 100)
     t0 = time.perf_counter()
-    paths = {key: folder / f"{name}-{key}.tif" for key in ("dnbr", "severity") if severity or key == "dnbr"}
-    with removed_on_failure(folder, f"compute of dNBR {pre_item.id} -> {post_item.id}"):
+    paths = {key: folder.file(f"-{key}.tif") for key in ("dnbr", "severity") if severity or key == "dnbr"}
+    with folder.writing(f"compute of dNBR {pre_item.id} -> {post_item.id}") as path:
         job = BurnJob(pre, post, grid, nir_band, classes, resampling, severity)
         with runtime.windows.place(dask, grid.height * grid.width) as place:
             log.info("Windows run on %s", place.where)
-            usage, moments = _write_windows(place, job, windows, folder)  # statistics as the windows come back
+            usage, moments = _write_windows(place, job, windows, path)  # statistics as the windows come back
         for key in paths:
-            tiled = folder / f".{key}.tiled.tif"
+            tiled = path / f".{key}.tiled.tif"
             to_cog(tiled, paths[key], "AVERAGE" if key == "dnbr" else "MODE")
             tiled.unlink()
-        thumbnail = folder / f"{name}.png"
+        thumbnail = folder.file(".png")
         thumbnail.write_bytes(png_bytes(colour(overview(paths["dnbr"]))))  # dNBR by severity class
         stats = summary(moments, grid.width * grid.height)
         result = burned_area_item(pre_item, post_item, pre_href, post_href, out_id, grid, paths, thumbnail, nir,
                                   classes, stats)  # fmt: skip
-        write_catalog([result], output, "processing-results", f"burned-area results of {pre_item.id} -> {post_item.id}")
+        folder.write_catalog(result, f"burned-area results of {pre_item.id} -> {post_item.id}")
     wall = time.perf_counter() - t0
     report_usage(f"Usage of the compute step for {out_id}", usage, wall, {
         "burned (dNBR >= 0.1) share of valid pixels": stats["burned share"],
         "mean dNBR": stats["mean"],
-        "output stored (MB)": round(sum(p.stat().st_size for p in folder.iterdir()) / 1e6, 1),
+        "output stored (MB)": round(sum(p.stat().st_size for p in folder.path.iterdir()) / 1e6, 1),
     })  # fmt: skip
     log.info("Wrote dNBR of %s in %.1f s (mean %s)", out_id, wall, stats["mean"])
     return output
@@ -223,11 +231,12 @@ def _write_windows(place: Placement, job: BurnJob, windows: list[Tile], folder: 
 
     moments = Moments()
 
-    def write(result: dict) -> None:
+    def write(result: BurnWindow) -> None:
         nonlocal moments
+        values = {"dnbr": result.dnbr, "severity": result.severity}
         for name, dataset in outputs.items():
-            write_window(dataset, result[name], *result["window"])
-        moments += result["moments"]
+            write_window(dataset, values[name], *result.window)
+        moments += result.moments
 
     try:
         return run_windows(place, partial(burn_window, job), windows, write, "computing dNBR"), moments

@@ -20,11 +20,13 @@ from eoflows.package import Feed, OutputDir, Package, Resources, StagedDir, Step
 from eoflows.settings import S3Settings
 from tasks.data.acquisition import acquired
 from tasks.data.geotiff import footprint, gdalinfo, open_raster, read_resized, write_resized
-from tasks.data.names import file_name, inside
+from tasks.data.item_folder import ItemFolder
+from tasks.data.names import file_name
 from tasks.data.png import png_bytes
 from tasks.data.stac_io import download
 from tasks.data.stac_items import downsampled_item, staged_raster_item
-from tasks.data.staging import STAGE_OUT, removed_on_failure, staged_items, write_catalog
+from tasks.data.staging import STAGE_OUT, source_href, staged_items
+from tasks.data.storage import absolute_href
 from tasks.reporting import logger
 from tasks.science.quicklook import browse_image
 from tasks.science.resampling import auto_method, fit_size, is_flag_band, scaled_size
@@ -39,16 +41,15 @@ def stage_in_url(url: str, output: OutputDir, storage: S3Settings | None = None)
         url: http(s) URL, local path or s3:// URI of a GeoTIFF (a Landsat band, for instance).
         output: Folder that receives catalog.json and NAME/NAME.json with the file (NAME: the file name).
     """
-    href = url if "://" in url else str(Path(url).absolute())
+    href = absolute_href(url)
     remote_name = Path(href.split("?")[0]).name
     name = Path(remote_name).stem
     if not name or name in (".", ".."):
         raise InputError(f"url {url!r}: no file name in it")
-    folder = inside(output, output / file_name(name), f"staged folder of url {url!r}")
-    folder.mkdir(parents=True, exist_ok=True)
-    local = folder / file_name(remote_name)
+    folder = ItemFolder.of(output, name, f"staged folder of url {url!r}")
     logger().info("Downloading %s", href)
-    with removed_on_failure(folder, f"stage-in of {url}"):
+    with folder.writing(f"stage-in of {url}") as path:
+        local = path / file_name(remote_name)
         download(href, local, storage, "url")
         with open_raster(local, f"url {href!r}") as src:
             where, tags = footprint(src, f"url {href!r}"), src.tags()
@@ -56,7 +57,7 @@ def stage_in_url(url: str, output: OutputDir, storage: S3Settings | None = None)
         when, found_in = acquired(tags, remote_name, fetched)
         logger().info("Acquired %s (from %s)", when.isoformat(), found_in)
         item = staged_raster_item(name, local, href, where, when, found_in)
-    write_catalog([item], output, "catalog", "Staged input")
+    folder.write_catalog(item, "Staged input", catalog_id="catalog")
     return output
 
 
@@ -80,11 +81,9 @@ def downsample(
         raise InputError(f"width {width}, browse_size {browse_size}: both must be at least 1 pixel")
     (item,) = staged_items(input)[:1]
     source_path = Path(item.assets["data"].get_absolute_href())
-    via = item.get_single_link("via")
-    source = via.href if via else str(source_path)
+    source = source_href(item, str(source_path))
     out_id = f"{item.id}_downsampled"
-    name = file_name(out_id)
-    folder = inside(output, output / name, f"output of item {item.id!r}")
+    folder = ItemFolder.of(output, out_id, f"output of item {item.id!r}")
     log = logger()
     with open_raster(source_path, f"staged raster {str(source_path)!r}") as src:
         if width > src.width:
@@ -95,18 +94,17 @@ def downsample(
         out_w, out_h = scaled_size(src.width, src.height, width)
         log.info("Downsampling %s (%d x %d, %s) to %d x %d with %s resampling%s", source, src.width, src.height,
                  src.dtypes[0], out_w, out_h, method, " (bit-flag band)" if all(flags) else "")  # fmt: skip
-        folder.mkdir(parents=True, exist_ok=True)
-        with removed_on_failure(folder, f"downsample of {source}"):
-            tif = folder / f"{name}.TIF"
+        with folder.writing(f"downsample of {source}"):
+            tif = folder.file(".TIF")
             write_resized(src, tif, out_w, out_h, method)
             browse = read_resized(src, *fit_size(src.width, src.height, browse_size), method, bands=[1])[0]
-            png = folder / f"{name}.browse.png"
+            png = folder.file(".browse.png")
             png.write_bytes(png_bytes(browse_image(browse.data, ~np.ma.getmaskarray(browse))))
             info = gdalinfo(tif)
-            met = folder / f"{name}.met.json"
+            met = folder.file(".met.json")
             met.write_text(json.dumps(info, indent=2))
             result = downsampled_item(item, out_id, tif, png, met, info, source, method)
-            write_catalog([result], output, "processing-results", f"downsample results of {item.id}")
+            folder.write_catalog(result, f"downsample results of {item.id}")
     log.info("Wrote %s (%d x %d), its browse image and metadata", tif.name, out_w, out_h)
     return output
 

@@ -8,9 +8,11 @@ on the task runner's Dask cluster (or local threads). Nothing ever holds a whole
 
 import time
 import warnings
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import zarr
 
 from eoflows.errors import InputError
@@ -18,9 +20,10 @@ from eoflows.package import DaskSizes, Feed, OutputDir, Package, Resources, Stag
 from eoflows.runtime import Runtime
 from eoflows.settings import DaskSettings, S3Settings
 from tasks.data.eopf import EopfSource, check_l2a, missing_chunks, open_source
-from tasks.data.names import file_name, inside
+from tasks.data.item_folder import ItemFolder
 from tasks.data.png import png_bytes
 from tasks.data.products_store import (
+    Chunk,
     chunk_path,
     chunk_templates,
     create_store,
@@ -32,12 +35,11 @@ from tasks.data.stac_io import read_item
 from tasks.data.stac_items import indices_item, stored_size
 from tasks.data.staging import (
     STAGE_OUT,
-    removed_on_failure,
     source_href,
     stage_items,
     staged_items,
-    write_catalog,
 )
+from tasks.data.storage import absolute_href
 from tasks.reporting import logger
 from tasks.science.indices import (
     COMPOSITES,
@@ -78,11 +80,22 @@ def stage_in_eopf(item: str, output: OutputDir, storage: S3Settings | None = Non
         item: URL, local path or s3:// URI of a Sentinel-2 L2A STAC item with an EOPF Zarr 'product' asset.
         output: Folder that receives catalog.json and <item-id>/<item-id>.json.
     """
-    href = item if "://" in item else str(Path(item).absolute())
+    href = absolute_href(item)
     stac_item = read_item(href, storage)
     check_l2a(stac_item, href)
     logger().info("Staging Sentinel-2 L2A item %s from %s", stac_item.id, href)
     return stage_items([stac_item], output)
+
+
+@dataclass(frozen=True)
+class IndicesWindow:
+    """What one window of the compute sends back to the step: chunks, quicklook piece, bytes decoded and made."""
+
+    chunks: list[Chunk]  # none when the window wrote them itself
+    position: tuple[int, int]  # where the piece goes in the quicklook
+    piece: np.ndarray
+    read: int  # input bytes decoded
+    raw: int  # output bytes computed, before encoding
 
 
 def process_window(
@@ -93,11 +106,8 @@ def process_window(
     store: Path | None,
     encoding: Encoding,
     window: Tile,
-) -> dict:
-    """Read and compute one window; write its chunks into `store`, or return them encoded when None.
-
-    Also returns the window's quicklook piece and the bytes it decoded and produced.
-    """
+) -> "IndicesWindow":
+    """Read and compute one window; write its chunks into `store`, or return them encoded when None."""
     rows, cols = window
     needed, shown = bands_read(products), quicklook_of(products)
     dn = {b: source.read(b, rows, cols) for b in needed}
@@ -123,8 +133,7 @@ def process_window(
         position, piece = sampling.piece(rows, cols, dn, codings, factors, QUICKLOOK_BANDS)
     else:
         position, piece = picture[0], product_piece(picture[1])
-    return {"chunks": chunks, "position": position, "piece": piece, "read": sum(a.nbytes for a in dn.values()),
-            "raw": raw}  # fmt: skip
+    return IndicesWindow(chunks, position, piece, sum(a.nbytes for a in dn.values()), raw)
 
 
 def _check_chunks(source: EopfSource, strict: bool) -> str:
@@ -171,32 +180,30 @@ def compute_indices(
     missing = _check_chunks(source, strict)
     grid = source.grid
     out_id = f"{item.id}-processed"
-    name = file_name(out_id)
-    folder = inside(output, output / name, f"output of item {item.id!r}")
-    store = folder / f"{name}.zarr"
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = ItemFolder.of(output, out_id, f"output of item {item.id!r}")
+    store = folder.file(".zarr")
     windows = tiles(grid.height, grid.width, source.chunk)  # one per input chunk of the finest band
     sampling = Sampling.fit(grid.height, grid.width)
     log.info("Computing %s of %s on a %d x %d grid (%s), %d windows of %d x %d", ", ".join(products), item.id,
              grid.width, grid.height, grid.crs, len(windows), *source.chunk)  # fmt: skip
     t0 = time.perf_counter()
-    with removed_on_failure(folder, f"compute of {item.id} (product {source.store})"):
+    with folder.writing(f"compute of {item.id} (product {source.store})"):
         create_store(str(store), grid, products, source.chunk, item.id, encoding)
         templates = chunk_templates(str(store), products)
         pieces, decoded = [], {"read": 0, "raw": 0}
 
         uploads = runtime.uploads  # a flow publishing to S3: each window's chunks go there now, not to the disk
 
-        def write(result: dict) -> None:
+        def write(result: IndicesWindow) -> None:
             if uploads is None:
-                write_chunks(store, templates, result["chunks"])
+                write_chunks(store, templates, result.chunks)
             else:
-                for product, coords, data in result["chunks"]:
+                for product, coords, data in result.chunks:
                     if data is not None:
                         uploads.put(chunk_path(store, templates, product, coords), data)
-            pieces.append((result["position"], result["piece"]))
-            for key in decoded:
-                decoded[key] += result[key]
+            pieces.append((result.position, result.piece))
+            decoded["read"] += result.read
+            decoded["raw"] += result.raw
 
         with runtime.windows.place(dask, grid.height * grid.width) as place:
             log.info("Windows run on %s", place.where)
@@ -209,13 +216,13 @@ def compute_indices(
         with warnings.catch_warnings():  # consolidated metadata is not (yet) in the Zarr v3 spec; xarray reads it
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             zarr.consolidate_metadata(str(store))
-        quicklook = folder / f"{name}.png"
+        quicklook = folder.file(".png")
         quicklook.write_bytes(png_bytes(assemble(sampling, pieces)))
         shown = quicklook_of(products)
         title = f"Quicklook ({'natural colour' if shown is None else LONG_NAMES[shown]})"
         sent = uploads.sizes if uploads is not None else {}
         result = indices_item(item, href, grid, out_id, products, store, (quicklook, title), encoding, sent)
-        write_catalog([result], output, "processing-results", f"s2-indices results of {item.id}")
+        folder.write_catalog(result, f"s2-indices results of {item.id}")
     wall = time.perf_counter() - t0
     size = stored_size(store, sent)
     log.info("Wrote %d products (%.1f MB) in %.1f s", len(products), size / 1e6, wall)

@@ -27,6 +27,7 @@ from eoflows import __version__
 from tasks.data.geotiff import GDAL_TYPES, Footprint
 from tasks.data.grid import Grid
 from tasks.data.sentinel2 import BANDS, stac_band_name
+from tasks.data.stac_io import SOURCE_REL
 from tasks.data.storage import iri
 from tasks.science.burn import SEVERITY, SEVERITY_NODATA, SEVERITY_PALETTE, SEVERITY_SOURCE
 from tasks.science.indices import COMPACT_NODATA, COMPACT_SCALE, COMPOSITES, INDICES, LONG_NAMES, Encoding
@@ -203,7 +204,7 @@ def staged_raster_item(name: str, path: Path, source: str, where: Footprint, acq
     _projection(item, f"EPSG:{where.epsg}" if where.epsg else None, where.wkt2, where.shape, where.transform,
                 where.bounds)  # fmt: skip
     add_asset(item, "data", path, path.name, pystac.MediaType.GEOTIFF, ["data"])  # relative: found wherever mounted
-    item.add_link(pystac.Link("via", source, "image/tiff", "Where the raster was fetched from"))
+    item.add_link(pystac.Link(SOURCE_REL, source, "image/tiff", "Where the raster was fetched from"))
     return item
 
 

@@ -91,10 +91,10 @@ def staged_items(folder: Path) -> list[pystac.Item]:
     return items
 
 
-def source_href(item: pystac.Item) -> str:
-    """Where a staged item came from (its `via` link), or its own location."""
+def source_href(item: pystac.Item, otherwise: str | None = None) -> str:
+    """Where a staged item came from (its `via` link); else `otherwise`, else the item's own location."""
     link = item.get_single_link(SOURCE_REL)
-    return link.href if link else (item.get_self_href() or item.id)
+    return link.href if link else (otherwise or item.get_self_href() or item.id)
 
 
 def default_run_id() -> str:

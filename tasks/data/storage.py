@@ -41,6 +41,11 @@ def scheme(url: str) -> str:
     return parsed.scheme if len(parsed.scheme) > 1 else "file"
 
 
+def absolute_href(ref: str) -> str:
+    """`ref` as an absolute href: a URL as it is, a local path made absolute (against the working folder)."""
+    return ref if "://" in ref else str(Path(ref).absolute())
+
+
 def is_remote(url: str) -> bool:
     """True for http(s) and s3 URLs."""
     return scheme(url) in REMOTE_SCHEMES
