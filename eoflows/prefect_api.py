@@ -7,9 +7,9 @@ when that is killed (`eoflows.processes.die_with_parent`).
 
 The server takes seconds to start (it imports Prefect's whole API), so a command that will need it starts it
 first (`starting_early`, for the command's lifetime), imports its flows while the server starts on the other
-core, and hands that server to `prefect_api`. The temporary server
-skips the registration of block types at start (it would import every installed Prefect collection, Kubernetes'
-client among them, measured at 1.3-1.6 s): a block saved from Python registers its own type.
+core, and hands that server to `prefect_api`. The temporary server skips the registration of block types at
+start (it would import every installed Prefect collection, Kubernetes' client among them, seconds more): a block
+saved from Python registers its own type.
 """
 
 import os

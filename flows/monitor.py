@@ -35,7 +35,7 @@ from blocks.s3 import S3Storage
 from eoflows import __version__
 from eoflows.errors import InputError, RemoteRunError
 from eoflows.package import Package, Role
-from flows.packages import PACKAGES
+from flows.package_flows import PACKAGES
 from tasks.data.names import file_name
 from tasks.data.storage import filesystem, join
 from tasks.remote.stac_search import Pair, choose_pairs, property_filter, search, time_window

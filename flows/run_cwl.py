@@ -31,7 +31,7 @@ from tasks.remote.calrissian import run_cwl_on_calrissian
 
 
 def _document(cwl: str, folder: Path, storage: S3Storage) -> CwlDocument:
-    from flows.packages import PACKAGES
+    from flows.package_flows import PACKAGES
 
     if cwl in PACKAGES:  # export the package on the fly (full mode: item URLs in, catalog URI out)
         from tasks.cwl.export import CwlOptions, export, to_yaml

@@ -1,6 +1,6 @@
 """The one place that turns Dask settings into the task runner of a flow's Dask steps.
 
-Three ways to get a cluster, chosen by the `dask` settings of the step (a saved block, or the environment):
+Four ways to get a cluster, chosen by the `dask` settings of the step (a saved block, or the environment):
 
 1. none configured: a temporary `LocalCluster` of threads in the flow's process, sized to the machine;
 2. a gateway: a new Dask Gateway cluster for this flow run, adaptive between `minimum` and `maximum` workers,
@@ -34,10 +34,9 @@ def local_task_runner() -> DaskTaskRunner:
     """A temporary `LocalCluster` in the flow's process: one worker of threads, dashboard on a free port.
 
     One more thread than cores, as the step's local threads (`tasks.windows`): each window also waits on files.
-    Threads, not a worker process: measured on a full s2-indices tile (2 cores), the windows' compute took 34 s
-    in the flow's process against 39 s in a worker process, and 30 s as a step alone; a worker process also
-    starts the science and Prefect anew (seconds) and needs the flow's API address to report its task runs.
-    Work that needs isolation or more than this machine goes to a Dask Gateway.
+    Threads, not a worker process: the windows' compute is faster in the flow's process (README, "Benchmark"),
+    and a worker process would start the science and Prefect anew and need the flow's API address to report its
+    task runs. Work that needs isolation or more than this machine goes to a Dask Gateway.
     """
     logging.getLogger("distributed").setLevel(logging.WARNING)  # its INFO chatter drowns the run log
     return DaskTaskRunner(

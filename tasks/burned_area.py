@@ -24,7 +24,7 @@ from tasks.data.grid import Grid
 from tasks.data.item_folder import ItemFolder
 from tasks.data.png import png_bytes
 from tasks.data.scenes import Scene, open_scene, overlap, read_on_grid
-from tasks.data.sentinel2 import SCL_CLASSES, check_level2a
+from tasks.data.sentinel2 import SCL_CLASSES, check_sentinel2_l2a
 from tasks.data.stac_io import read_item
 from tasks.data.stac_items import burned_area_item
 from tasks.data.staging import STAGE_OUT, source_href, stage_items, staged_items
@@ -69,7 +69,7 @@ def stage_in_pair(pre_item: str, post_item: str, output: OutputDir, storage: S3S
     hrefs = {"pre": absolute_href(pre_item), "post": absolute_href(post_item)}
     items = {event: read_item(href, storage) for event, href in hrefs.items()}
     for event, item in items.items():
-        check_level2a(item.properties, item.collection_id, f"{event}_item {hrefs[event]}")
+        check_sentinel2_l2a(item.properties, item.collection_id, f"{event}_item {hrefs[event]}")
     pre, post = items["pre"], items["post"]
     if pre.bbox and post.bbox and not _bbox_overlap(pre.bbox, post.bbox):
         raise InputError(f"pre_item {pre_item!r} and post_item {post_item!r} do not overlap "

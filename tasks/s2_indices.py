@@ -19,7 +19,7 @@ from eoflows.errors import InputError
 from eoflows.package import DaskSizes, Feed, OutputDir, Package, Resources, StagedDir, Step
 from eoflows.runtime import Runtime
 from eoflows.settings import DaskSettings, S3Settings
-from tasks.data.eopf import EopfSource, check_l2a, missing_chunks, open_source
+from tasks.data.eopf import EopfSource, check_eopf_l2a, missing_chunks, open_source
 from tasks.data.item_folder import ItemFolder
 from tasks.data.png import png_bytes
 from tasks.data.products_store import (
@@ -82,7 +82,7 @@ def stage_in_eopf(item: str, output: OutputDir, storage: S3Settings | None = Non
     """
     href = absolute_href(item)
     stac_item = read_item(href, storage)
-    check_l2a(stac_item, href)
+    check_eopf_l2a(stac_item, href)
     logger().info("Staging Sentinel-2 L2A item %s from %s", stac_item.id, href)
     return stage_items([stac_item], output)
 

@@ -16,7 +16,7 @@ from eoflows.cli import main
 from eoflows.local.s3 import LocalS3
 from eoflows.package import Role
 from flows.build import flow_params
-from flows.packages import PACKAGES
+from flows.package_flows import PACKAGES
 
 EOFLOWS = str(Path(sys.executable).with_name("eoflows"))
 

@@ -19,7 +19,7 @@ from eoflows.cli import main
 from eoflows.errors import InputError
 from eoflows.local.s3 import LocalS3
 from eoflows.package import Role
-from flows.packages import PACKAGES
+from flows.package_flows import PACKAGES
 from flows.s2_indices import S2_INDICES, s2_indices
 from tasks.cwl.check import check, cwltool_problems
 from tasks.cwl.export import CwlOptions, export, job_template, to_yaml

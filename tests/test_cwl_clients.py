@@ -15,7 +15,7 @@ import yaml
 from eoflows.cli import main
 from eoflows.package import Role
 from eoflows.prefect_home import private_prefect_home
-from flows.packages import PACKAGES
+from flows.package_flows import PACKAGES
 from tasks.cwl.check import stock_tool_advice
 from tasks.cwl.export import CwlOptions, export, job_template, to_yaml
 from tasks.cwl.extensions import cwltool_main

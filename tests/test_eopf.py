@@ -10,7 +10,7 @@ import pytest
 import zarr
 
 from eoflows.errors import InputError
-from tasks.data.eopf import check_l2a, open_source
+from tasks.data.eopf import check_eopf_l2a, open_source
 from tests.conftest import FIXTURES, SMALL
 
 STAC = FIXTURES / "stac"
@@ -52,7 +52,7 @@ def test_real_eopf_item_with_local_store(sample_item: Path, tmp_path: Path) -> N
     path = real_item_on(store, tmp_path)
     item = item_of(path)
     assert "proj:epsg" not in item.properties  # projection v2: only proj:code
-    assert check_l2a(item, str(path)) == str(store)
+    assert check_eopf_l2a(item, str(path)) == str(store)
     source = open_source(item, str(path), BANDS)
     assert source.grid.crs == "EPSG:32632"
     assert source.bands["b12"].coding.scale == 1e-4
@@ -118,14 +118,14 @@ def test_crs_falls_back_to_epsg_then_store_metadata(sample_copy: Path) -> None:
 )
 def test_items_of_other_kinds_are_refused(fixture: str, message: str) -> None:
     with pytest.raises(InputError, match=message):
-        check_l2a(item_of(STAC / fixture), fixture)
+        check_eopf_l2a(item_of(STAC / fixture), fixture)
 
 
 def test_level_1c_is_refused(sample_copy: Path) -> None:
     doc = json.loads(sample_copy.read_text())
     doc["properties"].update({"processing:level": "L1C", "product:type": "S02MSIL1C"})
     with pytest.raises(InputError, match=r"not a Level-2A product \(level L1C, product:type 'S02MSIL1C'"):
-        check_l2a(pystac.Item.from_dict(doc), "x")
+        check_eopf_l2a(pystac.Item.from_dict(doc), "x")
 
 
 def test_a_product_href_that_is_not_zarr(sample_copy: Path, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import pytest
 
 from eoflows.errors import InputError
 from flows.monitor import digest, package_parameters, units
-from flows.packages import PACKAGES
+from flows.package_flows import PACKAGES
 from tasks.remote.stac_search import choose_pairs, cql2, matches, property_filter, tile_of, time_window
 
 EVENT = dt.date(2025, 7, 10)

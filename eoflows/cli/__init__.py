@@ -52,7 +52,7 @@ def build(tokens: list[str]) -> App:
     A step command gets its own package's steps alone; other commands get all of those they may ask for (`run`
     imports every flow, and Prefect).
     """
-    from tasks.packages import DECLARATIONS
+    from tasks.declarations import DECLARATIONS
 
     app = App(
         name="eoflows",

@@ -17,7 +17,7 @@ app = App(name="cwl", help="Export packages as CWL (OGC EO Application Packages)
 
 
 def _package(name: str) -> "Package":
-    from flows.packages import PACKAGES
+    from flows.package_flows import PACKAGES
 
     if name not in PACKAGES:
         raise InputError(f"package {name!r}: unknown; expected one of {', '.join(PACKAGES)}")
@@ -87,7 +87,7 @@ def cwl_export(
         all: Export every package in both modes, with job templates, into this folder.
     """
     from eoflows import IMAGE
-    from flows.packages import PACKAGES
+    from flows.package_flows import PACKAGES
     from tasks.cwl.export import CwlOptions, export, job_template, to_yaml
     from tasks.cwl.wrap import wrap_package
 

@@ -88,7 +88,7 @@ def group(flows: bool) -> App:
     """The `run` group; with `flows`, a command for every package (imports the flows, and Prefect)."""
     app = App(name="run", help="Run a package end to end as a Prefect flow and print the catalog URI.")
     if flows:
-        from flows.packages import FLOWS, PACKAGES
+        from flows.package_flows import FLOWS, PACKAGES
 
         for name, package in PACKAGES.items():
             app.command(run_command(package, FLOWS[name]), name=name)

@@ -54,8 +54,8 @@ def group(names: list[str]) -> App:
     """The `step` commands of the packages `names` (imports their declarations and steps: not Prefect, not flows)."""
     app = App(name="step", help="Run one step of a package on local folders (the command CWL tools run).")
     if names:
-        from tasks.packages import package
+        from tasks.declarations import declaration
 
         for name in names:
-            app.command(steps_group(package(name)))
+            app.command(steps_group(declaration(name)))
     return app

@@ -47,7 +47,8 @@ MAINTAINERS = {"@type": "s:Person", "s:givenName": "eoflows", "s:familyName": "m
 MEMORY = re.compile(r"^\d+[A-Za-z]+$")  # what Calrissian parses: integer and unit, no space
 
 Mode = Literal["app", "full"]
-Placement = Literal["requirements", "hints", "none"]
+#: Where an extension requirement goes in a tool: its `requirements`, its `hints`, or nowhere.
+RequirementPlace = Literal["requirements", "hints", "none"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class CwlOptions:
     mode: Mode = "app"
     image: str = IMAGE
     entry_id: str | None = None  # default: the package name (the newest OGC validator refuses `main`)
-    dask: Placement = "requirements"  # Calrissian >= 0.19 reads it there; `hints` for stock cwltool
+    dask: RequirementPlace = "requirements"  # Calrissian >= 0.19 reads it there; `hints` for stock cwltool
     docker: Literal["requirements", "hints"] = "requirements"  # hints: runnable with cwltool --no-container
     #: A folder a step writes into (`Destination`) may be a `Directory`, written in place (off for eoap-cwlwrap,
     #: whose stage-out takes one `Directory`: the results)

@@ -20,7 +20,7 @@ from pyproj.exceptions import CRSError
 from eoflows.errors import InputError
 from eoflows.settings import S3Settings
 from tasks.data.grid import Grid
-from tasks.data.sentinel2 import BANDS, band_name, band_path, check_level2a
+from tasks.data.sentinel2 import BANDS, band_name, band_path, check_sentinel2_l2a
 from tasks.data.storage import open_zarr_group, open_zarr_group_with, storage_options
 from tasks.science.indices import Coding
 
@@ -74,9 +74,9 @@ def is_zarr(asset: pystac.Asset) -> bool:
     return "zarr" in (asset.media_type or "") or asset.href.rstrip("/").endswith(".zarr")
 
 
-def check_l2a(item: pystac.Item, href: str) -> str:
+def check_eopf_l2a(item: pystac.Item, href: str) -> str:
     """Check that `item` is a Sentinel-2 L2A EOPF product; return the href of its Zarr product store."""
-    check_level2a(item.properties, item.collection_id, href)
+    check_sentinel2_l2a(item.properties, item.collection_id, href)
     product = item.assets.get("product")
     if product is None or not is_zarr(product):
         zarrs = [k for k, a in item.assets.items() if is_zarr(a) and "data" in (a.roles or [])]
@@ -177,7 +177,7 @@ def open_source(item: pystac.Item, href: str, bands: list[str], storage: S3Setti
 
     The grid and chunking are those of `grid_band` (only its metadata is read), by default the finest of `bands`.
     """
-    store = check_l2a(item, href)
+    store = check_eopf_l2a(item, href)
     try:
         root = open_zarr_group(store, storage)
     except FileNotFoundError as exc:

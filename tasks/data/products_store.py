@@ -52,7 +52,7 @@ def create_store(path: str, grid: Grid, products: list[str], chunk: tuple[int, i
     Indices are float32 (NaN: no data), or with the compact encoding int16 with CF `scale_factor` and
     `_FillValue` (`tasks.science.indices.compact`), which xarray and rioxarray decode to floats.
     """
-    import dask.array as da  # lazy templates; dask and xarray take 0.9 s to import: here, not at a step's start
+    import dask.array as da  # lazy templates; dask and xarray take a second to import: here, not at a step's start
     import xarray as xr
 
     h, w = grid.height, grid.width

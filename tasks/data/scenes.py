@@ -22,9 +22,9 @@ import pystac
 
 from eoflows.errors import InputError
 from eoflows.settings import S3Settings
-from tasks.data.eopf import check_l2a, crs_of, is_zarr, open_array, open_source, proj_crs
+from tasks.data.eopf import check_eopf_l2a, crs_of, is_zarr, open_array, open_source, proj_crs
 from tasks.data.grid import Grid
-from tasks.data.sentinel2 import SCL_GROUP, band_name, check_level2a
+from tasks.data.sentinel2 import SCL_GROUP, band_name, check_sentinel2_l2a
 from tasks.data.stac_io import io_error
 from tasks.data.storage import scheme
 from tasks.reporting import logger
@@ -182,7 +182,7 @@ class Scene:
 
 def open_scene(item: pystac.Item, href: str, bands: list[str], storage: S3Settings | None = None) -> Scene:
     """Plan reading `bands` (and ``scl`` if listed) of a Sentinel-2 L2A item of any supported shape."""
-    check_level2a(item.properties, item.collection_id, href)
+    check_sentinel2_l2a(item.properties, item.collection_id, href)
     product = item.assets.get("product")
     if product is not None and is_zarr(product):
         return _eopf_scene(item, href, bands, storage)
@@ -210,7 +210,7 @@ def _eopf_scene(item: pystac.Item, href: str, bands: list[str], storage: S3Setti
         grid = Grid(g.crs, g.x0, g.y0, g.res * src.factor, g.width // src.factor, g.height // src.factor)
         rasters[band] = Raster(source.store, grid, src.coding, src.path, storage)
     if "scl" in bands:
-        store = check_l2a(item, href)
+        store = check_eopf_l2a(item, href)
         try:
             array = open_array(store, f"{SCL_GROUP}/scl", storage)
         except KeyError as exc:

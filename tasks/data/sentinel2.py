@@ -96,7 +96,7 @@ def processing_level(properties: dict, collection: str | None = None) -> str | N
     return None
 
 
-def check_level2a(properties: dict[str, Any], collection: str | None, href: str) -> None:
+def check_sentinel2_l2a(properties: dict[str, Any], collection: str | None, href: str) -> None:
     """Fail unless the STAC item at `href` is a Sentinel-2 Level-2A product (any common convention)."""
     platform = str(properties.get("platform") or properties.get("constellation") or "")
     if not platform.lower().startswith("sentinel-2"):

@@ -279,8 +279,8 @@ def publishing_early(held: Any, root: Path, deadline: Deadline) -> Iterator[Earl
 def upload_batch(files: list[Path], budget: int = UPLOAD_BUDGET) -> int:
     """How many of `files` to upload at once: as many of the largest as fit in `budget` bytes, 1 to 32.
 
-    fsspec otherwise puts a batch of an eighth of the open-file limit at once (all 529 files of a full s2-indices
-    tile: 7.5 GB peak memory, each file read whole and copied for signing).
+    fsspec otherwise puts a batch of an eighth of the open-file limit at once (all the files of a full s2-indices
+    tile, each read whole and copied for signing: gigabytes of memory).
     """
     largest = max((p.stat().st_size for p in files), default=1)
     return max(1, min(32, budget // max(largest, 1)))

@@ -16,7 +16,7 @@ DECLARATIONS = {
 }
 
 
-def package(name: str) -> Package:
+def declaration(name: str) -> Package:
     """The declaration of the package called `name` (a key of `DECLARATIONS`)."""
     module, attribute = DECLARATIONS[name]
     return getattr(importlib.import_module(module), attribute)
@@ -24,4 +24,4 @@ def package(name: str) -> Package:
 
 def declared() -> dict[str, Package]:
     """Every package, by name."""
-    return {name: package(name) for name in DECLARATIONS}
+    return {name: declaration(name) for name in DECLARATIONS}

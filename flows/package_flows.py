@@ -9,7 +9,7 @@ from eoflows.package import Package
 from flows.burned_area import burned_area
 from flows.downsample import downsample_flow
 from flows.s2_indices import s2_indices
-from tasks.packages import declared
+from tasks.declarations import declared
 
 PACKAGES: dict[str, Package] = declared()
 FLOWS: dict[str, Flow] = {"s2-indices": s2_indices, "burned-area": burned_area, "downsample": downsample_flow}
