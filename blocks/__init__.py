@@ -1,12 +1,37 @@
-"""Prefect blocks of eoflows' settings: S3 storage, Dask Gateway and Calrissian."""
+"""Prefect blocks of eoflows' settings: S3 storage, the Dask cluster and Calrissian.
+
+One pattern: each block class is a `Block` and a settings class of `eoflows.settings` (what steps read without
+Prefect), with the same fields; `block_class` maps a settings class to its block class.
+"""
 
 from typing import TypeVar
 
 from prefect.blocks.core import Block
 
 from eoflows.errors import InputError
+from eoflows.settings import CalrissianSettings, DaskSettings, S3Settings, Settings
 
 B = TypeVar("B", bound=Block)
+
+
+def block_class(settings: type[Settings]) -> type[Block]:
+    """The block class that saves settings of class `settings`.
+
+    Only its module is imported: Calrissian's imports Kubernetes' client, which a package's flow does not need.
+    """
+    if issubclass(settings, S3Settings):
+        from blocks.s3 import S3Block
+
+        return S3Block
+    if issubclass(settings, DaskSettings):
+        from blocks.dask_cluster import DaskBlock
+
+        return DaskBlock
+    if issubclass(settings, CalrissianSettings):
+        from blocks.calrissian import CalrissianBlock
+
+        return CalrissianBlock
+    raise TypeError(f"settings class {settings.__qualname__}: no block class saves it")
 
 
 def input_id(variables: tuple[str, ...]) -> str:

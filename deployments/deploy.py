@@ -14,9 +14,9 @@ from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import StateType
 from prefect.workers.process import ProcessWorker
 
-from blocks.calrissian import CalrissianSettings
-from blocks.dask_gateway import DaskGatewaySettings
-from blocks.s3 import S3Storage
+from blocks.calrissian import CalrissianBlock
+from blocks.dask_cluster import DaskBlock
+from blocks.s3 import S3Block
 from deployments.kubernetes import K8S_POOL, base_job_template
 from eoflows import IMAGE
 from eoflows.errors import InputError, RemoteRunError
@@ -27,7 +27,7 @@ DOCKER_POOL = "eoflows-docker"
 
 def register_blocks() -> list[str]:
     """Register eoflows' block types with the Prefect API; return their slugs."""
-    blocks = (S3Storage, DaskGatewaySettings, CalrissianSettings)
+    blocks = (S3Block, DaskBlock, CalrissianBlock)
     for block in blocks:
         block.register_type_and_schema()
     return [block.get_block_type_slug() for block in blocks]

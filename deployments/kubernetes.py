@@ -131,7 +131,7 @@ def calrissian_manifests(namespace: str, storage_class: str | None = None, size:
     of `flows_namespace` (the Prefect flow-run pods, see `manifests`) launches Calrissian Jobs with their
     ConfigMaps and Secrets in `namespace`.
     """
-    from blocks.calrissian import CalrissianSettings
+    from eoflows.settings import CalrissianSettings
 
     defaults = CalrissianSettings()
     rbac = "rbac.authorization.k8s.io/v1"

@@ -7,7 +7,7 @@ import pystac
 from PIL import Image
 from prefect.artifacts import create_markdown_artifact
 
-from blocks.s3 import S3Storage
+from blocks.s3 import S3Block
 from tasks.data.stac_io import FsspecStacIO, read_bytes
 from tasks.data.storage import iri, scheme
 
@@ -22,7 +22,7 @@ def _size(n: int | None) -> str:
     return f"{n} B"
 
 
-def _thumbnail(href: str, storage: S3Storage | None, size: int = 320) -> str:
+def _thumbnail(href: str, storage: S3Block | None, size: int = 320) -> str:
     """A small PNG of the quicklook as a data URI, so the UI shows it whatever the destination."""
     image = Image.open(io.BytesIO(read_bytes(href, storage, "quicklook")))
     image.thumbnail((size, size))
@@ -31,7 +31,7 @@ def _thumbnail(href: str, storage: S3Storage | None, size: int = 320) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def link(href: str, storage: S3Storage | None = None) -> str:
+def link(href: str, storage: S3Block | None = None) -> str:
     """`href` as markdown a browser can follow from the Prefect UI, never a broken link.
 
     A local path becomes a ``file://`` link; an S3 object its https URL when the storage block has a
@@ -41,11 +41,11 @@ def link(href: str, storage: S3Storage | None = None) -> str:
         return f"[{href}]({iri(href)})"
     if scheme(href) in ("http", "https"):
         return f"[{href}]({href})"
-    url = (storage or S3Storage.from_env()).browser_url(href)
+    url = (storage or S3Block.from_env()).browser_url(href)
     return f"[{href}]({url})" if url else f"`{href}`"
 
 
-def products_markdown(catalog_uri: str, storage: S3Storage | None = None) -> str:
+def products_markdown(catalog_uri: str, storage: S3Block | None = None) -> str:
     """A markdown summary of the published catalog: one row per asset of each item, and the quicklook."""
     catalog = pystac.Catalog.from_file(catalog_uri, stac_io=FsspecStacIO(storage))
     lines = [f"**Catalog:** {link(catalog_uri, storage)}", ""]
@@ -62,6 +62,6 @@ def products_markdown(catalog_uri: str, storage: S3Storage | None = None) -> str
     return "\n".join(lines)
 
 
-def publish_products_artifact(key: str, catalog_uri: str, storage: S3Storage | None = None) -> None:
+def publish_products_artifact(key: str, catalog_uri: str, storage: S3Block | None = None) -> None:
     """Create the products artifact of a flow run."""
     create_markdown_artifact(products_markdown(catalog_uri, storage), key=key, description=f"Products at {catalog_uri}")

@@ -22,12 +22,11 @@ from prefect.logging import get_run_logger
 from prefect.tasks import Task
 from prefect_dask import DaskTaskRunner
 
-from blocks import saved_or_env
-from blocks.dask_gateway import DaskGatewaySettings
-from blocks.s3 import S3Storage
+from blocks import block_class, saved_or_env
+from blocks.dask_cluster import DaskBlock
+from blocks.s3 import S3Block
 from eoflows.package import Package, Param, Role, Step, settings_class, summary, with_signature
 from eoflows.runtime import Deadline, Runtime, UploadSink
-from eoflows.settings import block_class
 from flows.artifacts import publish_products_artifact
 from flows.runners import describe_cluster, task_runner
 from flows.work import flow_work_folder
@@ -114,7 +113,7 @@ def run_package(package: Package, tasks: dict[str, Task], values: dict[str, Any]
 
 
 @contextmanager
-def step_cluster(step: str, dask: DaskGatewaySettings | None) -> Iterator[DaskTaskRunner]:
+def step_cluster(step: str, dask: DaskBlock | None) -> Iterator[DaskTaskRunner]:
     """The started Dask task runner of a step's windows, and its `dask-cluster` artifact; stopped on exit."""
     log = get_run_logger()
     log.info("Step %s runs on %s", step, dask.describe() if dask else "a local Dask cluster")
@@ -131,7 +130,7 @@ def package_flow(package: Package) -> Flow:
     def run(**values: Any) -> str:
         settings = load_settings(package, values)
         catalog_uri = run_package(package, tasks, values, settings)
-        storage = next((v for v in settings.values() if isinstance(v, S3Storage)), None)
+        storage = next((v for v in settings.values() if isinstance(v, S3Block)), None)
         publish_products_artifact(f"{package.name}-products", catalog_uri, storage)
         return catalog_uri
 

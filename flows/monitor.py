@@ -31,7 +31,7 @@ from prefect.settings import PREFECT_UI_URL
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from blocks import block_name, saved_or_env
-from blocks.s3 import S3Storage
+from blocks.s3 import S3Block
 from eoflows import __version__
 from eoflows.errors import InputError, RemoteRunError
 from eoflows.package import Package, Role
@@ -231,7 +231,7 @@ def monitor(
     max_concurrent: int = 2,
     concurrency_limit: str = "eoflows-monitor",
     max_items: int = 200,
-    storage: S3Storage | str | None = None,
+    storage: S3Block | str | None = None,
 ) -> dict[str, int]:
     """Search a STAC API and run an eoflows package on each new item (or pre/post pair), skipping published ones.
 
@@ -298,7 +298,7 @@ def monitor(
         )
 
     todo = units(spec, items, pairs, asset, tag)
-    fs, _ = filesystem(destination, saved_or_env(S3Storage, storage, "storage"))
+    fs, _ = filesystem(destination, saved_or_env(S3Block, storage, "storage"))
     catalog = {u.key: join(destination, u.run_id, "catalog.json") for u in todo}
     done = {u.key for u in todo if fs.exists(catalog[u.key])}
     to_run = [u for u in todo if u.key not in done and not u.problem]

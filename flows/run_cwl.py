@@ -17,8 +17,8 @@ from prefect import flow
 from pydantic import Field
 
 from blocks import credential_inputs, saved_or_env
-from blocks.calrissian import CalrissianSettings
-from blocks.s3 import S3Storage
+from blocks.calrissian import CalrissianBlock
+from blocks.s3 import S3Block
 from eoflows import __version__
 from eoflows.errors import InputError
 from flows.work import flow_work_folder
@@ -30,7 +30,7 @@ from tasks.data.storage import absolute_href
 from tasks.remote.calrissian import run_cwl_on_calrissian
 
 
-def _document(cwl: str, folder: Path, storage: S3Storage) -> CwlDocument:
+def _document(cwl: str, folder: Path, storage: S3Block) -> CwlDocument:
     from flows.package_flows import PACKAGES
 
     if cwl in PACKAGES:  # export the package on the fly (full mode: item URLs in, catalog URI out)
@@ -44,7 +44,7 @@ def _document(cwl: str, folder: Path, storage: S3Storage) -> CwlDocument:
     return fetch_cwl(cwl, folder, storage)
 
 
-def _inputs(inputs: dict[str, Any] | str, storage: S3Storage) -> dict[str, Any]:
+def _inputs(inputs: dict[str, Any] | str, storage: S3Block) -> dict[str, Any]:
     if isinstance(inputs, dict):
         return inputs
     location = absolute_href(inputs)
@@ -83,7 +83,7 @@ def resolved_files(value: Any, base: str) -> Any:
 
 #: Credentials are never flow-run parameters: a deployment run that gives them in `inputs` is refused by the
 #: server before it stores anything (the flow itself refuses them in a direct call).
-NO_CREDENTIALS = {"not": {"type": "object", "anyOf": [{"required": [k]} for k in credential_inputs(S3Storage)]}}
+NO_CREDENTIALS = {"not": {"type": "object", "anyOf": [{"required": [k]} for k in credential_inputs(S3Block)]}}
 
 
 @flow(
@@ -95,8 +95,8 @@ def run_cwl(
     cwl: str,
     inputs: Annotated[dict[str, Any] | str, Field(json_schema_extra=NO_CREDENTIALS)] = {},
     runner: Literal["cwltool", "calrissian"] = "cwltool",
-    calrissian: CalrissianSettings | str | None = None,
-    storage: S3Storage | str | None = None,
+    calrissian: CalrissianBlock | str | None = None,
+    storage: S3Block | str | None = None,
     outdir: str = "cwl-results",
     dry_run: bool = False,
     parallel: bool = False,
@@ -121,7 +121,7 @@ def run_cwl(
         parallel: With cwltool: run the jobs that are ready at once (cwltool --parallel), as many as the cores
             allow; Calrissian always does.
     """
-    s3 = saved_or_env(S3Storage, storage, "storage")
+    s3 = saved_or_env(S3Block, storage, "storage")
     with flow_work_folder("run-cwl") as folder:
         document = _document(cwl, folder, s3)
         content = document.content()
@@ -136,7 +136,7 @@ def run_cwl(
         declared = entry_inputs(content, document.entry)
         values = {**{k: v for k, v in settings_inputs(s3).items() if k in declared}, **_inputs(inputs, s3)}
         if runner == "calrissian":
-            settings = saved_or_env(CalrissianSettings, calrissian, "calrissian")
+            settings = saved_or_env(CalrissianBlock, calrissian, "calrissian")
             # run here, in this thread: a stop signal (flow-run cancellation) ends the loop, which cancels the
             # run and so deletes its Job; Prefect's own loop thread would leave the run going
             return asyncio.run(run_cwl_on_calrissian(document, values, settings, dry_run=dry_run))

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 from prefect_dask import DaskTaskRunner
 
-from blocks.dask_gateway import DaskGatewaySettings
+from blocks.dask_cluster import DaskBlock
 from tasks.windows import LOCAL_CLUSTER
 
 
@@ -52,7 +52,7 @@ def local_task_runner() -> DaskTaskRunner:
 
 
 @contextmanager
-def task_runner(settings: DaskGatewaySettings | None = None) -> Iterator[DaskTaskRunner]:
+def task_runner(settings: DaskBlock | None = None) -> Iterator[DaskTaskRunner]:
     """A started task runner for `settings` (see the module docstring); stopped, and its cluster released, on exit."""
     if settings is None or not settings.enabled:
         with local_task_runner() as runner:
@@ -79,7 +79,7 @@ def task_runner(settings: DaskGatewaySettings | None = None) -> Iterator[DaskTas
         yield runner
 
 
-def describe_cluster(runner: DaskTaskRunner, settings: DaskGatewaySettings | None) -> list[dict[str, object]]:
+def describe_cluster(runner: DaskTaskRunner, settings: DaskBlock | None) -> list[dict[str, object]]:
     """Rows for the cluster table artifact: which cluster, its options and its size."""
     client = runner.client
     info = client.scheduler_info(n_workers=-1)

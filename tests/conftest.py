@@ -133,9 +133,9 @@ def burn_server(burn_pair: tuple[Path, Path]) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def always_a_cluster(prefect_api: str) -> str:
     """The name of a saved Dask settings block that gives every Dask step a local cluster, however small its work."""
-    from blocks.dask_gateway import DaskGatewaySettings
+    from blocks.dask_cluster import DaskBlock
 
-    DaskGatewaySettings(local_cluster_from=0).save("always-a-local-cluster", overwrite=True)
+    DaskBlock(local_cluster_from=0).save("always-a-local-cluster", overwrite=True)
     return "always-a-local-cluster"
 
 

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from prefect_kubernetes.credentials import KubernetesClusterConfig
 
-from blocks.calrissian import CalrissianSettings
+from blocks.calrissian import CalrissianBlock
 from tasks.remote.calrissian import MARKS
 from tests.conftest import FIXTURES
 
@@ -50,14 +50,14 @@ def k8s(kmock):
     return kmock
 
 
-def settings_for(kmock, **changes) -> CalrissianSettings:
+def settings_for(kmock, **changes) -> CalrissianBlock:
     kubeconfig = {"apiVersion": "v1", "kind": "Config", "current-context": "kmock",
                   "clusters": [{"name": "kmock", "cluster": {"server": str(kmock.url).rstrip("/")}}],
                   "users": [{"name": "kmock", "user": {"token": "test"}}],
                   "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}]}  # fmt: skip
     defaults = {"namespace": NS, "timeout_seconds": 20, "poll_seconds": 0.1,
                 "cluster_config": KubernetesClusterConfig(config=kubeconfig, context_name="kmock")}  # fmt: skip
-    return CalrissianSettings(**{**defaults, **changes})
+    return CalrissianBlock(**{**defaults, **changes})
 
 
 async def job_created(kmock) -> str:

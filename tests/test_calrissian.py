@@ -24,7 +24,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import TaskRun
 from prefect.logging.handlers import APILogHandler
 
-from blocks.calrissian import CalrissianSettings
+from blocks.calrissian import CalrissianBlock
 from deployments.kubernetes import KUBERNETES_VERSION, calrissian_manifests
 from eoflows.errors import InputError, RemoteRunError
 from flows.run_cwl import run_cwl
@@ -183,7 +183,7 @@ async def test_an_oversized_step_is_refused_before_any_request(k8s, document: Cw
 
 
 def test_manifests_validate_and_a_dry_run_shows_no_secret(document: CwlDocument) -> None:
-    settings = CalrissianSettings(namespace=NS, dask_gateway_url="http://gateway:80",
+    settings = CalrissianBlock(namespace=NS, dask_gateway_url="http://gateway:80",
                                   secret_env={"AWS_ACCESS_KEY_ID": "keys/id"})  # fmt: skip
     rendered = render(document, {"aws_secret_access_key": SECRET_VALUE}, settings, "eoflows-cwl-test", None)
     for manifest in rendered.documents:
@@ -223,7 +223,7 @@ def test_what_calrissian_itself_documents_is_covered(document: CwlDocument) -> N
     assert {("jobs", "watch"), ("pods", "watch"), ("pods", "list"), ("pods/log", "get")} <= grants(launcher)
     (job,) = yaml.safe_load_all((FIXTURES / "calrissian/calrissian_CalrissianJob-revsort.yaml").read_text())
     their_flags = {a for a in job["spec"]["template"]["spec"]["containers"][0]["args"] if a.startswith("--")}
-    rendered = render(document, {}, CalrissianSettings(namespace=NS), "eoflows-cwl-test")
+    rendered = render(document, {}, CalrissianBlock(namespace=NS), "eoflows-cwl-test")
     container = rendered.job["spec"]["template"]["spec"]["containers"][0]
     assert their_flags <= set(container["args"])
     assert {m["mountPath"] for m in job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]} <= {

@@ -11,7 +11,7 @@ import pytest
 import zarr
 from pydantic import SecretStr, ValidationError
 
-from blocks.dask_gateway import DaskGatewaySettings
+from blocks.dask_cluster import DaskBlock
 from eoflows.errors import EoflowsError, InputError, RemoteRunError
 from eoflows.local.gateway import LocalGateway
 from flows.runners import task_runner
@@ -146,7 +146,7 @@ def test_a_step_uses_the_running_cluster_named_in_dask_scheduler_address(
 
 def test_a_scheduler_address_and_a_gateway_are_refused_together() -> None:
     with pytest.raises(ValidationError, match="name one Dask cluster"):
-        DaskGatewaySettings(address="http://gateway:80", scheduler_address="tcp://10.0.0.5:8786")
+        DaskBlock(address="http://gateway:80", scheduler_address="tcp://10.0.0.5:8786")
 
 
 @pytest.mark.parametrize(
@@ -169,22 +169,22 @@ def test_bad_gateway_settings_fail_fast_and_leak_nothing(gateway: LocalGateway, 
 
 
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert not DaskGatewaySettings.from_env().enabled  # nothing configured: a local cluster
+    assert not DaskBlock.from_env().enabled  # nothing configured: a local cluster
     monkeypatch.setenv("DASK_GATEWAY_URL", "http://gateway:80")  # as Calrissian sets it
     monkeypatch.setenv("DASK_GATEWAY__CLUSTER__OPTIONS__WORKER_MEMORY", "4 G")
     monkeypatch.setenv("DASK_GATEWAY__CLUSTER__OPTIONS__PROFILE", "large")
     monkeypatch.setenv("DASK_GATEWAY__PROXY_ADDRESS", "gateway://gateway:8786")
     monkeypatch.setenv("DASK_CLUSTER", "abc123")
-    settings = DaskGatewaySettings.from_env()
+    settings = DaskBlock.from_env()
     assert (settings.address, settings.worker_memory, settings.cluster_name) == ("http://gateway:80", "4 G", "abc123")
     assert settings.proxy_address == "gateway://gateway:8786"
     assert settings.cluster_options() == {"worker_memory": "4 G", "profile": "large"}
     assert settings.local_cluster_from == 16_000_000
     monkeypatch.setenv("EOFLOWS_LOCAL_CLUSTER_FROM", "0")
-    assert DaskGatewaySettings.from_env().local_cluster_from == 0
+    assert DaskBlock.from_env().local_cluster_from == 0
     monkeypatch.setenv("EOFLOWS_LOCAL_CLUSTER_FROM", "4k")
     with pytest.raises(ValueError, match=r"EOFLOWS_LOCAL_CLUSTER_FROM='4k': expected a number of pixels"):
-        DaskGatewaySettings.from_env()
+        DaskBlock.from_env()
 
 
 @pytest.mark.parametrize(
@@ -198,7 +198,7 @@ def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_conflicting_settings_are_refused(fields: dict, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        DaskGatewaySettings(**{"address": "http://gateway", **fields})
+        DaskBlock(**{"address": "http://gateway", **fields})
 
 
 def test_secrets_stay_out_of_descriptions(gateway: LocalGateway) -> None:

@@ -1,7 +1,8 @@
 """The import rules of the layout (README, "Layout"), read from the code's own import statements.
 
 deployments -> flows -> tasks/<package> -> tasks/windows, tasks/cwl, tasks/remote -> tasks/data -> tasks/science
-Every layer may use eoflows' core (errors, package declarations) and blocks; nothing goes the other way.
+Every layer may use eoflows' core (errors, package declarations, settings, runtime) and blocks; nothing goes the
+other way. The core reads no blocks, tasks or Prefect.
 """
 
 import ast
@@ -13,6 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("eoflows", "flows", "tasks", "blocks", "deployments")
 STEP_MODULES = ("tasks.s2_indices", "tasks.burned_area", "tasks.downsample")
+CORE = ("eoflows.settings", "eoflows.runtime")
 
 
 def module_name(path: Path) -> str:
@@ -55,6 +57,8 @@ def rules(module: str) -> list[tuple[str, ...]]:
         forbidden.append(("tasks",))
     if under(module, "eoflows.package", "eoflows.errors"):
         forbidden.append(("blocks",))
+    if under(module, *CORE):  # what steps are declared with and read, without Prefect
+        forbidden.append(("blocks", "tasks", "flows", "deployments", "eoflows.cli", "prefect"))
     if under(module, "tasks.data", "tasks.cwl", "tasks.remote", "tasks.reporting", "tasks.windows"):
         forbidden.append(STEP_MODULES)
     if under(module, "tasks.data"):
@@ -98,6 +102,9 @@ def test_the_code_keeps_the_layering() -> None:
         ("flows.run_cwl", "deployments.kubernetes.manifests", "not allowed: deployments"),
         ("blocks.s3", "tasks.data.storage.join", "not allowed: tasks"),
         ("flows.build", "eoflows.local.s3.local_s3", "local servers"),
+        ("eoflows.settings.s3", "blocks.s3.S3Block", "not allowed: blocks"),
+        ("eoflows.settings", "prefect.blocks.core.Block", "not allowed: blocks, tasks"),
+        ("eoflows.runtime", "tasks.windows.Alone", "not allowed: blocks, tasks"),
     ],
 )
 def test_an_import_against_the_rules_is_reported(module: str, name: str, message: str) -> None:

@@ -6,7 +6,7 @@ from typing import Literal
 
 import pytest
 
-from blocks.s3 import S3Storage
+from blocks.s3 import S3Block
 from eoflows.cli.step import step_command
 from eoflows.package import OutputDir, Package, Role, StagedDir, Step
 from flows.build import package_flow
@@ -14,7 +14,7 @@ from flows.s2_indices import S2_INDICES
 from tasks.cwl.export import CwlOptions, export
 
 
-def fetch(url: str, output: OutputDir, storage: S3Storage | None = None) -> Path:
+def fetch(url: str, output: OutputDir, storage: S3Block | None = None) -> Path:
     """Fetch something.
 
     Args:

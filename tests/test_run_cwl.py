@@ -166,13 +166,13 @@ def test_credentials_are_never_flow_run_parameters(sample_item: Path) -> None:
 
 def test_settings_given_inline_are_refused_before_anything_runs(tmp_path: Path) -> None:
     """A block typed in (not saved) would keep its credentials in the flow run's parameters: refused, named."""
-    from blocks.calrissian import CalrissianSettings
-    from blocks.s3 import S3Storage
+    from blocks.calrissian import CalrissianBlock
+    from blocks.s3 import S3Block
 
     with pytest.raises(InputError, match=r"^storage: give a saved block \(or its name\), not inline settings"):
-        run_cwl(str(tmp_path / "missing.cwl"), storage=S3Storage(endpoint_url="http://127.0.0.1:9"))
+        run_cwl(str(tmp_path / "missing.cwl"), storage=S3Block(endpoint_url="http://127.0.0.1:9"))
     with pytest.raises(InputError, match=r"^calrissian: give a saved block"):
-        run_cwl(str(FIXTURES / "cwl" / "calrissian_revtool.cwl"), runner="calrissian", calrissian=CalrissianSettings())
+        run_cwl(str(FIXTURES / "cwl" / "calrissian_revtool.cwl"), runner="calrissian", calrissian=CalrissianBlock())
     assert not list(tmp_path.iterdir())
 
 

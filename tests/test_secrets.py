@@ -43,13 +43,13 @@ def test_a_saved_block_as_parameter_keeps_credentials_out_of_the_run(sample_item
     and settings given inline (not saved) are refused before any work."""
     from prefect.client.orchestration import get_client
 
-    from blocks.s3 import S3Storage
+    from blocks.s3 import S3Block
     from eoflows.errors import InputError
     from flows.s2_indices import s2_indices
 
     s3.storage().save("secrets-test", overwrite=True)
     state = s2_indices(item=str(sample_item), destination="s3://eoflows-results/picked", products=["ndvi"],
-                       storage=S3Storage.load("secrets-test"), return_state=True)  # fmt: skip
+                       storage=S3Block.load("secrets-test"), return_state=True)  # fmt: skip
     assert state.is_completed() and state.result().startswith("s3://eoflows-results/picked/")
     with get_client(sync_client=True) as client:
         stored = str(client.read_flow_run(state.state_details.flow_run_id).parameters)

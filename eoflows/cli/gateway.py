@@ -15,9 +15,9 @@ app = App(
 
 def _settings(block: str | None) -> Any:
     from blocks import saved_or_env
-    from blocks.dask_gateway import DaskGatewaySettings
+    from blocks.dask_cluster import DaskBlock
 
-    return saved_or_env(DaskGatewaySettings, block)
+    return saved_or_env(DaskBlock, block)
 
 
 @app.command(name="list")

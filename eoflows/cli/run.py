@@ -59,10 +59,10 @@ def published(catalog_uri: str, storage: str | None) -> str:
     import pystac
 
     from blocks import saved_or_env
-    from blocks.s3 import S3Storage
+    from blocks.s3 import S3Block
     from tasks.data.stac_io import FsspecStacIO
 
-    catalog = pystac.Catalog.from_file(catalog_uri, stac_io=FsspecStacIO(saved_or_env(S3Storage, storage)))
+    catalog = pystac.Catalog.from_file(catalog_uri, stac_io=FsspecStacIO(saved_or_env(S3Block, storage)))
     items = [{"id": item.id, "assets": {k: a.get_absolute_href() for k, a in item.assets.items()}}
              for item in catalog.get_items(recursive=True)]  # fmt: skip
     return json.dumps({"catalog": catalog_uri, "items": items}, indent=2)

@@ -6,7 +6,7 @@ worker_cores, worker_cores_limit, worker_memory) and asks for a password. Needs 
 
 ```python
 with local_gateway() as gw:
-    gw.settings()        # a DaskGatewaySettings block for it
+    gw.settings()        # a DaskBlock block for it
 ```
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from blocks.dask_gateway import DaskGatewaySettings
+from blocks.dask_cluster import DaskBlock
 from eoflows.processes import free_port, http_process
 
 CONFIG = """
@@ -61,9 +61,9 @@ class LocalGateway:
     proxy_address: str
     password: str
 
-    def settings(self, **changes: object) -> DaskGatewaySettings:
-        """A `DaskGatewaySettings` block for this gateway (with `changes` applied)."""
-        return DaskGatewaySettings(
+    def settings(self, **changes: object) -> DaskBlock:
+        """A `DaskBlock` block for this gateway (with `changes` applied)."""
+        return DaskBlock(
             address=self.address,
             proxy_address=self.proxy_address,
             auth="basic",

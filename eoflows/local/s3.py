@@ -5,7 +5,7 @@ Needs the `dev` extra (moto[server]).
 
 ```python
 with local_s3(buckets=["results"]) as s3:
-    s3.storage()   # an S3Storage block for it; s3.env() gives the AWS_* variables
+    s3.storage()   # an S3Block block for it; s3.env() gives the AWS_* variables
 ```
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from blocks.s3 import S3Storage
+from blocks.s3 import S3Block
 from eoflows.processes import free_port, http_process
 
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:*", "iam:*"], "Resource": "*"}]}
@@ -33,9 +33,9 @@ class LocalS3:
     access_key_id: str
     secret_access_key: str
 
-    def storage(self) -> S3Storage:
-        """An `S3Storage` block for this server."""
-        return S3Storage(
+    def storage(self) -> S3Block:
+        """An `S3Block` block for this server."""
+        return S3Block(
             endpoint_url=self.endpoint_url,
             access_key_id=self.access_key_id,
             secret_access_key=SecretStr(self.secret_access_key),

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from blocks.s3 import S3Storage
+from blocks.s3 import S3Block
 from eoflows.errors import InputError
 from tasks.data.stac_io import read_bytes
 from tasks.data.storage import scheme
@@ -31,7 +31,7 @@ class CwlDocument:
         return yaml.safe_load(self.path.read_text())
 
 
-def fetch_cwl(location: str, folder: Path, storage: S3Storage | None = None) -> CwlDocument:
+def fetch_cwl(location: str, folder: Path, storage: S3Block | None = None) -> CwlDocument:
     """The CWL document at `location` (path, URL or s3://, optionally #entry), packed into one file in `folder`.
 
     The document is read where it is, so what it references relatively (`run: tool.cwl`, `$import`, `$include`,
@@ -52,7 +52,7 @@ def fetch_cwl(location: str, folder: Path, storage: S3Storage | None = None) -> 
     return CwlDocument(path, "main" if "$graph" in packed else None)
 
 
-def pack(uri: str, storage: S3Storage | None, location: str) -> dict[str, Any]:
+def pack(uri: str, storage: S3Block | None, location: str) -> dict[str, Any]:
     """cwltool's packed form of the document at `uri` (file://, http(s):// or s3://, with its references)."""
     from cwltool.context import LoadingContext
     from cwltool.load_tool import fetch_document, resolve_and_validate_document

@@ -24,7 +24,7 @@ import yaml
 from schema_salad.fetcher import DefaultFetcher
 
 if TYPE_CHECKING:
-    from blocks.s3 import S3Storage
+    from blocks.s3 import S3Block
     from tasks.cwl.cwltool_jobs import JobHooks
 
 CALRISSIAN = "https://calrissian-cwl.github.io/schema#"
@@ -91,7 +91,7 @@ class LocalSchemas(DefaultFetcher):
         return urldefrag(url).url == STRING_FORMAT or super().check_exists(url)
 
 
-def remote_fetcher(storage: "S3Storage | None") -> type[LocalSchemas]:
+def remote_fetcher(storage: "S3Block | None") -> type[LocalSchemas]:
     """A fetcher of `LocalSchemas` that also reads s3:// documents (with `storage`), and joins s3:// references.
 
     `run: tool.cwl` in s3://bucket/wf.cwl is s3://bucket/tool.cwl: the standard library joins relative URLs only

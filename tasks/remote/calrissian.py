@@ -29,8 +29,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from blocks.calrissian import CalrissianSettings, memory_mib
+from blocks.calrissian import CalrissianBlock
 from eoflows.errors import InputError, RemoteRunError
+from eoflows.settings import CalrissianSettings
+from eoflows.settings.calrissian import memory_mib
 from tasks.cwl.documents import CwlDocument, resource_needs, secret_inputs
 from tasks.cwl.step_runs import StepRuns
 from tasks.cwl.timeline import job_rows, report_timeline
@@ -190,7 +192,7 @@ def _final(status: Any) -> tuple[str, str, str] | None:
 
 
 @asynccontextmanager
-async def _kubernetes(settings: CalrissianSettings) -> AsyncIterator[Any]:
+async def _kubernetes(settings: CalrissianBlock) -> AsyncIterator[Any]:
     from kubernetes_asyncio import client, config
 
     if settings.cluster_config is not None:
@@ -283,7 +285,7 @@ def _failed(name: str, reason: str, message: str, text: str, runs: StepRuns) -> 
     return RemoteRunError(f"Calrissian Job {name} failed ({reason}: {message}); {where}{tail}")
 
 
-async def run_on_calrissian(document: CwlDocument, inputs: dict[str, Any], settings: CalrissianSettings,
+async def run_on_calrissian(document: CwlDocument, inputs: dict[str, Any], settings: CalrissianBlock,
                             dry_run: bool = False) -> dict[str, Any]:  # fmt: skip
     """Run `document` with `inputs` on Calrissian; return its CWL outputs (`dry_run`: the manifests as YAML).
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from blocks.calrissian import CalrissianSettings, memory_mib
+from eoflows.settings import CalrissianSettings
+from eoflows.settings.calrissian import memory_mib
 from tasks.cwl.step_runs import StepRun, StepRuns
 from tasks.remote.watching import watch_until
 from tasks.reporting import logger
