@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin, g
 
 import docstring_parser
 
-from eoflows import IMAGE, __version__
+from eoflows import IMAGE
 from eoflows.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -231,11 +231,15 @@ class Package:
     compute: Step  # the application: what the OGC application package (CWL `app` mode) exports
     stage_out: Step
     image: str = IMAGE
-    version: str = __version__
+    #: Its version; "" (the default): the version of the distribution declaring its entry point, as discovered.
+    version: str = ""
     #: Example values of required inputs, for job templates and docs (never credentials).
     examples: dict[str, Any] = field(default_factory=dict)
     #: How the `monitor` flow feeds it items found by a STAC search (None: it cannot be monitored).
     feed: Feed | None = None
+    #: The versions of the eoflows API (`eoflows.API_VERSION`) the package works with, as a PEP 440 specifier
+    #: (">=1.0,<2"); "" takes any. Discovery refuses the package when this eoflows does not match.
+    api: str = ""
 
     def __post_init__(self) -> None:
         self.params  # noqa: B018 - fail at import time on conflicting declarations

@@ -7,6 +7,8 @@ tiled GeoTIFF as they come back, then converts it to a COG with overviews. Nothi
 """
 
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -15,15 +17,16 @@ from typing import Literal
 import numpy as np
 import pystac
 
+from eoflows import __version__
 from eoflows.errors import InputError
 from eoflows.package import DaskSizes, Feed, OutputDir, Package, Resources, StagedDir, Step
 from eoflows.runtime import Placement, Runtime
 from eoflows.settings import DaskSettings, S3Settings
-from tasks.data.geotiff import open_tiled, overview, to_cog, write_window
+from tasks.data.geotiff import WindowWriter, cog_writer, overview
 from tasks.data.grid import Grid
 from tasks.data.item_folder import ItemFolder
 from tasks.data.png import png_bytes
-from tasks.data.scenes import Scene, open_scene, overlap, read_on_grid
+from tasks.data.scenes import Scene, open_scene, overlap, read_on_grid, read_reflectance
 from tasks.data.sentinel2 import SCL_CLASSES, check_sentinel2_l2a
 from tasks.data.stac_io import read_item
 from tasks.data.stac_items import burned_area_item
@@ -43,7 +46,6 @@ from tasks.science.burn import (
     dnbr,
     masked,
     nbr,
-    reflectance,
     summary,
 )
 from tasks.windows import Tile, Usage, report_usage, run_windows, tiles
@@ -121,10 +123,7 @@ def scene_nbr(job: BurnJob, scene: Scene, rows: slice, cols: slice) -> np.ndarra
     """NBR of one scene over a window of the output grid (NaN for no data and masked classes)."""
     bands = {}
     for band in (job.nir, "b12"):
-        raster = scene.bands[band]
-        dn = read_on_grid(raster, job.grid, rows, cols, job.resampling)
-        coding = raster.coding
-        bands[band] = reflectance(dn, coding.scale, coding.offset, coding.nodata)
+        bands[band] = read_reflectance(scene.bands[band], job.grid, rows, cols, job.resampling)
     scl = read_on_grid(scene.bands["scl"], job.grid, rows, cols, "nearest") if job.classes else None
     return nbr(*(masked(bands[b], scl, job.classes) for b in (job.nir, "b12")))
 
@@ -196,15 +195,11 @@ def compute_burned_area(
         log.warning("The pre-event scene covers %.0f%% of the post-event grid; the rest is no data", covered * 100)
     t0 = time.perf_counter()
     paths = {key: folder.file(f"-{key}.tif") for key in ("dnbr", "severity") if severity or key == "dnbr"}
-    with folder.writing(f"compute of dNBR {pre_item.id} -> {post_item.id}") as path:
+    with folder.writing(f"compute of dNBR {pre_item.id} -> {post_item.id}"):
         job = BurnJob(pre, post, grid, nir_band, classes, resampling, severity)
-        with runtime.windows.place(dask, grid.height * grid.width) as place:
+        with _cog_writers(job, paths) as writers, runtime.windows.place(dask, grid.height * grid.width) as place:
             log.info("Windows run on %s", place.where)
-            usage, moments = _write_windows(place, job, windows, path)  # statistics as the windows come back
-        for key in paths:
-            tiled = path / f".{key}.tiled.tif"
-            to_cog(tiled, paths[key], "AVERAGE" if key == "dnbr" else "MODE")
-            tiled.unlink()
+            usage, moments = _write_windows(place, job, windows, writers)  # statistics as the windows come back
         thumbnail = folder.file(".png")
         thumbnail.write_bytes(png_bytes(colour(overview(paths["dnbr"]))))  # dNBR by severity class
         stats = summary(moments, grid.width * grid.height)
@@ -221,28 +216,42 @@ def compute_burned_area(
     return output
 
 
-def _write_windows(place: Placement, job: BurnJob, windows: list[Tile], folder: Path) -> tuple[Usage, Moments]:
-    """Run every window and write it into the tiled GeoTIFFs as it comes back; the usage and the dNBR moments."""
-    outputs = {"dnbr": open_tiled(folder / ".dnbr.tiled.tif", job.grid, "float32", np.nan, DNBR_DESCRIPTION)}
-    if job.severity:
-        outputs["severity"] = open_tiled(folder / ".severity.tiled.tif", job.grid, "uint8", SEVERITY_NODATA,
-                                         SEVERITY_DESCRIPTION, {code: name for code, name, _ in SEVERITY},
-                                         SEVERITY_PALETTE)  # fmt: skip
+@contextmanager
+def _cog_writers(job: BurnJob, paths: dict[str, Path]) -> Iterator[dict[str, WindowWriter]]:
+    """A window writer per output COG of `paths` (dnbr, and severity when asked); the COGs are made at the end."""
+    with ExitStack() as stack:
+        writers = {"dnbr": stack.enter_context(cog_writer(paths["dnbr"], job.grid, "float32", np.nan, DNBR_DESCRIPTION,
+                                                          "AVERAGE"))}  # fmt: skip
+        if job.severity:
+            writers["severity"] = stack.enter_context(
+                cog_writer(
+                    paths["severity"],
+                    job.grid,
+                    "uint8",
+                    SEVERITY_NODATA,
+                    SEVERITY_DESCRIPTION,
+                    "MODE",
+                    {code: name for code, name, _ in SEVERITY},
+                    SEVERITY_PALETTE,
+                )  # fmt: skip
+            )
+        yield writers
 
+
+def _write_windows(
+    place: Placement, job: BurnJob, windows: list[Tile], writers: dict[str, WindowWriter]
+) -> tuple[Usage, Moments]:
+    """Run every window and hand it to the COG `writers` as it comes back; the usage and the dNBR moments."""
     moments = Moments()
 
     def write(result: BurnWindow) -> None:
         nonlocal moments
         values = {"dnbr": result.dnbr, "severity": result.severity}
-        for name, dataset in outputs.items():
-            write_window(dataset, values[name], *result.window)
+        for name, writer in writers.items():
+            writer(values[name], *result.window)
         moments += result.moments
 
-    try:
-        return run_windows(place, partial(burn_window, job), windows, write, "computing dNBR"), moments
-    finally:
-        for dataset in outputs.values():
-            dataset.close()
+    return run_windows(place, partial(burn_window, job), windows, write, "computing dNBR"), moments
 
 
 BURNED_AREA = Package(
@@ -255,9 +264,10 @@ BURNED_AREA = Package(
     ),
     stage_in=Step("stage-in", stage_in_pair, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
     compute=Step(
-        "compute", compute_burned_area, Resources(cores=(2, 2), ram_mb=(2048, 2048)), dask=DaskSizes(), network=True
+        "compute", compute_burned_area, Resources(cores=(1, 2), ram_mb=(2048, 4096)), dask=DaskSizes(), network=True
     ),
     stage_out=STAGE_OUT,
+    version=__version__,
     feed=Feed(("pre_item", "post_item")),
     examples={
         "pre_item": "https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2B_10TFK_20210713_0_L2A",

@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from eoflows import __version__
 from eoflows.errors import InputError
 from eoflows.package import Feed, OutputDir, Package, Resources, StagedDir, Step
 from eoflows.settings import S3Settings
@@ -118,8 +119,9 @@ DOWNSAMPLE = Package(
         "metadata JSON with a STAC item, and publish them to a folder or S3."
     ),
     stage_in=Step("stage-in", stage_in_url, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
-    compute=Step("compute", downsample, Resources(cores=(1, 1), ram_mb=(1024, 1024))),
+    compute=Step("compute", downsample, Resources(cores=(1, 1), ram_mb=(1024, 2048))),
     stage_out=replace(STAGE_OUT, resources=Resources(cores=(1, 1), ram_mb=(512, 512))),
+    version=__version__,
     feed=Feed(("url",), asset=True),
     examples={
         "url": "https://landsatlook.usgs.gov/data/collection02/level-2/standard/oli-tirs/2021/044/033/"

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from eoflows import __version__
 from eoflows.errors import InputError
 from eoflows.package import DaskSizes, Feed, OutputDir, Package, Resources, StagedDir, Step
 from eoflows.runtime import Runtime
@@ -247,12 +248,13 @@ S2_INDICES = Package(
     compute=Step(
         "compute",
         compute_indices,
-        Resources(cores=(2, 2), ram_mb=(2048, 2048)),
+        Resources(cores=(1, 2), ram_mb=(2048, 4096)),
         dask=DaskSizes(),
         network=True,
         uploads_early=True,
     ),
     stage_out=STAGE_OUT,
+    version=__version__,
     feed=Feed(("item",)),
     examples={
         "item": "https://stac.core.eopf.eodc.eu/collections/sentinel-2-l2a/items/"

@@ -198,6 +198,7 @@ def command_line_tool(package: Package, step: Step, options: CwlOptions) -> tupl
     """The tool running one step, and the extension requirements and hints to add (not cwl-utils classes)."""
     tid = tool_id(package, step)
     inputs, env_defs, secrets, writable = [], [], [], []
+    switches = False
     for p in options.params(step):
         binding = cwl.CommandLineBinding(prefix=f"--{p.name.replace('_', '-')}")
         if p.role is Role.STAGED:
@@ -209,6 +210,10 @@ def command_line_tool(package: Package, step: Step, options: CwlOptions) -> tupl
             if p.writable:  # the folder's path as the container sees it
                 binding = cwl.CommandLineBinding(prefix=binding.prefix, valueFrom=f"$({PATH_OF}(self))")
                 writable.append(p.name)
+            elif bool in (p.annotation, *get_args(p.annotation)):  # false must reach the step: --x or --no-x
+                flag = binding.prefix[2:]
+                binding = cwl.CommandLineBinding(valueFrom=f"$(self ? '--{flag}' : '--no-{flag}')")
+                switches = True
             inputs.append(cwl.CommandInputParameter(
                 id=_uri(tid, p.name), type_=typ, label=label(p), doc=doc(p), default=_default(p),
                 inputBinding=cwl.CommandLineBinding() if is_list else binding))  # fmt: skip
@@ -244,7 +249,7 @@ def command_line_tool(package: Package, step: Step, options: CwlOptions) -> tupl
     if writable:
         requirements.append(cwl.InitialWorkDirRequirement(listing=writable_listing(writable)))
         requirements.append(cwl.InplaceUpdateRequirement(inplaceUpdate=True))
-    if env_defs or writable or not returns_folder(step):
+    if env_defs or writable or switches or not returns_folder(step):
         requirements.append(cwl.InlineJavascriptRequirement())
     if env_defs:
         requirements.append(cwl.EnvVarRequirement(envDef=env_defs))

@@ -4,9 +4,10 @@ Reads are decimated by GDAL (it uses a file's overviews when it has them and nev
 written rasters keep the source's CRS, nodata, tags and band descriptions.
 """
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ GDAL_TYPES = {"uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int
 TILE = 512  # pixels per side of the tiles of the GeoTIFFs and COGs written here
 CLASS_TAG = "CLASS_{}"  # band tag holding the name of a class: CLASS_<code>=<name>
 Rgba = tuple[int, int, int, int]
+WindowWriter = Callable[[np.ndarray, slice, slice], None]  # write(values, rows, cols)
 
 
 @contextmanager
@@ -133,6 +135,25 @@ def to_cog(tiled: Path, cog: Path, overview_resampling: str) -> None:
 
     rasterio.shutil.copy(str(tiled), str(cog), driver="COG", COMPRESS="DEFLATE", PREDICTOR="YES", BLOCKSIZE=TILE,
                          OVERVIEW_RESAMPLING=overview_resampling, BIGTIFF="IF_SAFER")  # fmt: skip
+
+
+@contextmanager
+def cog_writer(cog: Path, grid: Grid, dtype: str, nodata: float, description: str, overview_resampling: str,
+               classes: Mapping[int, str] | None = None,
+               colours: Mapping[int, Rgba] | None = None) -> Iterator[WindowWriter]:  # fmt: skip
+    """Write a one-band COG on `grid` window by window: yields `write(values, rows, cols)`.
+
+    Windows go into a tiled GeoTIFF beside `cog` (`open_tiled`: arguments as there), made the COG when the block
+    ends (`to_cog`), and removed; a block that fails leaves no COG.
+    """
+    tiled = cog.with_name(f".{cog.name}.tiled.tif")
+    dataset = open_tiled(tiled, grid, dtype, nodata, description, classes, colours)
+    try:
+        yield partial(write_window, dataset)
+    finally:
+        dataset.close()
+    to_cog(tiled, cog, overview_resampling)
+    tiled.unlink()
 
 
 def overview(cog: Path, max_size: int = 1024) -> np.ndarray:

@@ -28,6 +28,7 @@ from tasks.data.sentinel2 import SCL_GROUP, band_name, check_sentinel2_l2a
 from tasks.data.stac_io import io_error
 from tasks.data.storage import scheme
 from tasks.reporting import logger
+from tasks.science.burn import reflectance
 from tasks.science.indices import Coding
 
 # rasterio's in-memory datasets (reproject of arrays) warn before their transform is set; every grid read
@@ -273,6 +274,12 @@ def read_on_grid(raster: Raster, grid: Grid, rows: slice, cols: slice, resamplin
               src_nodata=nodata, dst_transform=window_transform(grid, rows, cols), dst_crs=grid.crs,
               dst_nodata=nodata, resampling=Resampling[resampling])  # fmt: skip
     return out
+
+
+def read_reflectance(raster: Raster, grid: Grid, rows: slice, cols: slice, resampling: str = "nearest") -> np.ndarray:
+    """`raster` decoded to reflectance (float32, NaN for no data) over a window of `grid` (`read_on_grid`)."""
+    coding = raster.coding
+    return reflectance(read_on_grid(raster, grid, rows, cols, resampling), coding.scale, coding.offset, coding.nodata)
 
 
 def overlap(a: Grid, b: Grid) -> float:
