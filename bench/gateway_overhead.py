@@ -25,8 +25,8 @@ from prefect.testing.utilities import prefect_test_harness  # noqa: E402
 
 from eoflows.local.gateway import local_gateway  # noqa: E402
 from eoflows.samples.s2_eopf import write_sample  # noqa: E402
+from flows.package_flows import s2_indices  # noqa: E402
 from flows.runners import task_runner  # noqa: E402
-from flows.s2_indices import s2_indices  # noqa: E402
 
 
 @task

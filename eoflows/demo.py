@@ -45,7 +45,7 @@ def main() -> int:
         print(f"Writing a synthetic Sentinel-2 L2A scene into {OUT / 'sample'} ...", flush=True)
         item = write_sample(OUT / "sample")
         dest = os.environ.get("DEMO_DEST")
-        from flows.s2_indices import s2_indices
+        from flows.package_flows import s2_indices
 
         if dest:
             uri = in_prefect(lambda: s2_indices(item=str(item), destination=dest, run_id="demo"), early)

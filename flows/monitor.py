@@ -33,15 +33,16 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from blocks import block_name, saved_or_env
 from blocks.s3 import S3Block
 from eoflows import __version__
+from eoflows.discovery import installed
 from eoflows.errors import InputError, RemoteRunError
 from eoflows.package import Package, Role
-from flows.package_flows import PACKAGES
 from tasks.data.names import file_name
 from tasks.data.storage import filesystem, join
 from tasks.remote.stac_search import Pair, choose_pairs, property_filter, search, time_window
 from tasks.reporting import progress, report_markdown
 
-PackageName = Literal[tuple(PACKAGES)]  # type: ignore[valid-type]
+#: The installed packages that declare how they are fed (`Package.feed`).
+PackageName = Literal[tuple(name for name, p in installed().items() if p.feed)]  # type: ignore[valid-type]
 WIRING = ("destination", "run_id")  # inputs the monitor sets itself
 POLL_S = 0.5  # how often a unit asks for its flow run's state (it holds its slot until it sees the end), at least
 POLLS_PER_S = 8  # polls per second of all the units of a monitor, at most (above 4 at once, each polls less often)
@@ -259,7 +260,7 @@ def monitor(
             (AWS_* variables otherwise).
     """
     log = get_run_logger()
-    spec = PACKAGES[package]
+    spec = installed()[package]
     if spec.feed.pair != (event_date is not None):
         raise InputError(
             f"event_date: {package} takes a pre-/post-event pair, give the event date"

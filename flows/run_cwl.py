@@ -31,13 +31,14 @@ from tasks.remote.calrissian import run_cwl_on_calrissian
 
 
 def _document(cwl: str, folder: Path, storage: S3Block) -> CwlDocument:
-    from flows.package_flows import PACKAGES
+    from eoflows.discovery import installed
 
-    if cwl in PACKAGES:  # export the package on the fly (full mode: item URLs in, catalog URI out)
+    packages = installed()
+    if cwl in packages:  # export the package on the fly (full mode: item URLs in, catalog URI out)
         from tasks.cwl.export import CwlOptions, export, to_yaml
 
         path = folder / f"{cwl}.cwl"
-        path.write_text(to_yaml(export(PACKAGES[cwl], CwlOptions(mode="full"))))
+        path.write_text(to_yaml(export(packages[cwl], CwlOptions(mode="full"))))
         document = CwlDocument(path, cwl)
         check_loads(document, cwl)
         return document

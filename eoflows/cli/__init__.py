@@ -8,6 +8,7 @@ into an exit status (`eoflows.cli.exits`).
 """
 
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -17,10 +18,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from cyclopts import App, Parameter
 
 from eoflows import __version__
-from eoflows.cli import cwl, deploy, gateway, k8s, run, sample, step
+from eoflows.cli import cwl, deploy, gateway, k8s, new, run, sample, step
 from eoflows.cli.exits import exit_status
 from eoflows.cli.options import PREFECT_SERVER, ROOT_APP
-from eoflows.errors import Stopped
+from eoflows.cli.packages import packages
+from eoflows.errors import InputError, Stopped
 from eoflows.prefect_home import private_prefect_home
 
 if TYPE_CHECKING:
@@ -52,25 +54,52 @@ def build(tokens: list[str]) -> App:
     A step command gets its own package's steps alone; other commands get all of those they may ask for (`run`
     imports every flow, and Prefect).
     """
-    from tasks.declarations import DECLARATIONS
+    from eoflows import discovery
 
     app = App(
         name="eoflows",
-        help="Earth-observation application packages as Prefect flows and CWL.",
+        help="Earth-observation application packages as Prefect flows and CWL.\n\nPackages come from the "
+        f"'{discovery.GROUP}' entry points; one in development is named with --package module:OBJECT before the "
+        f"command (repeat it) or {discovery.ENV}=module:OBJECT,...",
         version=__version__,
         default_parameter=Parameter(negative_iterable=()),
     )
     everything = not tokens or tokens[0] in ("completion", "--help", "-h")
-    if tokens[:1] == ["step"] and len(tokens) > 1 and tokens[1] in DECLARATIONS:
-        app.command(step.group([tokens[1]]))
+    named = tokens[1] if tokens[:1] in (["step"], ["run"]) and len(tokens) > 1 else "-"
+    package = None if named.startswith("-") else discovery.require(named)  # or why it cannot run, in one line
+    if package is not None and tokens[0] == "step":  # a step command imports its own package alone
+        app.command(step.group([package]))
     else:
-        app.command(step.group(list(DECLARATIONS) if everything or tokens[0] == "step" else []))
+        app.command(step.group(list(discovery.installed().values()) if everything or tokens[:1] == ["step"] else []))
     app.command(run.group(flows=everything or tokens[0] == "run"))
-    for group in (sample.app, gateway.app, k8s.app, cwl.app):
+    for group in (sample.app, gateway.app, k8s.app, cwl.app, new.app):
         app.command(group)
     deploy.add_to(app)
     app.command(completion, name="completion")
+    app.command(packages, name="packages")
     return app
+
+
+def development_packages(tokens: list[str]) -> list[str]:
+    """`tokens` without the leading `--package module:OBJECT` options, whose packages join EOFLOWS_PACKAGES.
+
+    In the environment, they reach what the command starts: flow-run processes, workers, cwltool's steps.
+    """
+    from eoflows.discovery import ENV
+
+    named = []
+    while tokens[:1] == ["--package"] or tokens[:1] and tokens[0].startswith("--package="):
+        if tokens[0] == "--package":
+            if len(tokens) < 2:
+                raise InputError("--package: give module:OBJECT, the package object of a module")
+            named.append(tokens[1])
+            tokens = tokens[2:]
+        else:
+            named.append(tokens[0].split("=", 1)[1])
+            tokens = tokens[1:]
+    if named:
+        os.environ[ENV] = ",".join(filter(None, [os.environ.get(ENV, ""), *named]))
+    return tokens
 
 
 def reports_to_prefect(tokens: list[str]) -> bool:
@@ -100,14 +129,15 @@ def main(argv: list[str] | None = None) -> int:
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         log.propagate = False
-    tokens = argv if argv is not None else sys.argv[1:]
-    if tokens[:1] == ["step"]:  # a CWL tool: writes nothing but its output, so no Prefect home in $HOME
-        private_prefect_home()
-    with exit_status(log) as ended, _prefect_server(tokens) as server:
-        app = build(tokens)  # the packages (and Prefect with them) are imported only by the commands that need them
-        command, bound, given = app.parse_args(tokens, exit_on_error=False, print_error=False)
-        provided = {PREFECT_SERVER: server, ROOT_APP: app}
-        command(*bound.args, **bound.kwargs, **{name: provided[name] for name in given})
+    with exit_status(log) as ended:
+        tokens = development_packages(argv if argv is not None else sys.argv[1:])
+        if tokens[:1] == ["step"]:  # a CWL tool: writes nothing but its output, so no Prefect home in $HOME
+            private_prefect_home()
+        with _prefect_server(tokens) as server:
+            app = build(tokens)  # packages (and Prefect with them) are imported only by the commands needing them
+            command, bound, given = app.parse_args(tokens, exit_on_error=False, print_error=False)
+            provided = {PREFECT_SERVER: server, ROOT_APP: app}
+            command(*bound.args, **bound.kwargs, **{name: provided[name] for name in given})
     return ended.status
 
 

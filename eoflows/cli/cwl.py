@@ -17,11 +17,9 @@ app = App(name="cwl", help="Export packages as CWL (OGC EO Application Packages)
 
 
 def _package(name: str) -> "Package":
-    from flows.package_flows import PACKAGES
+    from eoflows.discovery import require
 
-    if name not in PACKAGES:
-        raise InputError(f"package {name!r}: unknown; expected one of {', '.join(PACKAGES)}")
-    return PACKAGES[name]
+    return require(name)
 
 
 @app.command(name="run")
@@ -87,13 +85,13 @@ def cwl_export(
         all: Export every package in both modes, with job templates, into this folder.
     """
     from eoflows import IMAGE
-    from flows.package_flows import PACKAGES
+    from eoflows.discovery import installed
     from tasks.cwl.export import CwlOptions, export, job_template, to_yaml
     from tasks.cwl.wrap import wrap_package
 
     options = dict(image=image or IMAGE, entry_id=entry_id, dask=dask, docker=docker)
     if all is not None:
-        for name, declared in PACKAGES.items():
+        for name, declared in installed().items():
             for kind, suffix in (("app", ""), ("full", "-full")):
                 write(to_yaml(export(declared, CwlOptions(mode=kind, **options))), all / f"{name}{suffix}.cwl")
                 write(yaml.safe_dump(job_template(declared, kind), sort_keys=False), all / f"{name}{suffix}.job.yml")

@@ -8,24 +8,25 @@ from typing import Annotated
 from cyclopts import App, Parameter
 
 
-def deploy(*, project: Path = Path("."), namespace: str = "eoflows", image: str | None = None) -> None:
+def deploy(*, project: Path | None = None, namespace: str = "eoflows", image: str | None = None) -> None:
     """Register the blocks, create the work pools and the crashed-run detection, deploy every flow of prefect.yaml.
 
+    Every installed package (`eoflows packages`) gets the deployments of prefect.yaml's `package_deployments`.
     Needs PREFECT_API_URL (a server that keeps running).
 
     Args:
-        project: The eoflows checkout holding prefect.yaml.
+        project: The folder holding prefect.yaml; default the current folder when it has one, else eoflows' own.
         namespace: Kubernetes namespace of the eoflows-k8s pool's jobs.
         image: Image of the eoflows-k8s and eoflows-docker pools' runs; default the image of this eoflows version.
     """
-    from deployments.deploy import check_project, deploy_all, ensure_crash_detection, ensure_pools, register_blocks
+    from deployments.deploy import deploy_all, ensure_crash_detection, ensure_pools, project_of, register_blocks
     from eoflows import IMAGE
 
-    check_project(project.absolute())
+    folder = project_of(project)
     print("blocks: " + ", ".join(register_blocks()))
     print("work pools: " + ", ".join(ensure_pools(image or IMAGE, namespace)))
     print("automations: " + ensure_crash_detection())
-    output = deploy_all(project.absolute())
+    output = deploy_all(folder)
     names = sorted(set(re.findall(r"Deployment '([^']+)' successfully", output)))
     print("deployments: " + ", ".join(names))
 

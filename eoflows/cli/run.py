@@ -88,8 +88,9 @@ def group(flows: bool) -> App:
     """The `run` group; with `flows`, a command for every package (imports the flows, and Prefect)."""
     app = App(name="run", help="Run a package end to end as a Prefect flow and print the catalog URI.")
     if flows:
-        from flows.package_flows import FLOWS, PACKAGES
+        from eoflows.discovery import installed
+        from flows.package_flows import flow_of
 
-        for name, package in PACKAGES.items():
-            app.command(run_command(package, FLOWS[name]), name=name)
+        for name, package in installed().items():
+            app.command(run_command(package, flow_of(name)), name=name)
     return app

@@ -50,12 +50,9 @@ def steps_group(package: Package) -> App:
     return steps
 
 
-def group(names: list[str]) -> App:
-    """The `step` commands of the packages `names` (imports their declarations and steps: not Prefect, not flows)."""
+def group(packages: list[Package]) -> App:
+    """The `step` commands of `packages` (their declarations and steps are imported: not Prefect, not flows)."""
     app = App(name="step", help="Run one step of a package on local folders (the command CWL tools run).")
-    if names:
-        from tasks.declarations import declaration
-
-        for name in names:
-            app.command(steps_group(declaration(name)))
+    for package in packages:
+        app.command(steps_group(package))
     return app
