@@ -4,11 +4,15 @@ Idempotent: pools are created or updated, deployments are upserted, and schedule
 survive (prefect.yaml gives `schedules` only to the deployment that keeps them in YAML).
 """
 
+import copy
 import datetime as dt
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
+import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import StateType
@@ -20,6 +24,7 @@ from blocks.s3 import S3Block
 from deployments.kubernetes import K8S_POOL, base_job_template
 from eoflows import IMAGE
 from eoflows.errors import InputError, RemoteRunError
+from eoflows.package import Package
 
 LOCAL_POOL = "eoflows-local"
 DOCKER_POOL = "eoflows-docker"
@@ -111,6 +116,14 @@ def ensure_crash_detection() -> str:
     return CRASH_DETECTION
 
 
+def project_of(project: Path | None) -> Path:
+    """The folder of the prefect.yaml to deploy: `project`, else the current folder when it has one, else eoflows'."""
+    if project is None:
+        here, own = Path.cwd(), Path(__file__).resolve().parents[1]
+        project = here if (here / "prefect.yaml").is_file() else own
+    return check_project(project.absolute())
+
+
 def check_project(project: Path) -> Path:
     """`project` if it holds a prefect.yaml (checked before anything is registered)."""
     if not (project / "prefect.yaml").is_file():
@@ -119,11 +132,53 @@ def check_project(project: Path) -> Path:
     return project
 
 
+def pod_resources(package: Package) -> dict[str, str]:
+    """The Kubernetes pool's job variables of `package`'s flow run: the largest minimum and maximum of its steps."""
+    cores = [s.resources.cores for s in package.steps]
+    ram = [s.resources.ram_mb for s in package.steps]
+    return {"cpu_request": str(max(c[0] for c in cores)), "cpu_limit": str(max(c[1] for c in cores)),
+            "memory_request": _quantity(max(r[0] for r in ram)),
+            "memory_limit": _quantity(max(r[1] for r in ram))}  # fmt: skip
+
+
+def _quantity(mib: int) -> str:
+    """A Kubernetes memory quantity of `mib` MiB (in Gi when whole)."""
+    return f"{mib // 1024}Gi" if mib % 1024 == 0 else f"{mib}Mi"
+
+
+def package_deployments(config: dict[str, Any], packages: dict[str, Package]) -> list[dict[str, Any]]:
+    """The deployments of every package in `packages`, one per entry of prefect.yaml's `package_deployments`."""
+    from flows.package_flows import attribute
+
+    definitions = config.get("definitions") or {}
+    deployments = []
+    for name, package in packages.items():
+        for template in definitions.get("package_deployments") or []:
+            entry = {**definitions.get("package", {}), **copy.deepcopy(template)}
+            entry |= {"entrypoint": f"flows.package_flows:{attribute(name)}", "tags": ["eoflows", name]}
+            if entry["work_pool"]["name"] == K8S_POOL:
+                entry["work_pool"]["job_variables"] = {**pod_resources(package), **entry["work_pool"]["job_variables"]}
+            deployments.append(entry)
+    return deployments
+
+
 def deploy_all(project: Path) -> str:
-    """Run `prefect --no-prompt deploy --all` on the project's prefect.yaml; return its output."""
+    """Run `prefect --no-prompt deploy --all` on prefect.yaml with every installed package's deployments added.
+
+    The expanded file is written beside prefect.yaml for the command's length (Prefect reads paths from there),
+    and removed; its output is returned.
+    """
+    from eoflows.discovery import installed
+
     check_project(project)
+    config = yaml.safe_load((project / "prefect.yaml").read_text())
+    config["deployments"] = package_deployments(config, installed()) + list(config.get("deployments") or [])
     prefect = str(Path(sys.executable).with_name("prefect"))
-    done = subprocess.run([prefect, "--no-prompt", "deploy", "--all"], cwd=project, capture_output=True, text=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", prefix=".prefect-", dir=project) as expanded:
+        yaml.safe_dump(config, expanded, sort_keys=False)
+        expanded.flush()
+        done = subprocess.run([prefect, "--no-prompt", "deploy", "--all", "--prefect-file", expanded.name],
+                              cwd=project, capture_output=True, text=True)  # fmt: skip
     if done.returncode != 0:
         tail = " ".join((done.stdout + done.stderr).split())[-1500:]
         raise RemoteRunError(f"prefect deploy in {str(project)!r} failed (status {done.returncode}): {tail}")
