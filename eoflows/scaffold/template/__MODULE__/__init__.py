@@ -1,0 +1,1 @@
+"""__TITLE__: an eoflows application package (its steps and declaration are in `__MODULE__.steps`)."""
