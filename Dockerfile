@@ -4,6 +4,7 @@
 #
 #   docker build -t ghcr.io/eoflows/eoflows:0.1.0 .      with a registry: python:3.11-slim, wheels from PyPI
 #   make image                                            without one: image/build.sh (no pull, no download)
+#   make image EXTRA="my-package/ other.whl"              with application packages of one's own
 #
 # image/build.sh passes BASE (Debian bookworm made locally with debootstrap: its python3 is 3.11 too) and puts
 # in image/wheels/ the wheels it downloaded on the host, their pinned requirements.txt and a pip.conf that keeps
@@ -40,6 +41,15 @@ COPY --from=source /src /src
 # wheels only for the dependencies: no compiler needed, none shipped
 RUN /opt/eoflows/bin/python -m pip install --only-binary=:all: --no-binary=eoflows --prefix=/opt/package /src
 
+# application packages of one's own (make image EXTRA="..."; image/build.sh): their wheels and what they need
+# beyond the wheelhouse, all in image/extra/ (nothing there without EXTRA)
+FROM dependencies AS extra
+COPY image/extra/ /extra/
+RUN mkdir -p /opt/extra \
+    && if ls /extra/*.whl >/dev/null 2>&1; then \
+        /opt/eoflows/bin/python -m pip install --no-index --no-deps --only-binary=:all: --prefix=/opt/extra /extra/*.whl; \
+    fi
+
 FROM ${BASE}
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="eoflows" \
@@ -66,3 +76,4 @@ CMD ["eoflows", "--help"]
 # last: each step after a large layer is slow to commit on storage drivers that diff naively (fuse-overlayfs)
 COPY --from=dependencies /opt/eoflows /opt/eoflows
 COPY --from=package /opt/package /opt/eoflows
+COPY --from=extra /opt/extra /opt/eoflows

@@ -31,9 +31,10 @@ bench: install
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/monitor.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/load.py
 
-# the Docker image eoflows:<version>, with no registry (image/build.sh; the tests build it the same way)
+# the Docker image eoflows:<version>, with no registry (image/build.sh; the tests build it the same way);
+# EXTRA="folder-or-wheel ..." installs application packages of one's own into it too
 image: install
-	PYTHON=$(abspath $(BIN))/python image/build.sh
+	PYTHON=$(abspath $(BIN))/python EXTRA="$(EXTRA)" image/build.sh
 
 lint: install
 	$(BIN)/ruff check .

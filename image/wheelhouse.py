@@ -1,6 +1,8 @@
 """The wheelhouse of the image: every wheel it installs, downloaded on the host, so that the build downloads nothing.
 
     python3 image/wheelhouse.py CACHE BASE    prints the wheelhouse folder (CACHE/wheels-<key>), downloaded if missing
+    python3 image/wheelhouse.py --extra BASE WHEELHOUSE DEST
+                                              adds to DEST what the package wheels in DEST need beyond WHEELHOUSE
 
 The wheels are for the python3 of the base image BASE (CPython 3.11 on Debian bookworm's glibc, x86_64), which
 is asked for its marker environment once (`docker run --network none`). The host's pip downloads them (its
@@ -25,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +143,39 @@ def wheelhouse(cache: Path, base: str, pyproject: Path = ROOT / "pyproject.toml"
     return folder
 
 
+def requirements_of(wheel: Path) -> list[str]:
+    """The `Requires-Dist` of a wheel that are not for one of its extras (markers kept: pip evaluates them)."""
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata,) = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+        lines = archive.read(metadata).decode().splitlines()
+    wanted = [line.split(":", 1)[1].strip() for line in lines if line.startswith("Requires-Dist:")]
+    return [r for r in wanted if not re.search(r"\bextra\s*==", r)]
+
+
+def extra_wheels(base: str, wheelhouse_folder: Path, dest: Path) -> list[str]:
+    """Download into `dest` the wheels that the package wheels in `dest` need and the image lacks; their names.
+
+    eoflows itself is in the image; the other dependencies are resolved with the wheelhouse's versions as
+    constraints (one version of each package in the image), and what the wheelhouse holds is not downloaded again.
+    """
+    wanted = [r for wheel in sorted(dest.glob("*.whl")) for r in requirements_of(wheel)
+              if re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9._-]+", r).group(0)).lower() != "eoflows"]  # fmt: skip
+    if not wanted:
+        return []
+    have = {wheel.name for wheel in wheelhouse_folder.glob("*.whl")}
+    with tempfile.TemporaryDirectory() as folder:
+        download([*wanted, "--constraint", str(wheelhouse_folder / "requirements.txt")], image_environment(base),
+                 Path(folder))  # fmt: skip
+        added = [wheel for wheel in Path(folder).glob("*.whl") if wheel.name not in have]
+        for wheel in added:
+            shutil.move(wheel, dest / wheel.name)
+    return sorted(wheel.name for wheel in added)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if sys.argv[1:2] == ["--extra"] and len(sys.argv) == 5:
+        print(" ".join(extra_wheels(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))))
+    elif len(sys.argv) == 3:
+        print(wheelhouse(Path(sys.argv[1]), sys.argv[2]))
+    else:
         sys.exit(__doc__.split("\n\n")[1])
-    print(wheelhouse(Path(sys.argv[1]), sys.argv[2]))

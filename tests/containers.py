@@ -48,9 +48,10 @@ def docker_available() -> None:
     pytest.skip(reason)
 
 
-def build() -> subprocess.CompletedProcess:
-    """Run image/build.sh (the wheels are downloaded by this Python's pip); its tag is the last line of stdout."""
-    env = {**os.environ, "PYTHON": sys.executable}
+def build(**more: str) -> subprocess.CompletedProcess:
+    """Run image/build.sh (the wheels are downloaded by this Python's pip), with `more` environment variables
+    (EXTRA, EOFLOWS_IMAGE); its tag is the last line of stdout."""
+    env = {**os.environ, "PYTHON": sys.executable, **more}
     return subprocess.run([str(BUILD)], capture_output=True, text=True, env=env, timeout=BUILD_TIMEOUT)
 
 

@@ -8,6 +8,7 @@ OpenShift-style clusters run steps; it holds none of the test tools; a rebuild w
 import json
 import os
 import re
+import shutil
 import subprocess
 import tomllib
 import uuid
@@ -122,7 +123,9 @@ def test_the_image_holds_nothing_of_the_dev_extra(image: str) -> None:
     done = docker("run", "--rm", image, "python", "-m", "pip", "list", "--format", "json")
     assert done.returncode == 0, done.stderr
     installed = {canonical(dist["name"]) for dist in json.loads(done.stdout)}
-    dev = {canonical(requirement) for requirement in PYPROJECT["project"]["optional-dependencies"]["dev"]}
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    dev = {canonical(requirement) for name in ("dev", "testing") for requirement in extras[name]}
+    dev -= {"eoflows", "setuptools"}  # the dev extra's own extra; setuptools builds eoflows' wheel in the image
     assert {"eoflows", "prefect", "rasterio"} <= installed and len(dev) > 10
     assert not installed & dev
 
@@ -148,3 +151,44 @@ def test_the_base_has_every_system_library_the_wheels_need(image: str) -> None:
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert found["shared objects"] > 100 and found["missing"] == {}
+
+
+def test_make_image_extra_installs_packages_of_ones_own(
+    image: str, burn_pair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """EXTRA: a package folder becomes a wheel, a dependency the image lacks is downloaded on the host, both are
+    installed; in the image, `eoflows packages` lists the package and its steps run there."""
+    from eoflows.cli import main
+
+    assert main(["new", "package", "ndmi-demo", "--dest", str(tmp_path / "ndmi-demo")]) == 0
+    pyproject = tmp_path / "ndmi-demo" / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('dependencies = ["eoflows"]', 'dependencies = ["eoflows", "tomli-w>=1.0,<2"]')
+    )
+    tag = f"eoflows-extra-test:{uuid.uuid4().hex[:8]}"
+    done = build(EXTRA=str(tmp_path / "ndmi-demo"), EOFLOWS_IMAGE=tag)
+    assert tag_of(done) == tag
+    try:
+        assert re.search(r"extra packages ndmi_demo-0\.1\.0-py3-none-any\.whl \(downloaded: tomli_w-", done.stderr)
+        listed = docker("run", "--rm", *CLUSTER, tag, "eoflows", "packages", "--json")
+        assert listed.returncode == 0, listed.stderr
+        rows = {row["name"]: row["status"] for row in json.loads(listed.stdout)}
+        assert rows == {"s2-indices": "ok", "burned-area": "ok", "downsample": "ok", "ndmi-demo": "ok"}
+        data = tmp_path / "data"
+        data.mkdir(mode=0o777)
+        data.chmod(0o777)
+        sample = tmp_path / "sample"  # readable by the container's uid, whatever the fixture's umask was
+        shutil.copytree(burn_pair[1].parent, sample)
+        for path in [sample, *sample.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        post = f"/sample/{burn_pair[1].name}"
+        steps = (f"umask 0 && python -c 'import tomli_w' && eoflows step ndmi-demo stage-in --item {post} --output "
+                 "/data/staged && eoflows step ndmi-demo compute --input /data/staged --output /data/out")  # fmt: skip
+        done = docker("run", "--rm", *CLUSTER, "-v", f"{sample}:/sample:ro", "-v", f"{data}:/data", tag,
+                      "sh", "-c", steps)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        (cog,) = (data / "out").glob("*/*.tif")
+        with rasterio.open(cog) as src:
+            assert src.dtypes == ("float32",) and src.width == src.height
+    finally:
+        docker("image", "rm", "--force", tag)
