@@ -22,7 +22,7 @@ from eoflows.samples.s2_eopf import write_sample
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "fixtures"
-pytest_plugins = ["tests.fake_kubernetes"]
+pytest_plugins = ["tests.fake_kubernetes", "eoflows.testing"]
 SMALL = 366  # pixels per side of the test scenes (3 x 3 windows of 122 px)
 
 

@@ -15,7 +15,7 @@ from rio_cogeo.cogeo import cog_validate
 from eoflows.errors import EoflowsError, InputError
 from eoflows.local.s3 import LocalS3
 from eoflows.samples.burn_pair import write_pair
-from flows.burned_area import burned_area
+from flows.package_flows import burned_area
 from tasks.burned_area import compute_burned_area, stage_in_pair
 from tasks.data.scenes import find_asset, open_scene
 from tasks.data.stac_io import FsspecStacIO

@@ -28,10 +28,10 @@ from blocks.calrissian import CalrissianBlock
 from deployments.kubernetes import KUBERNETES_VERSION, calrissian_manifests
 from eoflows.errors import InputError, RemoteRunError
 from flows.run_cwl import run_cwl
-from flows.s2_indices import S2_INDICES
 from tasks.cwl.documents import CwlDocument
 from tasks.cwl.export import CwlOptions, export, to_yaml
 from tasks.remote.calrissian import RemoteRunTimeout, render, run_on_calrissian
+from tasks.s2_indices import S2_INDICES
 from tests.conftest import FIXTURES
 from tests.fake_kubernetes import (
     COMPLETE,

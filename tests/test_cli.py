@@ -13,10 +13,12 @@ from prefect.settings import PREFECT_API_URL
 
 from bench.startup import imported_by
 from eoflows.cli import main
+from eoflows.discovery import installed
 from eoflows.local.s3 import LocalS3
 from eoflows.package import Role
 from flows.build import flow_params
-from flows.package_flows import PACKAGES
+
+PACKAGES = installed()
 
 EOFLOWS = str(Path(sys.executable).with_name("eoflows"))
 

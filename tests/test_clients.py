@@ -13,10 +13,10 @@ import zarr
 from pyproj import CRS
 
 from eoflows.local.s3 import LocalS3
+from eoflows.testing.stac_schemas import validate_with_pystac
 from flows.artifacts import products_markdown
 from tasks.data.staging import stage_out
 from tasks.s2_indices import compute_indices, stage_in_eopf
-from tests.stac_schemas import validate_with_pystac
 from tests.steps import alone
 
 

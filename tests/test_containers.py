@@ -22,8 +22,9 @@ from prefect.client.orchestration import get_client
 from eoflows.local.s3 import LocalS3
 from eoflows.processes import free_port
 from eoflows.samples.landsat import write_landsat
-from flows.s2_indices import S2_INDICES, s2_indices
+from flows.package_flows import s2_indices
 from tasks.cwl.export import CwlOptions, export, to_yaml
+from tasks.s2_indices import S2_INDICES
 from tests.conftest import serve
 from tests.containers import built_image, docker_available
 from tests.test_cwl import check_same_s2_publication, equivalent_items
@@ -101,8 +102,10 @@ def test_burned_area_and_downsample_run_in_the_image_with_stock_cwltool(
     image: str, s3: LocalS3, burn_pair: tuple[Path, Path], burn_server: str, tmp_path: Path
 ) -> None:
     """Items and COGs served over HTTP with range requests, published to S3: the same files as the flows'."""
-    from flows.burned_area import BURNED_AREA, burned_area
-    from flows.downsample import DOWNSAMPLE, downsample_flow
+    from flows.package_flows import burned_area
+    from flows.package_flows import downsample as downsample_flow
+    from tasks.burned_area import BURNED_AREA
+    from tasks.downsample import DOWNSAMPLE
 
     s3.storage().save("docker-s3", overwrite=True)
     credentials = {"aws_access_key_id": s3.access_key_id, "aws_secret_access_key": s3.secret_access_key,

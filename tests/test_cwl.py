@@ -15,18 +15,22 @@ import yaml
 from cwl_utils.parser import load_document_by_uri
 from eoap_cwlwrap.types import URL_TYPE
 
+from eoflows import __version__
 from eoflows.cli import main
+from eoflows.discovery import installed
 from eoflows.errors import InputError
 from eoflows.local.s3 import LocalS3
 from eoflows.package import Role
-from flows.package_flows import PACKAGES
-from flows.s2_indices import S2_INDICES, s2_indices
+from flows.package_flows import s2_indices
 from tasks.cwl.check import check, cwltool_problems
 from tasks.cwl.export import CwlOptions, export, job_template, to_yaml
 from tasks.cwl.extensions import URI
 from tasks.cwl.wrap import wrap_package
 from tasks.data.stac_io import FsspecStacIO
+from tasks.s2_indices import S2_INDICES
 from tests.test_staging import upload_sample
+
+PACKAGES = installed()
 
 BIN = Path(sys.executable).parent
 
@@ -85,7 +89,7 @@ def test_the_entry_id_main_is_accepted_by_cwltool_but_flagged_by_ogc(tmp_path: P
 
 def test_metadata_and_docs_come_from_the_declaration(tmp_path: Path) -> None:
     document = export(S2_INDICES, CwlOptions(mode="full"))
-    assert document["s:softwareVersion"] == S2_INDICES.version and document["cwlVersion"] == "v1.2"
+    assert document["s:softwareVersion"] == __version__ and document["cwlVersion"] == "v1.2"
     workflow = document["$graph"][0]
     assert (workflow["id"], workflow["label"], workflow["doc"]) == ("s2-indices", S2_INDICES.label,
                                                                     S2_INDICES.description)  # fmt: skip

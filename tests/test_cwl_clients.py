@@ -13,13 +13,15 @@ import pytest
 import yaml
 
 from eoflows.cli import main
+from eoflows.discovery import installed
 from eoflows.package import Role
 from eoflows.prefect_home import private_prefect_home
-from flows.package_flows import PACKAGES
 from tasks.cwl.check import stock_tool_advice
 from tasks.cwl.export import CwlOptions, export, job_template, to_yaml
 from tasks.cwl.extensions import cwltool_main
 from tasks.cwl.wrap import WRAPPER, wrap_package
+
+PACKAGES = installed()
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

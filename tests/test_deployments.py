@@ -113,7 +113,7 @@ def test_ui_schedules_survive_a_redeploy(deployed: str) -> None:
 
 def test_parameters_are_enforced_and_documented(deployed: str) -> None:
     local = deployment("s2-indices/local")
-    assert local.enforce_parameter_schema and local.entrypoint == "flows.s2_indices:s2_indices"
+    assert local.enforce_parameter_schema and local.entrypoint == "flows.package_flows:s2_indices"
     assert local.pull_steps == []
     properties = local.parameter_openapi_schema["properties"]
     assert {"item", "destination", "products", "storage", "dask", "run_id"} <= set(properties)
@@ -130,7 +130,7 @@ def test_the_docker_container_of_a_deployment(deployed: str) -> None:
     render = DockerWorkerJobConfiguration.from_template_and_values(pool.base_job_template, dep.job_variables)
     config = asyncio.run(render)
     assert (config.image, config.image_pull_policy, config.network_mode) == (IMAGE, "IfNotPresent", "host")
-    assert config.auto_remove and dep.entrypoint == "flows.burned_area:burned_area" and dep.pull_steps == []
+    assert config.auto_remove and dep.entrypoint == "flows.package_flows:burned_area" and dep.pull_steps == []
 
 
 def test_the_kubernetes_job_of_a_deployment(deployed: str) -> None:

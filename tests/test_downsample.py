@@ -14,7 +14,7 @@ from PIL import Image
 from eoflows.errors import EoflowsError, InputError
 from eoflows.local.s3 import LocalS3
 from eoflows.samples.landsat import QA, write_landsat
-from flows.downsample import downsample_flow
+from flows.package_flows import downsample as downsample_flow
 from flows.run_cwl import run_cwl
 from tasks.data.geotiff import gdalinfo
 from tasks.data.stac_io import FsspecStacIO

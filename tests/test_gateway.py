@@ -14,8 +14,8 @@ from pydantic import SecretStr, ValidationError
 from blocks.dask_cluster import DaskBlock
 from eoflows.errors import EoflowsError, InputError, RemoteRunError
 from eoflows.local.gateway import LocalGateway
+from flows.package_flows import s2_indices
 from flows.runners import task_runner
-from flows.s2_indices import s2_indices
 from tasks.remote.gateway import gateway as gateway_client
 from tasks.remote.gateway import new_cluster
 from tests.test_s2_flow import artifacts_of, check_products, published_item

@@ -74,7 +74,7 @@ def broken(modules: dict[str, list[tuple[str, bool]]]) -> list[str]:
             for forbidden in rules(module):
                 if under(name, *forbidden):
                     found.append(f"{module} imports {name} (not allowed: {', '.join(forbidden)})")
-            if under(name, "eoflows.local") and not under(module, "eoflows.local", "eoflows.demo"):
+            if under(name, "eoflows.local") and not under(module, "eoflows.local", "eoflows.demo", "eoflows.testing"):
                 found.append(f"{module} imports {name} (local servers are for the demo and the tests)")
             if under(name, "eoflows.local") and module == "eoflows.demo" and top_level:
                 found.append(f"{module} imports {name} at module level (the demo imports its servers lazily)")

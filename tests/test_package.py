@@ -10,8 +10,8 @@ from blocks.s3 import S3Block
 from eoflows.cli.step import step_command
 from eoflows.package import OutputDir, Package, Role, StagedDir, Step
 from flows.build import package_flow
-from flows.s2_indices import S2_INDICES
 from tasks.cwl.export import CwlOptions, export
+from tasks.s2_indices import S2_INDICES
 
 
 def fetch(url: str, output: OutputDir, storage: S3Block | None = None) -> Path:

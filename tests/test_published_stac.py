@@ -8,12 +8,12 @@ import pytest
 
 from eoflows.local.s3 import LocalS3
 from eoflows.samples.landsat import write_landsat
+from eoflows.testing.stac_schemas import pystac_validator, validate_with_pystac, validate_with_stac_validator
 from tasks.burned_area import compute_burned_area, stage_in_pair
 from tasks.data.stac_io import FsspecStacIO
 from tasks.data.staging import stage_out
 from tasks.downsample import downsample, stage_in_url
 from tasks.s2_indices import compute_indices, stage_in_eopf
-from tests.stac_schemas import pystac_validator, validate_with_pystac, validate_with_stac_validator
 from tests.steps import alone
 
 

@@ -16,7 +16,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from eoflows.errors import EoflowsError, InputError, StageError
 from eoflows.local.s3 import LocalS3
 from eoflows.runtime import Deadline
-from flows.s2_indices import s2_indices
+from flows.package_flows import s2_indices
 from tasks.data.run_folders import CLAIM, _process_started, claim_run_folder
 from tasks.data.stac_io import FsspecStacIO
 from tasks.data.staging import stage_out

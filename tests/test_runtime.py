@@ -7,7 +7,7 @@ import pystac
 import zarr
 
 from eoflows.runtime import Runtime
-from flows.s2_indices import s2_indices
+from flows.package_flows import s2_indices
 from tasks.s2_indices import compute_indices, stage_in_eopf
 from tasks.windows import Threads
 

@@ -28,7 +28,7 @@ from prefect.exceptions import ParameterTypeError
 from eoflows.errors import InputError
 from eoflows.local.s3 import LocalS3
 from eoflows.prefect_api import flush_run_reports
-from flows.s2_indices import s2_indices
+from flows.package_flows import s2_indices
 from tasks.data.stac_io import FsspecStacIO
 from tasks.science.indices import PRODUCTS
 from tests import reference as ref

@@ -45,7 +45,7 @@ def test_a_saved_block_as_parameter_keeps_credentials_out_of_the_run(sample_item
 
     from blocks.s3 import S3Block
     from eoflows.errors import InputError
-    from flows.s2_indices import s2_indices
+    from flows.package_flows import s2_indices
 
     s3.storage().save("secrets-test", overwrite=True)
     state = s2_indices(item=str(sample_item), destination="s3://eoflows-results/picked", products=["ndvi"],

@@ -1,4 +1,4 @@
-"""The vendored STAC JSON schemas (tests/schemas/) and the offline validation helpers of tests/stac_schemas.py."""
+"""The vendored STAC JSON schemas (eoflows/testing/schemas/) and the offline validators of eoflows.testing."""
 
 import datetime as dt
 import functools
@@ -27,7 +27,7 @@ from pystac.extensions.sat import SatExtension
 from pystac.extensions.xarray_assets import XarrayAssetsExtension
 from pystac.validation import RegisteredValidator
 
-from tests.stac_schemas import (
+from eoflows.testing.stac_schemas import (
     ID_EXCEPTIONS,
     SCHEMAS,
     SchemaNotVendoredError,

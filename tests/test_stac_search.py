@@ -5,10 +5,12 @@ import datetime as dt
 import pystac
 import pytest
 
+from eoflows.discovery import installed
 from eoflows.errors import InputError
 from flows.monitor import digest, package_parameters, units
-from flows.package_flows import PACKAGES
 from tasks.remote.stac_search import choose_pairs, cql2, matches, property_filter, tile_of, time_window
+
+PACKAGES = installed()
 
 EVENT = dt.date(2025, 7, 10)
 
