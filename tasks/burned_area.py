@@ -264,7 +264,7 @@ BURNED_AREA = Package(
     ),
     stage_in=Step("stage-in", stage_in_pair, Resources(cores=(1, 1), ram_mb=(512, 512)), network=True),
     compute=Step(
-        "compute", compute_burned_area, Resources(cores=(1, 2), ram_mb=(2048, 4096)), dask=DaskSizes(), network=True
+        "compute", compute_burned_area, Resources(cores=(2, 2), ram_mb=(2048, 4096)), dask=DaskSizes(), network=True
     ),
     stage_out=STAGE_OUT,
     version=__version__,

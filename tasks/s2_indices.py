@@ -248,7 +248,7 @@ S2_INDICES = Package(
     compute=Step(
         "compute",
         compute_indices,
-        Resources(cores=(1, 2), ram_mb=(2048, 4096)),
+        Resources(cores=(2, 2), ram_mb=(2048, 4096)),
         dask=DaskSizes(),
         network=True,
         uploads_early=True,

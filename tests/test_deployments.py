@@ -147,7 +147,7 @@ def test_the_kubernetes_job_of_a_deployment(deployed: str) -> None:
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == IMAGE
     assert container["resources"] == {
-        "requests": {"cpu": "1", "memory": "2Gi"},
+        "requests": {"cpu": "2", "memory": "2Gi"},
         "limits": {"cpu": "2", "memory": "4Gi"},
     }
     assert container["envFrom"] == [{"secretRef": {"name": "eoflows-credentials", "optional": True}}]

@@ -203,7 +203,7 @@ def test_every_installed_package_gets_the_deployments_of_the_template() -> None:
     assert {e["entrypoint"] for e in entries} == {"flows.package_flows:s2_indices"}
     assert entries[0]["tags"] == ["eoflows", "s2-indices"] and entries[0]["enforce_parameter_schema"]
     assert entries[1]["work_pool"]["job_variables"] == pod_resources(S2_INDICES) == {
-        "cpu_request": "1", "cpu_limit": "2", "memory_request": "2Gi", "memory_limit": "4Gi"}  # fmt: skip
+        "cpu_request": "2", "cpu_limit": "2", "memory_request": "2Gi", "memory_limit": "4Gi"}  # fmt: skip
     assert config["definitions"]["package_deployments"][1]["work_pool"]["job_variables"] == {}  # not changed
 
 
