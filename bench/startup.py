@@ -51,8 +51,8 @@ def median(runs: int, measure, *args) -> float:
 
 
 #: Modules a step command should not need (but its own step module), and what imports them in a fresh interpreter.
-HEAVY = ("prefect", "flows", "flows.build", "dask.array", "distributed", "tasks.s2_indices", "tasks.burned_area",
-         "tasks.downsample")  # fmt: skip
+HEAVY = ("prefect", "flows", "flows.build", "dask.array", "distributed", "papermill", "tasks.s2_indices",
+         "tasks.burned_area", "tasks.downsample", "tasks.downsample_notebook")  # fmt: skip
 PROBE = f"""
 import sys
 from eoflows.cli import main

@@ -8,4 +8,4 @@ IMAGE_REPOSITORY = "ghcr.io/eoflows/eoflows"
 IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
 #: Version of the public API of `eoflows.api`: a package states the range it needs (`Package.api`). The major
 #: number changes when a name of the API goes or changes meaning; the minor one when names are added.
-API_VERSION = "1.0"
+API_VERSION = "1.1"

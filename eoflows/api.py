@@ -18,6 +18,8 @@ names are only added. The guide (docs/your-own-package.md) explains each of them
   by window), `Usage` and `report_usage`.
 - Writing output: `ItemFolder` (a step's item folder, removed on failure, catalog.json last), `derived_item`,
   `add_asset`, `report_table`, `logger`.
+- Notebook steps (API 1.1): `notebook_step` (a Jupyter notebook with a papermill ``parameters`` cell as a step),
+  `NotebookError`.
 - Errors: `InputError` (bad input: one line naming it), `StageError`.
 """
 
@@ -43,6 +45,7 @@ from tasks.data.scenes import Raster, Scene, open_scene, read_on_grid, read_refl
 from tasks.data.stac_items import add_asset, derived_item
 from tasks.data.stage_in import STAGE_IN, stage_in_item
 from tasks.data.staging import STAGE_OUT, source_href, stage_out, staged_items
+from tasks.notebook import NotebookError, notebook_step
 from tasks.reporting import logger, report_table
 from tasks.windows import Threads, Tile, Usage, report_usage, run_windows, tiles
 
@@ -56,6 +59,7 @@ __all__ = [
     "InputError",
     "ItemFolder",
     "OutputDir",
+    "NotebookError",
     "Package",
     "Placement",
     "Raster",
@@ -76,6 +80,7 @@ __all__ = [
     "cog_writer",
     "derived_item",
     "logger",
+    "notebook_step",
     "open_scene",
     "read_on_grid",
     "read_reflectance",

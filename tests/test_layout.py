@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("eoflows", "flows", "tasks", "blocks", "deployments")
-STEP_MODULES = ("tasks.s2_indices", "tasks.burned_area", "tasks.downsample")
+STEP_MODULES = ("tasks.s2_indices", "tasks.burned_area", "tasks.downsample", "tasks.downsample_notebook")
 CORE = ("eoflows.settings", "eoflows.runtime")
 
 
@@ -59,7 +59,7 @@ def rules(module: str) -> list[tuple[str, ...]]:
         forbidden.append(("blocks",))
     if under(module, *CORE):  # what steps are declared with and read, without Prefect
         forbidden.append(("blocks", "tasks", "flows", "deployments", "eoflows.cli", "prefect"))
-    if under(module, "tasks.data", "tasks.cwl", "tasks.remote", "tasks.reporting", "tasks.windows"):
+    if under(module, "tasks.data", "tasks.cwl", "tasks.remote", "tasks.reporting", "tasks.windows", "tasks.notebook"):
         forbidden.append(STEP_MODULES)
     if under(module, "tasks.data"):
         forbidden.append(("tasks.windows", "tasks.cwl", "tasks.remote"))

@@ -98,7 +98,10 @@ def cli_options(step: Step, values: dict[str, Any]) -> list[str]:
 
 
 def published(uri: str, storage: Any = None) -> dict[str, dict[str, Any]]:
-    """The items of a published catalog by id: properties (but the processing time) and asset bytes by key."""
+    """The items of a published catalog by id: properties (but the processing time) and asset bytes by key.
+
+    Executed notebooks (role ``executed-notebook``) are compared by key alone: they record when and where they ran.
+    """
     from tasks.data.stac_io import FsspecStacIO, read_bytes
 
     catalog = pystac.Catalog.from_file(uri, stac_io=FsspecStacIO(storage))
@@ -106,7 +109,7 @@ def published(uri: str, storage: Any = None) -> dict[str, dict[str, Any]]:
     for item in catalog.get_items(recursive=True):
         properties = {k: v for k, v in item.properties.items() if k != "processing:datetime"}
         assets = {k: read_bytes(a.get_absolute_href(), storage, f"asset {k!r}") for k, a in item.assets.items()
-                  if not a.media_type or "zarr" not in a.media_type}  # fmt: skip
+                  if "zarr" not in (a.media_type or "") and "executed-notebook" not in (a.roles or [])}  # fmt: skip
         items[item.id] = {"properties": properties, "assets": assets, "keys": sorted(item.assets)}
     return items
 
