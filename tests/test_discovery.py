@@ -170,9 +170,9 @@ def test_a_package_that_cannot_be_loaded_is_named_when_asked_for(toys: Path) -> 
                           timeout=120)  # fmt: skip
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines()[-1] == (
-        "eoflows: error: package 'toy-fails': not installed; installed: burned-area, downsample, s2-indices; "
-        "toy_fails:PACKAGE, given by EOFLOWS_PACKAGES or --package: cannot be loaded (RuntimeError: the module "
-        "fails on import)"
+        "eoflows: error: package 'toy-fails': not installed; installed: burned-area, downsample, downsample-notebook, "
+        "s2-indices; toy_fails:PACKAGE, given by EOFLOWS_PACKAGES or --package: cannot be loaded (RuntimeError: the "
+        "module fails on import)"
     )
 
 

@@ -173,7 +173,13 @@ def test_make_image_extra_installs_packages_of_ones_own(
         listed = docker("run", "--rm", *CLUSTER, tag, "eoflows", "packages", "--json")
         assert listed.returncode == 0, listed.stderr
         rows = {row["name"]: row["status"] for row in json.loads(listed.stdout)}
-        assert rows == {"s2-indices": "ok", "burned-area": "ok", "downsample": "ok", "ndmi-demo": "ok"}
+        assert rows == {
+            "s2-indices": "ok",
+            "burned-area": "ok",
+            "downsample": "ok",
+            "downsample-notebook": "ok",
+            "ndmi-demo": "ok",
+        }
         data = tmp_path / "data"
         data.mkdir(mode=0o777)
         data.chmod(0o777)

@@ -18,6 +18,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId
 from rio_cogeo.cogeo import cog_validate
 
+from eoflows import API_VERSION
 from eoflows.cli import main
 from eoflows.testing.stac_schemas import validate_with_pystac
 
@@ -82,7 +83,7 @@ def test_the_scaffold_runs_at_once_beside_a_broken_package(
                           "steps": "stage-in, compute, stage-out"}  # fmt: skip
     assert rows[BROKEN]["status"] == (
         f"broken: package '{BROKEN}' (entry point {BROKEN} = broken_demo.steps:PACKAGE of {BROKEN} 0.1.0): it needs "
-        "eoflows API >=9; this eoflows has API 1.0"
+        f"eoflows API >=9; this eoflows has API {API_VERSION}"
     )
     assert all(rows[p]["status"] == "ok" for p in ("s2-indices", "burned-area", "downsample"))
 
