@@ -317,6 +317,7 @@ def keep(executed: Path, output: Path, step: str, values: dict[str, Any], name: 
         )
         item.save_object(include_self_link=False)
         report_markdown(f"notebook-{step}", f"Executed notebook of the {step} step",
-                        f"[{page.name}]({page.as_uri()}) (HTML) and [{notebook.name}]({notebook.as_uri()}) "
-                        f"(papermill, {timings['duration']:.1f} s) beside item `{item.id}`")  # fmt: skip
+                        f"`{name}` ran in {timings['duration'] or 0:.1f} s (papermill). It goes with item `{item.id}` "
+                        f"as assets `{step}-notebook` ({notebook.name}) and `{step}-notebook-html` ({page.name}): "
+                        "the run's products artifact links them where they are published.")  # fmt: skip
     executed.unlink()

@@ -24,6 +24,7 @@ from flows.package_flows import downsample as downsample_flow
 from flows.package_flows import flow_of
 from tasks.cwl.export import CwlOptions, export
 from tasks.notebook import NotebookError, declared_parameters, notebook_step
+from tests.test_s2_flow import artifacts_of
 
 EOFLOWS = str(Path(sys.executable).with_name("eoflows"))
 
@@ -111,7 +112,9 @@ def test_it_publishes_what_downsample_does_and_its_executed_notebook(
     landsat: tuple[Path, Path], tmp_path: Path
 ) -> None:
     url = str(landsat[1])
-    ours = flow_of("downsample-notebook")(input_url=url, destination=str(tmp_path / "nb"), run_id="r")
+    state = flow_of("downsample-notebook")(input_url=url, destination=str(tmp_path / "nb"), run_id="r",
+                                           return_state=True)  # fmt: skip
+    ours = state.result()
     theirs = downsample_flow(url=url, destination=str(tmp_path / "py"), run_id="r")
     a, b = published(ours), published(theirs)
     assert a.keys() == b.keys()
@@ -131,6 +134,12 @@ def test_it_publishes_what_downsample_does_and_its_executed_notebook(
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
     html = Path(item.assets["compute-notebook-html"].get_absolute_href()).read_text()
     assert html.startswith("<!DOCTYPE html>") and "Downsample a Landsat band" in html
+    markdown = {a.key: a.data for a in artifacts_of(state)["markdown"]}
+    assert "as assets `compute-notebook` (compute.ipynb)" in markdown["notebook-compute"]
+    published_html = item.assets["compute-notebook-html"].get_absolute_href()
+    assert f"| compute-notebook-html | Executed notebook downsample_landsat.ipynb, as HTML | [{published_html}]" in (
+        "\n".join(v for k, v in markdown.items() if k != "notebook-compute")
+    )  # the products artifact links it
 
 
 def test_a_failing_cell_is_one_line_and_the_executed_notebook_is_kept(
