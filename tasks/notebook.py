@@ -13,7 +13,8 @@ with papermill in this environment's ``python3`` kernel, the values given as typ
 folder `output_dir`. The executed notebook is kept as ``STEP.ipynb`` beside each output item, with its HTML
 rendering, both assets of the item (the parameters and papermill's timings on the notebook's asset). A failing
 cell stops the step with one line naming the notebook, the cell, the exception and where the executed notebook
-is; its traceback goes to the log.
+is kept (in a flow run, whose work folder goes with it, a folder of its own); its traceback goes to the log and
+to an artifact.
 """
 
 import ast
@@ -37,7 +38,7 @@ from eoflows.package import DaskSizes, OutputDir, Param, Resources, Role, Staged
 from eoflows.settings import DaskSettings
 from tasks.data.stac_items import add_asset
 from tasks.data.staging import staged_items
-from tasks.reporting import logger, report_markdown
+from tasks.reporting import flow_run_id, logger, report_markdown
 
 INPUT_DIR, OUTPUT_DIR, SCHEDULER = "input_dir", "output_dir", "dask_scheduler"
 NOTEBOOK = "application/x-ipynb+json"
@@ -255,11 +256,13 @@ def execute(path: Path, step: str, output: Path, values: dict[str, Any], wiring:
             papermill.execute_notebook(str(path), str(executed), parameters={**values, **wiring},
                                        kernel_name="python3", progress_bar=False, cwd=str(output))  # fmt: skip
     except papermill.PapermillExecutionError as exc:
-        trace = _plain("\n".join(exc.traceback))
+        trace, value, kept = _plain("\n".join(exc.traceback)), " ".join(str(exc.evalue).split()), _kept(executed)
         log.error("Notebook %s failed in cell %d:\n%s", path.name, exc.cell_index, trace)
-        value = " ".join(str(exc.evalue).split())
+        report_markdown(f"notebook-{step}-failed", f"Failed notebook of the {step} step",
+                        f"`{path.name}`, cell {exc.cell_index}: **{exc.ename}: {value}**\n\nThe executed notebook: "
+                        f"`{kept}`\n\n```\n{trace[-6000:]}\n```")  # fmt: skip
         raise NotebookError(f"notebook {path.name!r}: cell {exc.cell_index} raised {exc.ename}: {value} (the "
-                            f"executed notebook: {executed})") from None  # fmt: skip
+                            f"executed notebook: {kept})") from None  # fmt: skip
     keep(executed, output, step, values, path.name)
 
 
@@ -281,6 +284,20 @@ def _kernel_home() -> Iterator[None]:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
+
+
+def _kept(executed: Path) -> Path:
+    """Where a failed executed notebook stays: where it is (the step's output folder), but in a flow run.
+
+    A flow run's work folder goes with it: there, a copy in TMPDIR/eoflows-notebooks/FLOW_RUN_ID/ is kept.
+    """
+    run = flow_run_id()
+    if run is None:
+        return executed
+    kept = Path(tempfile.gettempdir(), "eoflows-notebooks", str(run), executed.name)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(executed, kept)
+    return kept
 
 
 def _plain(text: str) -> str:

@@ -7,6 +7,7 @@ by cwltool) and publishes what `downsample` publishes for the same input, plus i
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -284,3 +285,20 @@ def test_the_scaffold_refuses_a_notebook_that_cannot_be_a_compute_step(tmp_path:
         "eoflows: error: notebook 'lonely.ipynb': parameter 'x' has no type eoflows can know from its default None; "
         "annotate it (`name: int = 1`) or add a `# type: int` comment (str, int, float, bool, list[...], Literal[...])"
     )
+
+
+def test_a_failed_flow_run_keeps_its_notebook_beyond_its_work_folder(
+    landsat: tuple[Path, Path], tmp_path: Path
+) -> None:
+    state = flow_of("downsample-notebook")(input_url=str(landsat[1]), min_spin_time=3, max_spin_time=1,
+                                           destination=str(tmp_path / "nb"), return_state=True)  # fmt: skip
+    assert state.is_failed()
+    run = state.state_details.flow_run_id
+    kept = Path(tempfile.gettempdir(), "eoflows-notebooks", str(run), "compute.ipynb")
+    assert state.message.endswith(
+        f"min_spin_time 3, max_spin_time 1: need 0 <= min <= max (the executed notebook: {kept})"
+    )
+    nbformat.validate(nbformat.read(str(kept), as_version=4))
+    (failed,) = [a for a in artifacts_of(state)["markdown"] if a.key == "notebook-compute-failed"]
+    assert "Traceback (most recent call last)" in failed.data and "cell 3" in failed.data
+    assert not (tmp_path / "nb").exists() or not list((tmp_path / "nb").rglob("*.json"))  # nothing published
