@@ -22,6 +22,7 @@ from eoflows.cli import cwl, deploy, gateway, k8s, new, run, sample, step
 from eoflows.cli.exits import exit_status
 from eoflows.cli.options import PREFECT_SERVER, ROOT_APP
 from eoflows.cli.packages import packages
+from eoflows.cli.serve import serve
 from eoflows.errors import InputError, Stopped
 from eoflows.prefect_home import private_prefect_home
 
@@ -77,6 +78,7 @@ def build(tokens: list[str]) -> App:
     deploy.add_to(app)
     app.command(completion, name="completion")
     app.command(packages, name="packages")
+    app.command(serve, name="serve")
     return app
 
 

@@ -1,0 +1,62 @@
+"""`eoflows serve`: OGC API - Processes on Prefect (`deployments.processes_api`)."""
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+
+@contextmanager
+def _worker(pool: str) -> Iterator[None]:
+    """A process worker of `pool` for the block (the embedded default's), stopped on exit."""
+    from eoflows.processes import started
+
+    command = [str(Path(sys.executable).with_name("prefect")), "worker", "start", "--pool", f"eoflows-{pool}",
+               "--type", "process"]  # fmt: skip
+    with started(command, env=dict(os.environ)):
+        yield
+
+
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    results: str = "ogc-results",
+    pool: Literal["local", "docker", "kubernetes"] = "local",
+) -> None:
+    """Serve every installed package as an OGC API - Processes process; every job is a Prefect flow run.
+
+    With PREFECT_API_URL, jobs are runs of the packages' deployments on that server, run by its workers (eoflows
+    deploy makes them). Without, a temporary Prefect server, the deployments and a process worker are started
+    and stopped with the server.
+
+    Args:
+        host: Address to listen on.
+        port: Port to listen on.
+        results: Folder or s3:// prefix a job publishes to (RESULTS/JOB_ID/) unless its request says.
+        pool: The work pool whose deployments (NAME/POOL) the jobs are runs of: local, docker or kubernetes.
+    """
+    import uvicorn
+
+    from deployments.processes_api import ServerSettings, create_app
+    from eoflows.errors import Stopped
+    from eoflows.prefect_api import prefect_api
+
+    where = results if results.startswith("s3://") else str(Path(results).resolve())
+    embedded = not os.environ.get("PREFECT_API_URL")
+    with prefect_api() as url:
+        if embedded:
+            from deployments.deploy import deploy_all, ensure_pools, project_of
+
+            ensure_pools()
+            deploy_all(project_of(None))
+        with _worker(pool) if embedded else contextlib.nullcontext():
+            ui = url.removesuffix("/api")
+            print(f"OGC API - Processes at http://{host}:{port}/ (jobs: flow runs on {url}; results: {where})")
+            try:
+                uvicorn.run(create_app(ServerSettings(where, pool, ui)), host=host, port=port, log_level="warning")
+            except Stopped:  # SIGTERM, the way a server is stopped: uvicorn has shut down, then passed it on
+                print("OGC API - Processes stopped")

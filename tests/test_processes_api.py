@@ -1,0 +1,192 @@
+"""OGC API - Processes on Prefect: processes from the installed packages, jobs as flow runs of their deployments,
+checked against the OGC schemas (Part 1 Core 1.0, vendored) and run by a real process worker."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import psutil
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+from prefect.client.orchestration import get_client
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT4
+
+from deployments.processes_api import CONFORMANCE, ServerSettings, create_app
+from eoflows.processes import free_port, started, wait_answering
+from eoflows.samples.landsat import write_landsat
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMAS = Path(__file__).with_name("ogc_schemas")
+BIN = Path(sys.executable).parent
+
+
+def ogc_schema(name: str) -> jsonschema.Draft4Validator:
+    """A validator of the OGC schema `name` (schemas/NAME.yaml), its relative $refs read from the vendored files."""
+
+    def retrieve(uri: str) -> Resource:
+        path = SCHEMAS / uri.split("#")[0].removeprefix("file://").rsplit("/", 1)[-1]
+        return Resource.from_contents(yaml.safe_load(path.read_text()), default_specification=DRAFT4)
+
+    base = f"file://{SCHEMAS}/{name}.yaml"
+    registry = Registry(retrieve=retrieve)
+    return jsonschema.Draft4Validator({"$ref": base}, registry=registry)
+
+
+def check(name: str, document: Any) -> None:
+    errors = sorted(ogc_schema(name).iter_errors(document), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:5])
+
+
+@pytest.fixture(scope="module")
+def deployed(prefect_api: str) -> str:
+    """Every package's deployments on the session's Prefect server (eoflows deploy)."""
+    done = subprocess.run([str(BIN / "eoflows"), "deploy", "--project", str(ROOT)], capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return prefect_api
+
+
+@pytest.fixture
+def api(deployed: str, tmp_path: Path) -> TestClient:
+    return TestClient(create_app(ServerSettings(str(tmp_path / "results"), "local", "http://ui.example")))
+
+
+def test_landing_conformance_and_processes_follow_the_standard(api: TestClient) -> None:
+    landing = api.get("/").json()
+    check("landingPage", landing)
+    assert {link["rel"] for link in landing["links"]} >= {
+        "service-desc",
+        "http://www.opengis.net/def/rel/ogc/1.0/processes",
+    }
+    assert api.get("/conformance").json() == {"conformsTo": CONFORMANCE}
+    listed = api.get("/processes").json()
+    check("processList", listed)
+    assert {p["id"] for p in listed["processes"]} >= {"s2-indices", "burned-area", "downsample", "downsample-notebook"}
+    described = api.get("/processes/downsample").json()
+    check("process", described)
+    assert described["inputs"]["url"]["minOccurs"] == 1 and described["inputs"]["width"]["schema"]["type"] == "integer"
+    assert described["inputs"]["resampling"]["schema"]["enum"][0] == "auto"
+    assert set(described["outputs"]) == {"catalog"}
+    assert "run_id" not in described["inputs"] and "storage" not in described["inputs"]
+    openapi = api.get("/api").json()
+    assert openapi["openapi"].startswith("3.") and "/processes/{process_id}/execution" in openapi["paths"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "detail"),
+    [
+        ("/processes/nope/execution", {"inputs": {}}, 404, "process 'nope': not installed here"),
+        ("/processes/downsample/execution", {"inputs": {}}, 400, "input 'url': required by process 'downsample'"),
+        (
+            "/processes/downsample/execution",
+            {"inputs": {"url": "x", "colour": 1}},
+            400,
+            "input 'colour': not an input of process 'downsample'",
+        ),
+        (
+            "/processes/downsample/execution",
+            {"inputs": {"url": "x", "width": "wide"}},
+            400,
+            "input 'width': 'wide' is not of type 'integer'",
+        ),
+        (
+            "/processes/downsample/execution",
+            {"inputs": {"url": "x", "resampling": "best"}},
+            400,
+            "input 'resampling': 'best' is not one of",
+        ),
+    ],
+)
+def test_bad_requests_are_exceptions_naming_the_input(
+    api: TestClient, path: str, body: dict, status: int, detail: str
+) -> None:
+    with get_client(sync_client=True) as client:
+        before = len(client.read_flow_runs())
+    answer = api.post(path, json=body)
+    assert answer.status_code == status and answer.headers["content-type"] == "application/problem+json"
+    check("exception", answer.json())
+    assert answer.json()["detail"].startswith(detail), answer.json()
+    with get_client(sync_client=True) as client:
+        assert len(client.read_flow_runs()) == before  # refused before any flow run exists
+
+
+def test_a_job_is_a_flow_run_that_a_worker_runs_to_published_results(api: TestClient, tmp_path: Path) -> None:
+    band, _ = write_landsat(tmp_path / "landsat", width=200, height=190)
+    answer = api.post("/processes/downsample/execution", json={"inputs": {"url": str(band), "width": 50}},
+                      headers={"Prefer": "respond-async"})  # fmt: skip
+    assert answer.status_code == 201, answer.text
+    info = answer.json()
+    check("statusInfo", info)
+    assert info["status"] == "accepted" and answer.headers["Location"].endswith(f"/jobs/{info['jobID']}")
+    assert api.get(f"/jobs/{info['jobID']}/results").json()["type"].endswith("/result-not-ready")
+    worker = subprocess.run([str(BIN / "prefect"), "worker", "start", "--pool", "eoflows-local", "--type", "process",
+                             "--run-once"], capture_output=True, text=True, timeout=300)  # fmt: skip
+    deadline = time.monotonic() + 300
+    while (status := api.get(f"/jobs/{info['jobID']}").json())["status"] in ("accepted", "running"):
+        assert time.monotonic() < deadline, worker.stdout[-3000:]
+        time.sleep(1)  # a poll of the job's state, not a race: the loop ends on the state
+    check("statusInfo", status)
+    assert status["status"] == "successful", f"{status}\n{worker.stdout[-3000:]}"
+    assert {"rel": "alternate", "href": f"http://ui.example/runs/flow-run/{info['jobID']}"}.items() <= {
+        **next(link for link in status["links"] if link["rel"] == "alternate")
+    }.items()
+    results = api.get(f"/jobs/{info['jobID']}/results").json()
+    assert results["catalog"]["href"] == str(tmp_path / "results" / info["jobID"] / "catalog.json")
+    assert Path(results["catalog"]["href"]).is_file()
+    listed = api.get("/jobs", params={"processID": "downsample", "status": "successful"}).json()
+    check("jobList", listed)
+    assert info["jobID"] in [j["jobID"] for j in listed["jobs"]]
+    assert all(j["processID"] == "downsample" and j["status"] == "successful" for j in listed["jobs"])
+
+
+def test_dismiss_cancels_the_flow_run_and_the_list_pages(api: TestClient) -> None:
+    jobs = [api.post("/processes/downsample/execution", json={"inputs": {"url": "/nowhere.tif"}},
+                     headers={"Prefer": "respond-async"}).json() for _ in range(2)]  # fmt: skip
+    dismissed = api.delete(f"/jobs/{jobs[0]['jobID']}").json()
+    assert dismissed["status"] == "dismissed"
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(jobs[0]["jobID"]).state.is_cancelled()
+    assert api.get(f"/jobs/{jobs[0]['jobID']}/results").status_code == 404
+    first = api.get("/jobs", params={"processID": "downsample", "limit": 1}).json()
+    assert len(first["jobs"]) == 1
+    (following,) = [link["href"] for link in first["links"] if link["rel"] == "next"]
+    second = api.get(following).json()
+    assert second["jobs"][0]["jobID"] != first["jobs"][0]["jobID"]
+    api.delete(f"/jobs/{jobs[1]['jobID']}")
+    assert api.get("/jobs/0d1b6b1e-0000-4000-8000-000000000000").json()["type"].endswith("/no-such-job")
+
+
+def test_eoflows_serve_alone_answers_owslib_and_runs_its_jobs(tmp_path: Path) -> None:
+    """The embedded default: no PREFECT_API_URL, so `eoflows serve` starts a Prefect server, deploys the packages
+    and a process worker; OWSLib lists, describes and executes (synchronously, within the wait); SIGTERM stops
+    all of it."""
+    from owslib.ogcapi.processes import Processes
+
+    band, _ = write_landsat(tmp_path / "landsat", width=200, height=190)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    log = tmp_path / "serve.log"
+    with started([str(BIN / "eoflows"), "serve", "--port", str(port), "--results", str(tmp_path / "results")],
+                 log=log, env=env, cwd=tmp_path) as server:  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        wait_answering(server, f"{url}/conformance", "eoflows serve", timeout=300, log=log)
+        client = Processes(url)
+        assert "downsample" in [p["id"] for p in client.processes()]
+        assert client.process("downsample")["inputs"]["width"]["schema"]["type"] == "integer"
+        done = client.execute("downsample", inputs={"url": str(band), "width": 40})
+        assert Path(done["catalog"]["href"]).is_file(), done  # ended within the wait: the results themselves
+        assert Path(done["catalog"]["href"]).parent.parent == tmp_path / "results"
+        children = psutil.Process(server.pid).children(recursive=True)  # its Prefect server, deploys, worker
+        assert len(children) >= 2
+        server.terminate()
+        assert server.wait(timeout=60) == 0, log.read_text()[-3000:]
+    assert "OGC API - Processes at" in log.read_text()
+    gone, alive = psutil.wait_procs(children, timeout=30)
+    assert not alive, [p.cmdline() for p in alive]
