@@ -13,9 +13,11 @@ the job.
 """
 
 import asyncio
+import logging
 import re
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -26,8 +28,8 @@ from eoflows.discovery import installed
 from eoflows.package import Package, Role
 
 SPEC = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf"
-#: What it passes (job-list waits for the datetime, minDuration and maxDuration filters; callback for subscribers).
-CONFORMANCE = [f"{SPEC}/{c}" for c in ("core", "ogc-process-description", "json", "oas30", "dismiss")]
+#: What it passes (job-list waits for the datetime, minDuration and maxDuration filters).
+CONFORMANCE = [f"{SPEC}/{c}" for c in ("core", "ogc-process-description", "json", "oas30", "dismiss", "callback")]
 EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0"
 REL = "http://www.opengis.net/def/rel/ogc/1.0"
 #: A flow run's state type -> an OGC job status.
@@ -197,6 +199,80 @@ async def _until_final(client: Any, run: Any, seconds: float) -> Any:
     return run
 
 
+async def _progress(client: Any, run: Any, steps: int) -> int:
+    """A running job's progress (0-100): its steps done, and the latest progress artifact of the step at work."""
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterType,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+        TaskRunFilterState,
+        TaskRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    completed = TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.COMPLETED]))
+    done = await client.read_task_runs(
+        task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run.id]), state=completed)
+    )
+    finished = len({t.name for t in done})
+    latest = await client.read_artifacts(
+        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]),
+                                       type=ArtifactFilterType(any_=["progress"])),
+        sort=ArtifactSort.UPDATED_DESC, limit=1)  # fmt: skip
+    current = float(latest[0].data) / 100 if latest and finished < steps else 0.0
+    return max(0, min(99, int(100 * (min(finished, steps) + current) / steps)))
+
+
+CALLBACKS = {"successful": "successUri", "failed": "failedUri", "dismissed": "failedUri", "running": "inProgressUri"}
+
+
+def checked_subscriber(given: Any) -> dict[str, str]:
+    """The request's `subscriber` URIs (http or https), or a 400 naming the one that is not."""
+    if given is None:
+        return {}
+    if not isinstance(given, dict):
+        raise ApiError(400, "invalid-parameter", "Invalid subscriber", "subscriber: expected an object of URIs")
+    for key, uri in given.items():
+        if key not in ("successUri", "inProgressUri", "failedUri") or not re.match(r"https?://[^/\s]+", str(uri)):
+            raise ApiError(400, "invalid-parameter", "Invalid subscriber", f"subscriber {key} {uri!r}: expected "
+                           "successUri, inProgressUri or failedUri, each an http(s) URL")  # fmt: skip
+    return dict(given)
+
+
+async def notify(subscriber: dict[str, str], job: Any, info_of: Any, poll_s: float = 1.0, tries: int = 3) -> None:
+    """POST the job's statusInfo to the subscriber's URI of each status it reaches, and at each progress change.
+
+    Running goes to inProgressUri, successful to successUri, failed or dismissed to failedUri; each POST is
+    tried `tries` times, 10 s each, with a growing pause between.
+    """
+    import httpx
+    from prefect import get_client
+
+    log = logging.getLogger("eoflows.ogc")
+    sent: tuple[str, int] | None = None
+    async with get_client() as client, httpx.AsyncClient(timeout=10) as http:
+        while True:
+            run = await client.read_flow_run(job)
+            info = await info_of(client, run)
+            key = (info["status"], info.get("progress", -1))
+            uri = subscriber.get(CALLBACKS.get(info["status"], ""))
+            if uri and key != sent:
+                for attempt in range(tries):
+                    try:
+                        (await http.post(uri, json=info)).raise_for_status()
+                        break
+                    except httpx.HTTPError as exc:
+                        log.warning("callback %s of job %s: %s (try %d of %d)", uri, job, exc, attempt + 1, tries)
+                        await asyncio.sleep(2**attempt)
+                sent = key
+            if info["status"] in ("successful", "failed", "dismissed"):
+                return
+            await asyncio.sleep(poll_s)
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
     """The OGC API - Processes application on the Prefect API this process reports to (PREFECT_API_URL)."""
     from prefect import get_client
@@ -214,6 +290,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     app = FastAPI(title="eoflows: OGC API - Processes", version="1.0.0", openapi_url="/api", docs_url="/api.html",
                   redoc_url=None)  # fmt: skip
+
+    callbacks: set[asyncio.Task] = set()  # kept referenced while they run
 
     @app.exception_handler(ApiError)
     async def ogc_exception(request: Request, exc: ApiError) -> JSONResponse:
@@ -283,6 +361,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         except ValueError:
             raise ApiError(400, "invalid-parameter", "Invalid request", "the request body is not JSON") from None
         inputs = checked_inputs(package, body.get("inputs", {}) if isinstance(body, dict) else None)
+        subscriber = checked_subscriber(body.get("subscriber"))
         parameters = {"destination": settings.results, **inputs}
         async with get_client() as client:
             try:
@@ -294,6 +373,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 )
                 raise ApiError(503, "server-error", "Process not deployed", detail) from None
             run = await client.create_flow_run_from_deployment(deployment.id, parameters=parameters, tags=[TAG])
+            if subscriber:  # a task of this server: callbacks of jobs in flight end with it
+                callbacks.add(task := asyncio.create_task(notify(subscriber, run.id, partial(job_info, request))))
+                task.add_done_callback(callbacks.discard)
             prefer = request.headers.get("Prefer", "")
             if "respond-async" not in prefer:  # synchronous, within a bounded wait, else as asynchronous
                 wait = re.search(r"wait=(\d+)", prefer)
@@ -329,11 +411,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
                           "type": "application/json"})  # fmt: skip
         return {"jobs": found, "links": links}
 
+    async def job_info(request: Request, client: Any, run: Any) -> dict[str, Any]:
+        process_id = (await client.read_flow(run.flow_id)).name
+        info = described(run, process_id, request)
+        if info["status"] == "running":
+            info["progress"] = await _progress(client, run, len(_package(process_id).steps))
+        return info
+
     @app.get("/jobs/{job_id}")
     async def job(job_id: str, request: Request) -> dict[str, Any]:
         async with get_client() as client:
-            run, process_id = await run_of(client, job_id)
-        return described(run, process_id, request)
+            run, _ = await run_of(client, job_id)
+            return await job_info(request, client, run)
 
     @app.get("/jobs/{job_id}/results")
     async def results(job_id: str) -> dict[str, Any]:

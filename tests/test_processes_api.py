@@ -1,9 +1,12 @@
 """OGC API - Processes on Prefect: processes from the installed packages, jobs as flow runs of their deployments,
 checked against the OGC schemas (Part 1 Core 1.0, vendored) and run by a real process worker."""
 
+import http.server
+import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -190,3 +193,77 @@ def test_eoflows_serve_alone_answers_owslib_and_runs_its_jobs(tmp_path: Path) ->
     assert "OGC API - Processes at" in log.read_text()
     gone, alive = psutil.wait_procs(children, timeout=30)
     assert not alive, [p.cmdline() for p in alive]
+
+
+def test_a_running_job_reports_its_steps_done_and_the_progress_of_the_step_at_work(api: TestClient) -> None:
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.states import Completed, Running
+
+    job = api.post("/processes/downsample/execution", json={"inputs": {"url": "/nowhere.tif"}},
+                   headers={"Prefer": "respond-async"}).json()  # fmt: skip
+    with get_client(sync_client=True) as client:  # the run as a worker would report it: stage-in done, compute half
+        client.set_flow_run_state(job["jobID"], Running(), force=True)
+        stage_in = client.create_task_run(task=_named_task("stage-in"), flow_run_id=job["jobID"], dynamic_key="0")
+        client.set_task_run_state(stage_in.id, Completed(), force=True)
+        client.create_artifact(ArtifactCreate(type="progress", data=50.0, flow_run_id=job["jobID"]))
+    running = api.get(f"/jobs/{job['jobID']}").json()
+    check("statusInfo", running)
+    assert (running["status"], running["progress"]) == ("running", 50)  # (1 step + 0.5) of 3
+    assert api.delete(f"/jobs/{job['jobID']}").json()["status"] == "dismissed"
+
+
+def _named_task(name: str):
+    from prefect import task
+
+    return task(lambda: None, name=name)
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """Records the JSON bodies POSTed to it, by path; the first POST to /flaky fails (a retry must follow)."""
+
+    received: list[tuple[str, dict]] = []
+    failed_once: set[str] = set()
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if self.path == "/flaky" and self.path not in self.failed_once:
+            self.failed_once.add(self.path)
+            self.send_response(503)
+        else:
+            self.received.append((self.path, body))
+            self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass
+
+
+def test_subscribers_get_the_status_of_each_step_of_a_job(deployed: str, tmp_path: Path) -> None:
+    from prefect.states import Completed, Running
+
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{receiver.server_port}"
+    with TestClient(create_app(ServerSettings(str(tmp_path / "results")))) as api:
+        bad = api.post("/processes/downsample/execution", json={"inputs": {"url": "x"},
+                       "subscriber": {"successUri": "file:///etc/passwd"}})  # fmt: skip
+        assert bad.status_code == 400 and bad.json()["detail"].startswith("subscriber successUri 'file:///etc/passwd'")
+        subscriber = {"inProgressUri": f"{hook}/running", "successUri": f"{hook}/flaky"}
+        job = api.post("/processes/downsample/execution", json={"inputs": {"url": "/nowhere.tif"},
+                       "subscriber": subscriber}, headers={"Prefer": "respond-async"}).json()  # fmt: skip
+        with get_client(sync_client=True) as client:  # the run as a worker would report it
+            client.set_flow_run_state(job["jobID"], Running(), force=True)
+            deadline = time.monotonic() + 30
+            while not Receiver.received and time.monotonic() < deadline:
+                time.sleep(0.2)  # a poll of what the receiver got, not a race: the loop ends on it
+            client.set_flow_run_state(job["jobID"], Completed(), force=True)
+        deadline = time.monotonic() + 30
+        while len(Receiver.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    receiver.shutdown()
+    receiver.server_close()
+    assert [(path, body["status"]) for path, body in Receiver.received] == [("/running", "running"),
+                                                                          ("/flaky", "successful")]  # fmt: skip
+    for _, body in Receiver.received:
+        check("statusInfo", body)
+        assert body["jobID"] == job["jobID"]
