@@ -27,6 +27,7 @@ bench: install
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/gateway_overhead.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/burned_area.py
 	$(BIN)/python bench/burned_area_http.py
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/ogc_jobs.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/downsample.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/monitor.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/load.py

@@ -267,3 +267,27 @@ def test_subscribers_get_the_status_of_each_step_of_a_job(deployed: str, tmp_pat
     for _, body in Receiver.received:
         check("statusInfo", body)
         assert body["jobID"] == job["jobID"]
+
+
+def test_a_dismissed_running_job_is_stopped_by_its_worker_and_publishes_nothing(
+    api: TestClient, tmp_path: Path
+) -> None:
+    band, _ = write_landsat(tmp_path / "landsat", width=200, height=190)
+    inputs = {"input_url": str(band), "min_spin_time": 120, "max_spin_time": 120}  # a pause: stopped within it
+    job = api.post("/processes/downsample-notebook/execution", headers={"Prefer": "respond-async"},
+                   json={"inputs": inputs}).json()  # fmt: skip
+    with started([str(BIN / "prefect"), "worker", "start", "--pool", "eoflows-local", "--type", "process"],
+                 log=tmp_path / "worker.log"):  # fmt: skip
+        deadline = time.monotonic() + 120
+        while api.get(f"/jobs/{job['jobID']}").json()["status"] != "running":
+            assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+            time.sleep(0.5)  # a poll of the job's state: the loop ends on it
+        assert api.delete(f"/jobs/{job['jobID']}").json()["status"] == "dismissed"
+        with get_client(sync_client=True) as client:
+            deadline = time.monotonic() + 60
+            while not (run := client.read_flow_run(job["jobID"])).state.is_final():
+                assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+                time.sleep(0.5)
+    assert run.state.is_cancelled() and run.end_time is not None
+    assert not (tmp_path / "results" / job["jobID"]).exists()  # the run was stopped in its pause: nothing published
+    assert api.get(f"/jobs/{job['jobID']}/results").status_code == 404
