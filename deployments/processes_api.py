@@ -18,10 +18,11 @@ import re
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from eoflows.discovery import installed
@@ -36,6 +37,8 @@ REL = "http://www.opengis.net/def/rel/ogc/1.0"
 STATUS = {"SCHEDULED": "accepted", "PENDING": "accepted", "PAUSED": "accepted", "RUNNING": "running",
           "COMPLETED": "successful", "FAILED": "failed", "CRASHED": "failed", "CANCELLING": "dismissed",
           "CANCELLED": "dismissed"}  # fmt: skip
+PAGE_MAX = 100  # jobs per page at most (the Prefect API returns 200 flow runs at most per request)
+JobStatus = Literal["accepted", "running", "successful", "failed", "dismissed"]
 TAG = "ogc-api"  # the flow runs made by this API
 #: Flow parameters that the server decides and a request never gives.
 SERVER_SIDE = ("run_id", "storage", "dask")
@@ -273,6 +276,12 @@ async def notify(subscriber: dict[str, str], job: Any, info_of: Any, poll_s: flo
             await asyncio.sleep(poll_s)
 
 
+def problems(**codes: str) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI `responses` of a route's exception documents: status code (as `_404`) -> when."""
+    return {int(code.lstrip("_")): {"description": why, "content": {"application/problem+json": {}}}
+            for code, why in codes.items()}  # fmt: skip
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
     """The OGC API - Processes application on the Prefect API this process reports to (PREFECT_API_URL)."""
     from prefect import get_client
@@ -296,6 +305,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.exception_handler(ApiError)
     async def ogc_exception(request: Request, exc: ApiError) -> JSONResponse:
         return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first.get("loc", ())[1:]) or "request"
+        return ApiError(400, "invalid-parameter", "Invalid parameter", f"{name}: {first.get('msg')}").response()
 
     def base(request: Request) -> str:
         return str(request.base_url).rstrip("/")
@@ -348,12 +363,15 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return {"processes": [summary(p, b) for _, p in sorted(installed().items())],
                 "links": [{"href": f"{b}/processes", "rel": "self", "type": "application/json"}]}  # fmt: skip
 
-    @app.get("/processes/{process_id}")
+    @app.get("/processes/{process_id}", responses=problems(_404="no such process"))
     async def process(process_id: str, request: Request) -> dict[str, Any]:
         package = _package(process_id)
         return {**summary(package, base(request)), "inputs": inputs_of(package), "outputs": CATALOG_OUTPUT}
 
-    @app.post("/processes/{process_id}/execution", status_code=201)
+    @app.post("/processes/{process_id}/execution", status_code=201, responses={
+        200: {"description": "the results (synchronous execution)"},
+        **problems(_400="an input is invalid", _404="no such process", _500="the job failed (synchronous)",
+                   _503="the process has no deployment")})  # fmt: skip
     async def execute(process_id: str, request: Request) -> JSONResponse:
         package = _package(process_id)
         try:
@@ -387,15 +405,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
         return JSONResponse(info, status_code=201, headers={"Location": f"{base(request)}/jobs/{run.id}",
                                                             "Preference-Applied": "respond-async"})  # fmt: skip
 
-    @app.get("/jobs")
-    async def jobs(request: Request, processID: list[str] | None = None, status: list[str] | None = None,  # noqa: N803
-                   limit: int = 10, offset: int = 0) -> dict[str, Any]:  # fmt: skip
-        names = processID or sorted(installed())
-        unknown_status = sorted(set(status or []) - set(STATUS.values()))
-        if unknown_status or not 1 <= limit <= 1000 or offset < 0:
-            detail = (f"status {unknown_status[0]!r}: one of {', '.join(sorted(set(STATUS.values())))}"
-                      if unknown_status else f"limit {limit}, offset {offset}: limit 1-1000, offset >= 0")  # fmt: skip
-            raise ApiError(400, "invalid-parameter", "Invalid parameter", detail)
+    @app.get("/jobs", responses=problems(_400="a parameter is invalid"))
+    async def jobs(
+        request: Request,
+        processID: Annotated[list[str] | None, Query()] = None,  # noqa: N803 - the standard's name
+        status: Annotated[list[JobStatus] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=10000)] = 10,
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,  # (SQLite fails on larger ones)
+    ) -> dict[str, Any]:
+        limit = min(limit, PAGE_MAX)  # the standard: a larger limit gets the server's largest page
+        names = [name for name in processID or sorted(installed()) if name in installed()]
+        links = [{"href": str(request.url), "rel": "self", "type": "application/json"}]
+        if not names:  # processes that are not here have no jobs
+            return {"jobs": [], "links": links}
         types = [StateType(k) for k, v in STATUS.items() if not status or v in status]
         async with get_client() as client:
             runs = await client.read_flow_runs(
@@ -405,7 +427,6 @@ def create_app(settings: ServerSettings) -> FastAPI:
             named = await client.read_flows(flow_filter=FlowFilter(name=FlowFilterName(any_=names)))
         flows = {f.id: f.name for f in named}
         found = [described(r, flows.get(r.flow_id, ""), request) for r in runs[:limit]]
-        links = [{"href": str(request.url), "rel": "self", "type": "application/json"}]
         if len(runs) > limit:
             links.append({"href": str(request.url.include_query_params(offset=offset + limit)), "rel": "next",
                           "type": "application/json"})  # fmt: skip
@@ -418,19 +439,19 @@ def create_app(settings: ServerSettings) -> FastAPI:
             info["progress"] = await _progress(client, run, len(_package(process_id).steps))
         return info
 
-    @app.get("/jobs/{job_id}")
+    @app.get("/jobs/{job_id}", responses=problems(_404="no such job"))
     async def job(job_id: str, request: Request) -> dict[str, Any]:
         async with get_client() as client:
             run, _ = await run_of(client, job_id)
             return await job_info(request, client, run)
 
-    @app.get("/jobs/{job_id}/results")
+    @app.get("/jobs/{job_id}/results", responses=problems(_404="no such job, or no results yet", _500="failed"))
     async def results(job_id: str) -> dict[str, Any]:
         async with get_client() as client:
             run, _ = await run_of(client, job_id)
         return _results(run, settings)
 
-    @app.delete("/jobs/{job_id}")
+    @app.delete("/jobs/{job_id}", responses=problems(_404="no such job"))
     async def dismiss(job_id: str, request: Request) -> dict[str, Any]:
         async with get_client() as client:
             run, process_id = await run_of(client, job_id)
