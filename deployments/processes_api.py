@@ -64,6 +64,7 @@ class ServerSettings:
     pool: str = "local"  # the deployments of the packages the jobs are runs of: NAME/POOL
     ui_url: str = ""  # the Prefect UI, for a job's link to its run
     wait_s: float = 30.0  # the longest a synchronous execute waits before it answers as an asynchronous one
+    storage: str = ""  # a saved eoflows-s3-storage block: the jobs' S3 settings (never credentials in requests)
 
 
 def _openapi(schema: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
@@ -380,7 +381,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
             raise ApiError(400, "invalid-parameter", "Invalid request", "the request body is not JSON") from None
         inputs = checked_inputs(package, body.get("inputs", {}) if isinstance(body, dict) else None)
         subscriber = checked_subscriber(body.get("subscriber"))
-        parameters = {"destination": settings.results, **inputs}
+        parameters = {"destination": settings.results, **({"storage": settings.storage} if settings.storage else {}),
+                      **inputs}  # fmt: skip
         async with get_client() as client:
             try:
                 deployment = await client.read_deployment_by_name(f"{package.name}/{settings.pool}")

@@ -152,6 +152,18 @@ def test_a_job_is_a_flow_run_that_a_worker_runs_to_published_results(api: TestCl
     assert all(j["processID"] == "downsample" and j["status"] == "successful" for j in listed["jobs"])
 
 
+def test_jobs_get_the_servers_storage_block_and_never_credentials(deployed: str, tmp_path: Path) -> None:
+    api = TestClient(create_app(ServerSettings("s3://bucket/results", storage="ogc-s3")))
+    job = api.post("/processes/downsample/execution", json={"inputs": {"url": "/nowhere.tif"}},
+                   headers={"Prefer": "respond-async"}).json()  # fmt: skip
+    with get_client(sync_client=True) as client:
+        parameters = client.read_flow_run(job["jobID"]).parameters
+    assert parameters == {"destination": "s3://bucket/results", "storage": "ogc-s3", "url": "/nowhere.tif"}
+    refused = api.post("/processes/downsample/execution", json={"inputs": {"url": "x", "storage": "other"}})
+    assert refused.status_code == 400 and refused.json()["detail"].startswith("input 'storage': not an input")
+    api.delete(f"/jobs/{job['jobID']}")
+
+
 def test_dismiss_cancels_the_flow_run_and_the_list_pages(api: TestClient) -> None:
     jobs = [api.post("/processes/downsample/execution", json={"inputs": {"url": "/nowhere.tif"}},
                      headers={"Prefer": "respond-async"}).json() for _ in range(2)]  # fmt: skip

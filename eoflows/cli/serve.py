@@ -26,6 +26,7 @@ def serve(
     port: int = 5000,
     results: str = "ogc-results",
     pool: Literal["local", "docker", "kubernetes"] = "local",
+    storage: str = "",
 ) -> None:
     """Serve every installed package as an OGC API - Processes process; every job is a Prefect flow run.
 
@@ -38,6 +39,8 @@ def serve(
         port: Port to listen on.
         results: Folder or s3:// prefix a job publishes to (RESULTS/JOB_ID/) unless its request says.
         pool: The work pool whose deployments (NAME/POOL) the jobs are runs of: local, docker or kubernetes.
+        storage: Name of a saved 'eoflows-s3-storage' block: the S3 endpoint and credentials of the jobs (results
+            on S3); empty: the workers' AWS_* variables.
     """
     import uvicorn
 
@@ -57,6 +60,11 @@ def serve(
             ui = url.removesuffix("/api")
             print(f"OGC API - Processes at http://{host}:{port}/ (jobs: flow runs on {url}; results: {where})")
             try:
-                uvicorn.run(create_app(ServerSettings(where, pool, ui)), host=host, port=port, log_level="warning")
+                uvicorn.run(
+                    create_app(ServerSettings(where, pool, ui, storage=storage)),
+                    host=host,
+                    port=port,
+                    log_level="warning",
+                )
             except Stopped:  # SIGTERM, the way a server is stopped: uvicorn has shut down, then passed it on
                 print("OGC API - Processes stopped")
