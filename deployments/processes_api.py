@@ -124,10 +124,19 @@ def _time(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def state_kind(run: Any) -> str:
+    """The type of the flow run's state (SCHEDULED before it has one)."""
+    return run.state.type.value if run.state else "SCHEDULED"
+
+
+def job_status(run: Any) -> str:
+    """The OGC status of the job that is flow run `run`."""
+    return STATUS.get(state_kind(run), "accepted")
+
+
 def status_info(run: Any, base: str, settings: ServerSettings) -> dict[str, Any]:
     """The statusInfo of the job that is flow run `run`."""
-    kind = run.state.type.value if run.state else "SCHEDULED"
-    status = STATUS.get(kind, "accepted")
+    kind, status = state_kind(run), job_status(run)
     links = [{"href": f"{base}/jobs/{run.id}", "rel": "self", "type": "application/json", "title": "job status"}]
     if status == "successful":
         links.append({"href": f"{base}/jobs/{run.id}/results", "rel": f"{REL}/results", "type": "application/json",
@@ -182,7 +191,7 @@ def checked_inputs(package: Package, given: Any) -> dict[str, Any]:
 
 def _results(run: Any, settings: ServerSettings) -> dict[str, Any]:
     """The results document of the job that is flow run `run`; an exception when it has none (yet)."""
-    status = STATUS.get(run.state.type.value, "accepted") if run.state else "accepted"
+    status = job_status(run)
     if status == "failed":
         raise ApiError(500, "job-results-failed", "Job failed", f"job {run.id}: failed: {run.state.message}")
     if status == "dismissed":
@@ -316,15 +325,17 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def base(request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
-    async def run_of(client: Any, job_id: str) -> tuple[Any, str]:
+    async def run_of(client: Any, job_id: str) -> tuple[Any, Package]:
+        """The flow run of a job, and the package it is a run of."""
         try:
             run = await client.read_flow_run(UUID(job_id))
             flow = await client.read_flow(run.flow_id)
         except (ValueError, ObjectNotFound):
             raise ApiError(404, "no-such-job", "No such job", f"job {job_id!r}: no such job") from None
-        if flow.name not in installed():
+        package = installed().get(flow.name)
+        if package is None:
             raise ApiError(404, "no-such-job", "No such job", f"job {job_id!r}: not a run of a process here")
-        return run, flow.name
+        return run, package
 
     def described(run: Any, process: str, request: Request) -> dict[str, Any]:
         return {**status_info(run, base(request), settings), "processID": process}
@@ -394,7 +405,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 raise ApiError(503, "server-error", "Process not deployed", detail) from None
             run = await client.create_flow_run_from_deployment(deployment.id, parameters=parameters, tags=[TAG])
             if subscriber:  # a task of this server: callbacks of jobs in flight end with it
-                callbacks.add(task := asyncio.create_task(notify(subscriber, run.id, partial(job_info, request))))
+                callbacks.add(task := asyncio.create_task(notify(subscriber, run.id, partial(job_info, request,
+                                                                                             package))))  # fmt: skip
                 task.add_done_callback(callbacks.discard)
             prefer = request.headers.get("Prefer", "")
             if "respond-async" not in prefer:  # synchronous, within a bounded wait, else as asynchronous
@@ -416,7 +428,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         offset: Annotated[int, Query(ge=0, le=10**9)] = 0,  # (SQLite fails on larger ones)
     ) -> dict[str, Any]:
         limit = min(limit, PAGE_MAX)  # the standard: a larger limit gets the server's largest page
-        names = [name for name in processID or sorted(installed()) if name in installed()]
+        packages = installed()
+        names = [name for name in processID or sorted(packages) if name in packages]
         links = [{"href": str(request.url), "rel": "self", "type": "application/json"}]
         if not names:  # processes that are not here have no jobs
             return {"jobs": [], "links": links}
@@ -434,18 +447,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
                           "type": "application/json"})  # fmt: skip
         return {"jobs": found, "links": links}
 
-    async def job_info(request: Request, client: Any, run: Any) -> dict[str, Any]:
-        process_id = (await client.read_flow(run.flow_id)).name
-        info = described(run, process_id, request)
+    async def job_info(request: Request, package: Package, client: Any, run: Any) -> dict[str, Any]:
+        """The statusInfo of a job of `package`, with its progress while it runs."""
+        info = described(run, package.name, request)
         if info["status"] == "running":
-            info["progress"] = await _progress(client, run, len(_package(process_id).steps))
+            info["progress"] = await _progress(client, run, len(package.steps))
         return info
 
     @app.get("/jobs/{job_id}", responses=problems(_404="no such job"))
     async def job(job_id: str, request: Request) -> dict[str, Any]:
         async with get_client() as client:
-            run, _ = await run_of(client, job_id)
-            return await job_info(request, client, run)
+            run, package = await run_of(client, job_id)
+            return await job_info(request, package, client, run)
 
     @app.get("/jobs/{job_id}/results", responses=problems(_404="no such job, or no results yet", _500="failed"))
     async def results(job_id: str) -> dict[str, Any]:
@@ -456,12 +469,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.delete("/jobs/{job_id}", responses=problems(_404="no such job"))
     async def dismiss(job_id: str, request: Request) -> dict[str, Any]:
         async with get_client() as client:
-            run, process_id = await run_of(client, job_id)
-            kind = run.state.type.value if run.state else "SCHEDULED"
-            if STATUS.get(kind) in ("accepted", "running"):
-                stop = Cancelling if kind == "RUNNING" else Cancelled
+            run, package = await run_of(client, job_id)
+            if job_status(run) in ("accepted", "running"):
+                stop = Cancelling if state_kind(run) == "RUNNING" else Cancelled
                 await client.set_flow_run_state(run.id, stop(message="dismissed through the OGC API"), force=True)
                 run = await client.read_flow_run(run.id)
-        return described(run, process_id, request)
+        return described(run, package.name, request)
 
     return app

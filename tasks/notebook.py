@@ -63,12 +63,17 @@ class NotebookParam:
     help: str
 
 
+def _source(cell: dict[str, Any]) -> str:
+    """A cell's source as one text (nbformat stores it as a string or a list of lines)."""
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
 def parameters_source(notebook: dict[str, Any], where: str) -> str:
     """The source of the code cell tagged ``parameters`` of a notebook (nbformat 4, as JSON)."""
     for cell in notebook.get("cells", []):
         if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            source = cell.get("source", "")
-            return "".join(source) if isinstance(source, list) else source
+            return _source(cell)
     raise NotebookError(f"{where}: no code cell tagged 'parameters' (tag the cell that sets its parameters)")
 
 
@@ -216,9 +221,7 @@ def _title(notebook: dict[str, Any]) -> str:
     """The first line of the notebook's first markdown cell, without its heading marks."""
     for cell in notebook.get("cells", []):
         if cell.get("cell_type") == "markdown":
-            source = cell.get("source", "")
-            text = "".join(source) if isinstance(source, list) else source
-            first = next((line for line in text.splitlines() if line.strip()), "")
+            first = next((line for line in _source(cell).splitlines() if line.strip()), "")
             return first.lstrip("#").strip()
     return ""
 

@@ -103,13 +103,14 @@ def published(uri: str, storage: Any = None) -> dict[str, dict[str, Any]]:
     Executed notebooks (role ``executed-notebook``) are compared by key alone: they record when and where they ran.
     """
     from tasks.data.stac_io import FsspecStacIO, read_bytes
+    from tasks.notebook import EXECUTED
 
     catalog = pystac.Catalog.from_file(uri, stac_io=FsspecStacIO(storage))
     items = {}
     for item in catalog.get_items(recursive=True):
         properties = {k: v for k, v in item.properties.items() if k != "processing:datetime"}
         assets = {k: read_bytes(a.get_absolute_href(), storage, f"asset {k!r}") for k, a in item.assets.items()
-                  if "zarr" not in (a.media_type or "") and "executed-notebook" not in (a.roles or [])}  # fmt: skip
+                  if "zarr" not in (a.media_type or "") and EXECUTED not in (a.roles or [])}  # fmt: skip
         items[item.id] = {"properties": properties, "assets": assets, "keys": sorted(item.assets)}
     return items
 
