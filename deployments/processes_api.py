@@ -18,6 +18,7 @@ import re
 import time
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -26,6 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from eoflows.discovery import installed
+from eoflows.errors import InputError
 from eoflows.package import Package, Role
 
 SPEC = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf"
@@ -40,6 +42,10 @@ STATUS = {"SCHEDULED": "accepted", "PENDING": "accepted", "PAUSED": "accepted", 
 PAGE_MAX = 100  # jobs per page at most (the Prefect API returns 200 flow runs at most per request)
 JobStatus = Literal["accepted", "running", "successful", "failed", "dismissed"]
 TAG = "ogc-api"  # the flow runs made by this API
+DESTINATION_DOC = (
+    "A folder inside the server's results folder (relative to it, or absolute) or an s3:// prefix "
+    "to publish to; default: the server's results."
+)
 #: Flow parameters that the server decides and a request never gives.
 SERVER_SIDE = ("run_id", "storage", "dask")
 
@@ -95,7 +101,7 @@ def inputs_of(package: Package) -> dict[str, dict[str, Any]]:
         if name in SERVER_SIDE or (name not in user and name != "destination"):
             continue
         required = name in (schema.required or []) and name != "destination"
-        doc = user[name].doc if name in user else "Folder or s3:// prefix to publish to (default: the server's)."
+        doc = user[name].doc if name in user else DESTINATION_DOC
         found[name] = {"title": name.replace("_", " ").capitalize(), "description": doc,
                        "schema": _openapi(prop, definitions), "minOccurs": 1 if required else 0,
                        "maxOccurs": 1}  # fmt: skip
@@ -187,6 +193,24 @@ def checked_inputs(package: Package, given: Any) -> dict[str, Any]:
         except jsonschema.ValidationError as exc:
             raise ApiError(400, "invalid-parameter", "Invalid input", f"input {name!r}: {exc.message}") from None
     return dict(given)
+
+
+def _destination(given: str | None, settings: ServerSettings) -> str:
+    """Where a job publishes: the server's results, an s3:// prefix, or a folder inside the results folder.
+
+    A client never makes the workers write anywhere else on their machines: another folder is a 400 naming it.
+    """
+    if given is None or given.startswith("s3://"):
+        return given or settings.results
+    from tasks.data.names import inside
+
+    if settings.results.startswith("s3://"):
+        raise ApiError(400, "invalid-parameter", "Invalid input", f"input 'destination' {given!r}: this server "
+                       "publishes to S3; give an s3:// prefix")  # fmt: skip
+    try:
+        return str(inside(Path(settings.results), Path(settings.results, given), "input 'destination'"))
+    except InputError as exc:
+        raise ApiError(400, "invalid-parameter", "Invalid input", str(exc)) from None
 
 
 def _results(run: Any, settings: ServerSettings) -> dict[str, Any]:
@@ -392,8 +416,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
             raise ApiError(400, "invalid-parameter", "Invalid request", "the request body is not JSON") from None
         inputs = checked_inputs(package, body.get("inputs", {}) if isinstance(body, dict) else None)
         subscriber = checked_subscriber(body.get("subscriber"))
-        parameters = {"destination": settings.results, **({"storage": settings.storage} if settings.storage else {}),
-                      **inputs}  # fmt: skip
+        parameters = {**inputs, "destination": _destination(inputs.get("destination"), settings),
+                      **({"storage": settings.storage} if settings.storage else {})}  # fmt: skip
         async with get_client() as client:
             try:
                 deployment = await client.read_deployment_by_name(f"{package.name}/{settings.pool}")

@@ -330,3 +330,29 @@ def test_schemathesis_finds_nothing_against_the_servers_own_api(deployed: str, t
 
         call()
     assert not failures, "\n".join(sorted(set(failures))[:10])
+
+
+@pytest.mark.parametrize("destination", ["/etc/eoflows", "../elsewhere", "sub/../../up"])
+def test_a_client_cannot_make_the_workers_write_outside_the_results_folder(
+    api: TestClient, destination: str, tmp_path: Path
+) -> None:
+    with get_client(sync_client=True) as client:
+        before = len(client.read_flow_runs())
+    answer = api.post("/processes/downsample/execution", json={"inputs": {"url": "x", "destination": destination}})
+    assert answer.status_code == 400, answer.text
+    results = tmp_path / "results"
+    assert answer.json()["detail"] == (
+        f"input 'destination' {str(Path(results, destination))!r}: resolves outside {str(results)!r}; refused"
+    )
+    with get_client(sync_client=True) as client:
+        assert len(client.read_flow_runs()) == before
+
+
+def test_a_destination_inside_the_results_folder_is_given_to_the_run_as_a_full_path(
+    api: TestClient, tmp_path: Path
+) -> None:
+    job = api.post("/processes/downsample/execution", json={"inputs": {"url": "x", "destination": "team-a"}},
+                   headers={"Prefer": "respond-async"}).json()  # fmt: skip
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(job["jobID"]).parameters["destination"] == str(tmp_path / "results" / "team-a")
+    api.delete(f"/jobs/{job['jobID']}")
