@@ -24,10 +24,11 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import dask
 from prefect_dask import DaskTaskRunner
 
 from blocks.dask_cluster import DaskBlock
-from tasks.windows import LOCAL_CLUSTER
+from tasks.windows import LOCAL_CLUSTER, NO_PROFILER
 
 
 def local_task_runner() -> DaskTaskRunner:
@@ -55,7 +56,7 @@ def local_task_runner() -> DaskTaskRunner:
 def task_runner(settings: DaskBlock | None = None) -> Iterator[DaskTaskRunner]:
     """A started task runner for `settings` (see the module docstring); stopped, and its cluster released, on exit."""
     if settings is None or not settings.enabled:
-        with local_task_runner() as runner:
+        with dask.config.set(NO_PROFILER), local_task_runner() as runner:
             yield runner
         return
     if settings.scheduler_address:

@@ -47,6 +47,9 @@ if TYPE_CHECKING:
 
 M_ARENA_MAX, M_MMAP_THRESHOLD = -8, -3  # glibc mallopt parameters
 LOCAL_CLUSTER = "distributed.LocalCluster"  # the cluster class of the flows' local task runner (flows.runners)
+#: Dask configuration of that in-process cluster: no sampling profiler. Its samples of the worker threads' frames
+#: keep a window's result (a local of the frame) alive after the step wrote it, until the sample is processed.
+NO_PROFILER = {"distributed.worker.profile.enabled": False}
 Tile = tuple[slice, slice]  # rows and columns of a grid
 
 

@@ -5,11 +5,12 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+import dask
 import numpy as np
 import pytest
 
 from eoflows.runtime import Placement
-from tasks.windows import LOCAL_CLUSTER, OnTaskRunner, Threads, Usage, run_windows, tiles
+from tasks.windows import LOCAL_CLUSTER, NO_PROFILER, OnTaskRunner, Threads, Usage, run_windows, tiles
 
 
 def test_tiles_cover_the_grid_once() -> None:
@@ -52,7 +53,8 @@ def in_a_flow(body: Callable[[OnTaskRunner], Any], cluster_class: str | None = L
     runner = DaskTaskRunner(cluster_class=cluster_class,
                             cluster_kwargs={"n_workers": 1, "threads_per_worker": 3, "processes": False,
                                             "dashboard_address": "127.0.0.1:0"})  # fmt: skip
-    return flow(task_runner=runner)(lambda: task(body)(OnTaskRunner(FlowRunContext.get().task_runner)))()
+    with dask.config.set(NO_PROFILER):  # as the flows' local cluster (flows.runners)
+        return flow(task_runner=runner)(lambda: task(body)(OnTaskRunner(FlowRunContext.get().task_runner)))()
 
 
 def test_each_result_is_written_once_and_let_go_before_the_next() -> None:
