@@ -51,7 +51,9 @@ def _temporary_server() -> Iterator[Server]:
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="eoflows-prefect-") as logs:
         log = Path(logs) / "server.log"
-        with started(command, log=log, env=env) as process:
+        # its own session: a terminal's Ctrl-C (SIGINT to the foreground group) reaches eoflows alone, which stops
+        # the run while the server still takes its last reports, then stops the server
+        with started(command, log=log, env=env, start_new_session=True) as process:
             yield Server(process, f"http://127.0.0.1:{port}/api", log)
 
 

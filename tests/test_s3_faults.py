@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import psutil
 import pytest
 import s3fs
 
@@ -43,8 +44,14 @@ def keys(s3: LocalS3, prefix: str) -> set[str]:
 
 def start(env: dict[str, str], *args: str) -> subprocess.Popen:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    return subprocess.Popen([EOFLOWS, *args], env={**clean, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    return subprocess.Popen(
+        [EOFLOWS, *args],
+        env={**clean, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip (a process group, as in a terminal)
 
 
 def stage_out(results: Path, destination: str, run_id: str, env: dict[str, str]) -> subprocess.Popen:
@@ -63,30 +70,39 @@ def test_a_stalled_endpoint_fails_after_a_bounded_number_of_tries(s3: LocalS3, p
     assert 1 <= proxy.connections <= 4  # 2 calls (s3fs) x 2 requests (botocore), not 5 x 5 as by default
 
 
-@pytest.mark.parametrize("command", ["step", "run"])
-def test_sigterm_ends_a_run_stalled_mid_upload_within_seconds(
-    command: str, s3: LocalS3, proxy: FaultProxy, results: Path, sample_item: Path
+@pytest.mark.parametrize(("command", "stop"), [("step", "SIGTERM"), ("run", "SIGTERM"), ("run", "Ctrl-C")])
+def test_a_stop_ends_a_run_stalled_mid_upload_within_seconds(
+    command: str, stop: str, s3: LocalS3, proxy: FaultProxy, results: Path, sample_item: Path, tmp_path: Path
 ) -> None:
-    """The endpoint hangs halfway through the upload; SIGTERM ends the run at once, its clean-up bounded."""
+    """The endpoint hangs halfway through the upload; SIGTERM, or Ctrl-C in a terminal (SIGINT to the whole
+    process group, the run's own temporary Prefect server with it), ends the run at once, its clean-up bounded."""
     proxy.mode, proxy.after = "stall", 100_000  # the claim and some of the files go through
     env = {**s3.env(), "AWS_ENDPOINT_URL_S3": proxy.url}
-    destination = f"s3://eoflows-results/term-{command}"
+    if stop == "Ctrl-C":  # no PREFECT_API_URL: a temporary server of the run's own
+        env |= {"PREFECT_API_URL": "", "PREFECT_HOME": str(tmp_path / "home")}
+    destination = f"s3://eoflows-results/{stop}-{command}"
     if command == "step":
         running = stage_out(results, destination, "r1", env)
     else:
         running = start(env, "run", "s2-indices", "--item", str(sample_item), "--destination", destination,
                         "--run-id", "r1", "--products", "ndvi")  # fmt: skip
     assert proxy.faulted.wait(120), "the run never reached S3"
-    running.send_signal(signal.SIGTERM)
+    children = psutil.Process(running.pid).children(recursive=True)
+    if stop == "Ctrl-C":
+        os.killpg(running.pid, signal.SIGINT)
+    else:
+        running.send_signal(signal.SIGTERM)
     try:
         _, err = running.communicate(timeout=10)
     except subprocess.TimeoutExpired:
         running.kill()
         _, err = running.communicate()
-        raise AssertionError(f"still running 10 s after SIGTERM: {err}") from None
+        raise AssertionError(f"still running 10 s after {stop}: {err}") from None
     assert running.returncode == 1, err
-    assert err.strip().splitlines()[-1] == "eoflows: error: stopped by signal SIGTERM", err
+    name = "SIGINT" if stop == "Ctrl-C" else stop
+    assert err.strip().splitlines()[-1] == f"eoflows: error: stopped by signal {name}", err
     assert "Traceback" not in err
+    assert psutil.wait_procs(children, timeout=5)[1] == []  # the temporary server stopped after the run
 
 
 def test_a_cut_upload_is_cleared_by_the_next_attempt(s3: LocalS3, proxy: FaultProxy, results: Path) -> None:

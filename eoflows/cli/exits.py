@@ -1,6 +1,7 @@
 """What an `eoflows` command's error becomes: one line on standard error and an exit status, in one place.
 
-- 1: bad input or an unusable location (`EoflowsError`: the message names the input and what is wrong);
+- 1: bad input or an unusable location (`EoflowsError`: the message names the input and what is wrong), or a
+  stop asked for (SIGTERM, and Ctrl-C: SIGINT);
 - 2: a malformed command line (cyclopts' usage errors);
 - 3: a bug in eoflows (any other error: its traceback is logged first).
 """
@@ -41,6 +42,9 @@ def exit_status(log: logging.Logger) -> Iterator[Exit]:
         ended.status = USAGE_ERROR
     except EoflowsError as error:
         print(f"eoflows: error: {one_line(error)}", file=sys.stderr)
+        ended.status = INPUT_ERROR
+    except KeyboardInterrupt:  # Ctrl-C: stopped like SIGTERM (`Stopped`), the clean-up done on the way out
+        print("eoflows: error: stopped by signal SIGINT", file=sys.stderr)
         ended.status = INPUT_ERROR
     except Exception as error:  # a bug: the whole traceback, and a status of its own
         log.exception("internal error")
