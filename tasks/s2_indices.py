@@ -11,9 +11,9 @@ import warnings
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import zarr
 
 from eoflows import __version__
 from eoflows.errors import InputError
@@ -23,15 +23,6 @@ from eoflows.settings import DaskSettings, S3Settings
 from tasks.data.eopf import EopfSource, check_eopf_l2a, missing_chunks, open_source
 from tasks.data.item_folder import ItemFolder
 from tasks.data.png import png_bytes
-from tasks.data.products_store import (
-    Chunk,
-    chunk_path,
-    chunk_templates,
-    create_store,
-    encode_window,
-    write_chunks,
-    write_window,
-)
 from tasks.data.stac_io import read_item
 from tasks.data.stac_items import indices_item, stored_size
 from tasks.data.staging import (
@@ -55,6 +46,9 @@ from tasks.science.indices import (
 )
 from tasks.science.quicklook import Sampling, assemble, product_piece
 from tasks.windows import Tile, report_usage, run_windows, tiles
+
+if TYPE_CHECKING:
+    from tasks.data.products_store import Chunk
 
 QUICKLOOK_BANDS = COMPOSITES["rgb"]
 GRID_BAND = "b04"  # the products' grid: 10 m (20 m bands repeated 2 x 2, as the original application does)
@@ -92,7 +86,7 @@ def stage_in_eopf(item: str, output: OutputDir, storage: S3Settings | None = Non
 class IndicesWindow:
     """What one window of the compute sends back to the step: chunks, quicklook piece, bytes decoded and made."""
 
-    chunks: list[Chunk]  # none when the window wrote them itself
+    chunks: list["Chunk"]  # none when the window wrote them itself
     position: tuple[int, int]  # where the piece goes in the quicklook
     piece: np.ndarray
     read: int  # input bytes decoded
@@ -109,6 +103,8 @@ def process_window(
     window: Tile,
 ) -> "IndicesWindow":
     """Read and compute one window; write its chunks into `store`, or return them encoded when None."""
+    from tasks.data.products_store import encode_window, write_window
+
     rows, cols = window
     needed, shown = bands_read(products), quicklook_of(products)
     dn = {b: source.read(b, rows, cols) for b in needed}
@@ -170,6 +166,10 @@ def compute_indices(
         encoding: Indices as float32 (NaN: no data), or compact: int16 steps of 1e-4 with CF scale_factor and
             _FillValue -32768 (about half the size; xarray and rioxarray read floats, within 5e-5).
     """
+    import zarr  # zarr (a third of a second): when the step runs, not when its command parses or shows help
+
+    from tasks.data.products_store import chunk_path, chunk_templates, create_store, write_chunks
+
     products = list(dict.fromkeys(products))
     unknown = [p for p in products if p not in PRODUCTS]
     if unknown or not products:

@@ -9,11 +9,10 @@ from the arrays' CF attributes, else the assets' `raster:scale` / `raster:offset
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pystac
-import zarr
 from pyproj import CRS
 from pyproj.exceptions import CRSError
 
@@ -23,6 +22,9 @@ from tasks.data.grid import Grid
 from tasks.data.sentinel2 import BANDS, band_name, band_path, check_sentinel2_l2a
 from tasks.data.storage import open_zarr_group, open_zarr_group_with, storage_options
 from tasks.science.indices import Coding
+
+if TYPE_CHECKING:
+    import zarr
 
 
 @dataclass(frozen=True)
@@ -134,12 +136,14 @@ def crs_of(item: pystac.Item, root_attrs: dict[str, Any], href: str) -> str:
 
 
 @lru_cache(maxsize=32)
-def _group(store: str, options: str) -> zarr.Group:
+def _group(store: str, options: str) -> "zarr.Group":
     return open_zarr_group_with(store, json.loads(options))
 
 
-def open_array(store: str, path: str, storage: S3Settings | None = None) -> zarr.Array:
+def open_array(store: str, path: str, storage: S3Settings | None = None) -> "zarr.Array":
     """An array of a store (the store's metadata is opened once per process and set of credentials)."""
+    import zarr  # a third of a second: when a step reads, not when it starts
+
     group = _group(store, json.dumps(storage_options(store, storage), sort_keys=True))
     node = group[path]
     if not isinstance(node, zarr.Array):
@@ -147,7 +151,7 @@ def open_array(store: str, path: str, storage: S3Settings | None = None) -> zarr
     return node
 
 
-def _grid_of(group: zarr.Group, array: zarr.Array, crs: str, where: str) -> Grid:
+def _grid_of(group: "zarr.Group", array: "zarr.Array", crs: str, where: str) -> Grid:
     height, width = array.shape
     if "x" in group and "y" in group:
         x, y = np.asarray(group["x"][:2], dtype=np.float64), np.asarray(group["y"][:2], dtype=np.float64)
@@ -159,7 +163,7 @@ def _grid_of(group: zarr.Group, array: zarr.Array, crs: str, where: str) -> Grid
     raise InputError(f"{where}: no x/y coordinates and no proj:transform; cannot place it on a grid")
 
 
-def _coding(array: zarr.Array, asset: pystac.Asset | None, where: str) -> Coding:
+def _coding(array: "zarr.Array", asset: pystac.Asset | None, where: str) -> Coding:
     if array.dtype.kind not in "ui" or array.dtype.itemsize > 2:
         raise InputError(f"{where}: data type {array.dtype}; expected 8- or 16-bit integer digital numbers")
     attrs, extra = array.attrs, (asset.extra_fields if asset else {})
@@ -177,6 +181,8 @@ def open_source(item: pystac.Item, href: str, bands: list[str], storage: S3Setti
 
     The grid and chunking are those of `grid_band` (only its metadata is read), by default the finest of `bands`.
     """
+    import zarr
+
     store = check_eopf_l2a(item, href)
     try:
         root = open_zarr_group(store, storage)

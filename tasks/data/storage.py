@@ -4,35 +4,23 @@ All remote I/O of eoflows goes through here, so credentials are applied in one p
 """
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import fsspec
-import s3fs
-import zarr
 from fsspec import AbstractFileSystem
 
 from eoflows.settings import S3Settings
 
+if TYPE_CHECKING:
+    import zarr
+
 REMOTE_SCHEMES = ("http", "https", "s3")
 
 
-class S3FileSystem(s3fs.S3FileSystem):
-    """s3fs whose own retry loop makes as many tries as botocore's configuration says (`S3Settings.attempts`).
-
-    s3fs retries a timed-out call five times on top of botocore's tries; bounded by the same setting, a stalled
-    endpoint fails in `attempts` x `attempts` x `read_timeout` seconds wherever fsspec opens ``s3://`` (our
-    code, zarr, xarray, in this process and in Dask workers, which import this module with the tasks).
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        tries = ((kwargs.get("config_kwargs") or {}).get("retries") or {}).get("total_max_attempts")
-        if tries is not None:
-            self.retries = tries
-
-
-fsspec.register_implementation("s3", S3FileSystem, clobber=True)
+#: ``s3://`` opens with `tasks.data.s3_filesystem.S3FileSystem`, imported on first use: s3fs (and aiohttp) take a
+#: third of a second to import, which a step command asked for its help does not pay.
+fsspec.register_implementation("s3", "tasks.data.s3_filesystem.S3FileSystem", clobber=True)
 
 
 def scheme(url: str) -> str:
@@ -78,13 +66,15 @@ def join(base: str, *parts: str) -> str:
     return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
-def open_zarr_group(url: str, storage: S3Settings | None = None, mode: str = "r") -> zarr.Group:
+def open_zarr_group(url: str, storage: S3Settings | None = None, mode: str = "r") -> "zarr.Group":
     """Open the Zarr group at `url` (local path or URL)."""
     return open_zarr_group_with(url, storage_options(url, storage), mode)
 
 
-def open_zarr_group_with(url: str, options: dict[str, Any], mode: str = "r") -> zarr.Group:
+def open_zarr_group_with(url: str, options: dict[str, Any], mode: str = "r") -> "zarr.Group":
     """Open the Zarr group at `url` with explicit fsspec `options`."""
+    import zarr  # a third of a second: when a step reads, not when it starts
+
     if is_remote(url):
         return zarr.open_group(url, mode=mode, storage_options=options)
     return zarr.open_group(url.removeprefix("file://"), mode=mode)
