@@ -2,12 +2,13 @@
 
     make bench            (or: .venv/bin/python bench/startup.py [--runs 5])
 
-Times, each the median of several runs in this one benchmark run, against its target (issue 19):
-- `eoflows --version` (target 0.3 s) and `eoflows step <package> compute --help` (target 1.0 s);
-- a step's first read: from starting `eoflows step s2-indices compute` until its first log line, which it
-  writes once it has opened the staged item and the source product's metadata (target 1.5 s);
-- the floor: `python -c pass` of the same interpreter.
-It also lists what a step command imports that it should not (Prefect, the flows, dask.array).
+Times, each the median of several runs in this one benchmark run, as multiples of `python -c "import numpy"`
+of the same interpreter (what any step pays at least), in two parts:
+- parsing: `eoflows --version`, `eoflows step <package> compute --help` and a usage error of a step (goal of
+  issue 32: <= 8x), which import nothing the step does not need to parse its arguments;
+- running: from starting `eoflows step s2-indices compute` until its first log line, which it writes once it
+  has opened the staged item and the source product's metadata.
+It also lists what a step command imports that it should not (Prefect, the flows, Zarr, s3fs, xarray, Dask).
 """
 
 import argparse
@@ -20,15 +21,22 @@ import tempfile
 import time
 from pathlib import Path
 
+from eoflows.cli.exits import USAGE_ERROR
+
 EOFLOWS = str(Path(sys.executable).with_name("eoflows"))
 PACKAGES = ("s2-indices", "burned-area", "downsample")
 
 
-def timed(command: list[str]) -> float:
-    """Wall time of `command` (it must succeed)."""
+def timed(command: list[str], status: int = 0) -> float:
+    """Wall time of `command` (it must end with `status`)."""
     t0 = time.perf_counter()
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - t0
+    if done.returncode != status:
+        raise SystemExit(
+            f"[bench] {' '.join(command)} ended with {done.returncode}, not {status}:\n{done.stderr[-2000:]}"
+        )
+    return seconds
 
 
 def first_line(command: list[str]) -> float:
@@ -50,9 +58,10 @@ def median(runs: int, measure, *args) -> float:
     return statistics.median(measure(*args) for _ in range(runs))
 
 
-#: Modules a step command should not need (but its own step module), and what imports them in a fresh interpreter.
-HEAVY = ("prefect", "flows", "flows.build", "dask.array", "distributed", "papermill", "tasks.s2_indices",
-         "tasks.burned_area", "tasks.downsample", "tasks.downsample_notebook")  # fmt: skip
+#: Modules a step command should not need to parse its arguments (but its own step module), and what imports them
+#: in a fresh interpreter: what runs the step is imported when it runs.
+HEAVY = ("prefect", "flows", "flows.build", "zarr", "s3fs", "aiohttp", "xarray", "dask", "distributed", "papermill",
+         "tasks.s2_indices", "tasks.burned_area", "tasks.downsample", "tasks.downsample_notebook")  # fmt: skip
 PROBE = f"""
 import sys
 from eoflows.cli import main
@@ -64,13 +73,26 @@ print("STATUS", status, "IMPORTED", *(m for m in {HEAVY!r} if m in sys.modules))
 """
 
 
-def imported_by(*args: str) -> list[str]:
-    """The `HEAVY` modules `eoflows ARGS` imports, run in a fresh interpreter (it must succeed)."""
+def imported_by(*args: str, status: int = 0) -> list[str]:
+    """The `HEAVY` modules `eoflows ARGS` imports, run in a fresh interpreter (it must end with `status`)."""
     done = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, timeout=300)
-    status, imported = done.stdout.splitlines()[-1].removeprefix("STATUS ").split(" IMPORTED")
-    if status not in ("0", "None"):
-        raise RuntimeError(f"eoflows {' '.join(args)} failed (status {status}): {done.stderr[-2000:]}")
+    ended, imported = done.stdout.splitlines()[-1].removeprefix("STATUS ").split(" IMPORTED")
+    if int(ended if ended != "None" else 0) != status:
+        raise RuntimeError(f"eoflows {' '.join(args)} ended with {ended}, not {status}: {done.stderr[-2000:]}")
     return imported.split()
+
+
+#: Goals: a multiple of `python -c "import numpy"` ("x", issue 32) or seconds ("s", issue 19).
+PARSE_GOAL, VERSION_GOAL, FIRST_READ_GOAL = (8.0, "x"), (0.3, "s"), (1.5, "s")
+
+
+def report(rows: list[tuple[str, float, tuple[float, str] | None]], numpy: float) -> None:
+    """One line per (label, seconds, goal): the seconds, their multiple of `numpy`, the goal and whether it is met."""
+    for label, seconds, goal in rows:
+        ratio = seconds / numpy
+        met = "" if goal is None else "met" if (ratio if goal[1] == "x" else seconds) <= goal[0] else "NOT MET"
+        shown = "" if goal is None else f"<= {goal[0]:g}{'x' if goal[1] == 'x' else ' s'}"
+        print(f"{label:<58} {seconds:>7.2f} {ratio:>7.1f}x {shown:>8} {met}")
 
 
 def main() -> None:
@@ -85,11 +107,16 @@ def main() -> None:
         subprocess.run([EOFLOWS, "step", "s2-indices", "stage-in", "--item", str(item), "--output",
                         str(work / "staged")], check=True, capture_output=True)  # fmt: skip
         env_note = f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
-        rows = [("python -c pass (floor)", median(runs, timed, [sys.executable, "-c", "pass"]), None),
-                ("eoflows --version", median(runs, timed, [EOFLOWS, "--version"]), 0.3)]  # fmt: skip
+        floor = median(runs, timed, [sys.executable, "-c", "pass"])
+        numpy = median(runs, timed, [sys.executable, "-c", "import numpy"])
+        parsing = [("eoflows --version", median(runs, timed, [EOFLOWS, "--version"]), VERSION_GOAL)]
         for package in PACKAGES:
             command = [EOFLOWS, "step", package, "compute", "--help"]
-            rows.append((f"eoflows step {package} compute --help", median(runs, timed, command), 1.0))
+            parsing.append((f"eoflows step {package} compute --help", median(runs, timed, command), PARSE_GOAL))
+        wrong = [EOFLOWS, "step", "s2-indices", "compute", "--input", str(work / "staged"), "--output",
+                 str(work / "out"), "--products", "nope"]  # fmt: skip
+        parsing.append(("eoflows step s2-indices compute --products nope (usage)",
+                        median(runs, timed, wrong, USAGE_ERROR), PARSE_GOAL))  # fmt: skip
 
         def compute() -> float:
             out = work / "out"
@@ -97,16 +124,18 @@ def main() -> None:
             return first_line([EOFLOWS, "step", "s2-indices", "compute", "--input", str(work / "staged"),
                                "--output", str(out), "--products", "ndvi"])  # fmt: skip
 
-        rows.append(("s2-indices compute: start -> first read done", median(runs, compute), 1.5))
+        running = [("eoflows step s2-indices compute: start -> first read done", median(runs, compute),
+                    FIRST_READ_GOAL)]  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nstart-up of eoflows commands, median of {runs} runs ({env_note})\n")
-    print(f"{'command':<48} {'seconds':>8} {'target':>7} {'ratio':>6}")
-    for label, seconds, target in rows:
-        ratio = f"{seconds / target:.2f}" if target else ""
-        print(f"{label:<48} {seconds:>8.2f} {target or '':>7} {ratio:>6}")
+    print(f"\nstart-up of eoflows commands, median of {runs} runs ({env_note}): seconds, and multiples of")
+    print(f'python -c "import numpy" ({numpy:.3f} s; python -c pass: {floor:.3f} s)\n')
+    print(f"{'parsing: help and usage errors':<58} {'seconds':>7} {'x numpy':>8} {'goal':>8}")
+    report(parsing, numpy)
+    print(f"\n{'running':<58} {'seconds':>7} {'x numpy':>8} {'goal':>8}")
+    report(running, numpy)
     heavy = [m for m in imported_by("step", "s2-indices", "compute", "--help") if m != "tasks.s2_indices"]
-    print(f"\nimported by a step command and not needed: {', '.join(heavy) if heavy else 'none'}")
+    print(f"\nimported by a step command's help and not needed: {', '.join(heavy) if heavy else 'none'}")
 
 
 if __name__ == "__main__":

@@ -171,9 +171,14 @@ def test_only_commands_that_need_the_packages_import_them(args: list[str], impor
 
 
 @pytest.mark.parametrize("package", sorted(PACKAGES))
-def test_a_step_command_imports_its_own_package_and_not_prefect(package: str) -> None:
-    """What a CWL tool runs starts light: no Prefect, no flows, no other package, no Dask array (issue 19)."""
-    assert imported_by("step", package, "compute", "--help") == [f"tasks.{package.replace('-', '_')}"]
+@pytest.mark.parametrize(
+    ("args", "status"), [(["--help"], 0), (["--input", "in", "--output", "out", "--nope", "1"], 2)]
+)
+def test_a_step_command_imports_its_own_package_and_not_prefect(package: str, args: list[str], status: int) -> None:
+    """What a CWL tool runs starts light (issues 19, 32): its help and usage errors import no Prefect, no flows, no
+    other package, nor what runs the step (Zarr, s3fs and aiohttp, xarray, Dask): `bench.startup.HEAVY`."""
+    imported = imported_by("step", package, "compute", *args, status=status)
+    assert imported == [f"tasks.{package.replace('-', '_')}"]
 
 
 def test_a_step_runs_without_importing_prefect(sample_item: Path, tmp_path: Path) -> None:
