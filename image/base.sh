@@ -3,14 +3,16 @@
 # into the engine as eoflows-base:bookworm. Its python3 is CPython 3.11, like python:3.11-slim's.
 #
 #   image/base.sh            prints the tag; does nothing when the engine already has it
+#   EOFLOWS_BASE_SUITE=trixie image/base.sh      another Debian release (eoflows-base:trixie, CPython 3.13), as
+#                            tests/test_gdal_reads.py uses for GDAL >= 3.11 (rasterio 1.5 needs Python >= 3.12)
 #
 # The root file system is kept as a tarball in the cache (EOFLOWS_IMAGE_CACHE, default ~/.cache/eoflows/image),
 # so an engine that lost the image gets it back without debootstrap. Needs root (debootstrap and chroot);
 # installs debootstrap with apt-get when missing.
 set -euo pipefail
 
-TAG=${EOFLOWS_BASE:-eoflows-base:bookworm}
-SUITE=bookworm
+SUITE=${EOFLOWS_BASE_SUITE:-bookworm}
+TAG=${EOFLOWS_BASE:-eoflows-base:$SUITE}
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # python3-venv: the venv of the image (ensurepip); the wheels need nothing else (manylinux: they bring their
 # own libraries and use only glibc, libstdc++, libgcc_s and zlib, all in minbase)

@@ -3,6 +3,8 @@
     python3 image/wheelhouse.py CACHE BASE    prints the wheelhouse folder (CACHE/wheels-<key>), downloaded if missing
     python3 image/wheelhouse.py --extra BASE WHEELHOUSE DEST
                                               adds to DEST what the package wheels in DEST need beyond WHEELHOUSE
+    python3 image/wheelhouse.py --site CACHE BASE REQUIREMENT...
+                                              prints a folder (CACHE/site-<key>) of REQUIREMENT installed for BASE
 
 The wheels are for the python3 of the base image BASE (CPython 3.11 on Debian bookworm's glibc, x86_64), which
 is asked for its marker environment once (`docker run --network none`). The host's pip downloads them (its
@@ -108,11 +110,42 @@ def pins(folder: Path) -> list[str]:
     return names
 
 
+def pip_for(env: dict[str, str], action: str, dest: Path, requirements: list[str]) -> None:
+    """Run pip `action` (download, install) of the wheels of `requirements` for the image into `dest`."""
+    markers = json.dumps({k: v for k, v in env.items() if k != "glibc"})
+    command = [sys.executable, "-c", PIP_SHIM, markers, action, "--only-binary=:all:", *target_options(env)]
+    where = ["--dest", str(dest)] if action == "download" else ["--target", str(dest)]
+    subprocess.run([*command, *where, "--quiet", "--disable-pip-version-check", *requirements], check=True)
+
+
 def download(requirements: list[str], env: dict[str, str], dest: Path) -> None:
     """`pip download` the wheels of `requirements` (and of their dependencies) for the image into `dest`."""
-    markers = json.dumps({k: v for k, v in env.items() if k != "glibc"})
-    command = [sys.executable, "-c", PIP_SHIM, markers, "download", "--only-binary=:all:", *target_options(env)]
-    subprocess.run([*command, "--dest", str(dest), "--quiet", "--disable-pip-version-check", *requirements], check=True)
+    pip_for(env, "download", dest, requirements)
+
+
+def site(cache: Path, base: str, requirements: list[str]) -> Path:
+    """A folder of `requirements` installed for the python3 of image `base` (for its PYTHONPATH), cached.
+
+    For tools run in a base image without a build (tests/test_gdal_reads.py: rasterio and odc-stac in Debian trixie).
+    """
+    env = image_environment(base)
+    wanted = {"requirements": requirements, "environment": inputs(ROOT / "pyproject.toml", env)["environment"]}
+    folder = cache / f"site-{hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:16]}"
+    if folder.is_dir():
+        return folder
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=cache))
+    try:
+        print(f"image/wheelhouse.py: installing {' '.join(requirements)} into {folder.name}", file=sys.stderr)
+        wheels = partial / ".wheels"
+        download(requirements, env, wheels)  # resolved for the image; pip install would check the host's python
+        pip_for(env, "install", partial, ["--no-deps", "--ignore-requires-python", *map(str, wheels.glob("*.whl"))])
+        shutil.rmtree(wheels)
+        partial.chmod(0o755)
+        partial.rename(folder)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return folder
 
 
 def wheelhouse(cache: Path, base: str, pyproject: Path = ROOT / "pyproject.toml") -> Path:
@@ -175,6 +208,8 @@ def extra_wheels(base: str, wheelhouse_folder: Path, dest: Path) -> list[str]:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--extra"] and len(sys.argv) == 5:
         print(" ".join(extra_wheels(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))))
+    elif sys.argv[1:2] == ["--site"] and len(sys.argv) > 4:
+        print(site(Path(sys.argv[2]), sys.argv[3], sys.argv[4:]))
     elif len(sys.argv) == 3:
         print(wheelhouse(Path(sys.argv[1]), sys.argv[2]))
     else:

@@ -1,4 +1,5 @@
-"""Damaged data is noticed: missing input chunks are counted (or refused), corrupted output chunks fail to read."""
+"""Damaged data is noticed: missing input chunks are counted (or refused), corrupted output chunks fail to read
+(GDAL too: tests/test_gdal_reads.py)."""
 
 import json
 import logging
@@ -52,13 +53,13 @@ def test_a_corrupted_output_chunk_fails_to_read(sample_item: Path, tmp_path: Pat
         stage_in_eopf(str(sample_item), tmp_path / "staged"), tmp_path / "out", alone(), products=["ndvi"]
     )
     store = next(out.glob("*/*.zarr"))
-    codecs = [c["name"] for c in json.loads((store / "ndvi" / "zarr.json").read_text())["codecs"]]
-    assert codecs[-1] == "crc32c", codecs  # after compression: it checks the stored bytes
+    codecs = json.loads((store / "ndvi" / "zarr.json").read_text())["codecs"]
+    assert codecs[-1] == {"name": "zstd", "configuration": {"level": 3, "checksum": True}}, codecs  # GDAL reads it
     chunk = store / "ndvi" / "c" / "1" / "1"
     data = bytearray(chunk.read_bytes())
     intact = xr.open_zarr(store).ndvi.values
     data[100:400] = bytes(300)  # 300 zeroed bytes, as in a damaged copy
     chunk.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="checksum"):
+    with pytest.raises(RuntimeError, match="Zstd decompression error"):  # the frame's checksum, or its structure
         xr.open_zarr(store).ndvi.values  # noqa: B018
     assert np.isfinite(intact).any()
