@@ -32,7 +32,8 @@ bench: install
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/monitor.py
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python bench/load.py
 
-# the Docker image eoflows:<version>, with no registry (image/build.sh; the tests build it the same way);
+# the Docker image ghcr.io/eoflows/eoflows:<version> (the name the deployments run), with no registry
+# (image/build.sh; the tests build it the same way);
 # EXTRA="folder-or-wheel ..." installs application packages of one's own into it too
 image: install
 	PYTHON=$(abspath $(BIN))/python EXTRA="$(EXTRA)" image/build.sh

@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
-# Build eoflows:<version> from the root Dockerfile with no registry: nothing pulled, nothing downloaded in the build.
+# Build the eoflows image from the root Dockerfile with no registry: nothing pulled, nothing downloaded in the build.
+# Its tag is the name deployments run, eoflows.IMAGE (ghcr.io/eoflows/eoflows:<version>): the Docker pool finds
+# it in the engine and pulls nothing; `docker push` publishes it. EOFLOWS_IMAGE=NAME builds another name (then
+# `eoflows deploy --image NAME`).
 #
 #   image/build.sh          (make image; prints the tag on stdout, the steps on stderr)
 #   EXTRA="path/to/my-package other.whl" image/build.sh      (make image EXTRA="..."): with more packages
@@ -27,7 +30,9 @@ flock 9
 
 version=$("$PYTHON" -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb"))["project"]["version"])' \
     "$ROOT/pyproject.toml")
-tag=${EOFLOWS_IMAGE:-eoflows:$version}
+repository=$(sed -n 's/^IMAGE_REPOSITORY = "\(.*\)"$/\1/p' "$ROOT/eoflows/__init__.py")  # eoflows.IMAGE's
+[ -n "$repository" ] || { echo "image/build.sh: no IMAGE_REPOSITORY in eoflows/__init__.py" >&2; exit 1; }
+tag=${EOFLOWS_IMAGE:-$repository:$version}
 
 base=$("$ROOT/image/base.sh")
 wheels=$("$PYTHON" "$ROOT/image/wheelhouse.py" "$EOFLOWS_IMAGE_CACHE" "$base")
