@@ -4,6 +4,7 @@ Idempotent: pools are created or updated, deployments are upserted, and schedule
 survive (prefect.yaml gives `schedules` only to the deployment that keeps them in YAML).
 """
 
+import contextlib
 import copy
 import datetime as dt
 import subprocess
@@ -16,10 +17,12 @@ import yaml
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.objects import StateType
+from prefect.exceptions import ObjectNotFound
 from prefect.workers.process import ProcessWorker
 
 from blocks.calrissian import CalrissianBlock
 from blocks.dask_cluster import DaskBlock
+from blocks.ogc_process import OgcProcessBlock
 from blocks.s3 import S3Block
 from deployments.kubernetes import K8S_POOL, base_job_template
 from eoflows import IMAGE
@@ -32,7 +35,7 @@ DOCKER_POOL = "eoflows-docker"
 
 def register_blocks() -> list[str]:
     """Register eoflows' block types with the Prefect API; return their slugs."""
-    blocks = (S3Block, DaskBlock, CalrissianBlock)
+    blocks = (S3Block, DaskBlock, CalrissianBlock, OgcProcessBlock)
     for block in blocks:
         block.register_type_and_schema()
     return [block.get_block_type_slug() for block in blocks]
@@ -41,12 +44,12 @@ def register_blocks() -> list[str]:
 def docker_job_template(image: str = IMAGE) -> dict:
     """prefect-docker's base job template with eoflows' defaults.
 
-    The eoflows image, used when present (an image built here by `make image` runs without a registry), and
-    containers removed when their run ends.
+    The eoflows image (`make image` builds it under this name), never pulled when present, so a local build runs
+    without a registry; containers removed when their run ends.
     """
-    from prefect_docker.worker import DockerWorker
+    from deployments.docker_worker import EoflowsDockerWorker
 
-    template = DockerWorker.get_default_base_job_template()
+    template = EoflowsDockerWorker.get_default_base_job_template()
     variables = template["variables"]["properties"]
     variables["image"]["default"] = image
     variables["image_pull_policy"]["default"] = "IfNotPresent"
@@ -56,17 +59,23 @@ def docker_job_template(image: str = IMAGE) -> dict:
 
 def ensure_pools(image: str = IMAGE, namespace: str = "eoflows") -> list[str]:
     """Create or update the process pool, the Docker pool and the Kubernetes pool (eoflows' job templates)."""
+    from deployments.docker_worker import WORKER_TYPE
+
     k8s = base_job_template(image, namespace)
     pools = [
         WorkPoolCreate(name=LOCAL_POOL, type="process", base_job_template=ProcessWorker.get_default_base_job_template(),
                        description="Runs eoflows flows on this machine (local Dask or a Dask Gateway)."),
-        WorkPoolCreate(name=DOCKER_POOL, type="docker", base_job_template=docker_job_template(image),
-                       description="Runs eoflows flows in containers of the eoflows image (prefect-docker)."),
+        WorkPoolCreate(name=DOCKER_POOL, type=WORKER_TYPE, base_job_template=docker_job_template(image),
+                       description="Runs eoflows flows in containers of the eoflows image (prefect-docker; a "
+                       "missing image fails its run in one line)."),
         WorkPoolCreate(name=K8S_POOL, type="kubernetes", base_job_template=k8s,
                        description="Runs eoflows flows as Kubernetes Jobs with the eoflows image."),
     ]  # fmt: skip
     with get_client(sync_client=True) as client:
         for pool in pools:
+            with contextlib.suppress(ObjectNotFound):
+                if client.read_work_pool(pool.name).type != pool.type:  # made by an older eoflows: a type is for life
+                    client.delete_work_pool(pool.name)  # its deployments move to the new pool in `deploy_all`
             client.create_work_pool(pool, overwrite=True)
     return [pool.name for pool in pools]
 
@@ -84,7 +93,6 @@ def ensure_crash_detection() -> str:
     from prefect.events.actions import ChangeFlowRunState
     from prefect.events.schemas.automations import EventTrigger, Posture
     from prefect.events.schemas.events import ResourceSpecification
-    from prefect.exceptions import ObjectNotFound
     from prefect.settings import get_current_settings
 
     try:

@@ -126,7 +126,7 @@ def test_the_docker_container_of_a_deployment(deployed: str) -> None:
     dep = deployment("burned-area/docker")
     with get_client(sync_client=True) as client:
         pool = client.read_work_pool("eoflows-docker")
-    assert pool.type == "docker"
+    assert pool.type == "eoflows-docker"  # deployments.docker_worker
     render = DockerWorkerJobConfiguration.from_template_and_values(pool.base_job_template, dep.job_variables)
     config = asyncio.run(render)
     assert (config.image, config.image_pull_policy, config.network_mode) == (IMAGE, "IfNotPresent", "host")
