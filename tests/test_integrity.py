@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from eoflows.cli import main
 from eoflows.errors import InputError
+from eoflows.local.s3 import LocalS3
+from tasks.data.staging import stage_out
 from tasks.s2_indices import compute_indices, stage_in_eopf
 from tests.steps import alone
 
@@ -48,7 +51,9 @@ def test_strict_refuses_missing_chunks_before_writing(damaged_item: Path, tmp_pa
     assert not (tmp_path / "out").exists()
 
 
-def test_a_corrupted_output_chunk_fails_to_read(sample_item: Path, tmp_path: Path) -> None:
+def test_a_corrupted_output_chunk_fails_to_read_and_verify_names_it(
+    sample_item: Path, tmp_path: Path, s3: LocalS3, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = compute_indices(
         stage_in_eopf(str(sample_item), tmp_path / "staged"), tmp_path / "out", alone(), products=["ndvi"]
     )
@@ -56,10 +61,21 @@ def test_a_corrupted_output_chunk_fails_to_read(sample_item: Path, tmp_path: Pat
     codecs = json.loads((store / "ndvi" / "zarr.json").read_text())["codecs"]
     assert codecs[-1] == {"name": "zstd", "configuration": {"level": 3, "checksum": True}}, codecs  # GDAL reads it
     chunk = store / "ndvi" / "c" / "1" / "1"
-    data = bytearray(chunk.read_bytes())
+    original = chunk.read_bytes()
+    data = bytearray(original)
     intact = xr.open_zarr(store).ndvi.values
     data[100:400] = bytes(300)  # 300 zeroed bytes, as in a damaged copy
     chunk.write_bytes(bytes(data))
     with pytest.raises(RuntimeError, match="Zstd decompression error"):  # the frame's checksum, or its structure
         xr.open_zarr(store).ndvi.values  # noqa: B018
     assert np.isfinite(intact).any()
+    assert main(["verify", str(out)]) == 1  # the results folder: each store in it
+    said = capsys.readouterr().err
+    assert f"{store}: 1 of " in said and "ndvi chunk 1.1: Zstd decompression error" in said, said
+    stage_out(out, "s3://eoflows-results/integrity", alone(), run_id="r1", storage=s3.storage())  # as it is
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    published = f"s3://eoflows-results/integrity/r1/{store.relative_to(out).as_posix()}"
+    assert main(["verify", published]) == 1 and "ndvi chunk 1.1: Zstd" in capsys.readouterr().err
+    chunk.write_bytes(original)
+    assert main(["verify", str(store)]) == 0 and f"intact: {store}" in capsys.readouterr().out

@@ -23,6 +23,7 @@ from eoflows.cli.exits import exit_status
 from eoflows.cli.options import PREFECT_SERVER, ROOT_APP
 from eoflows.cli.packages import packages
 from eoflows.cli.serve import serve
+from eoflows.cli.verify import verify
 from eoflows.errors import InputError, Stopped
 from eoflows.prefect_home import private_prefect_home
 
@@ -79,6 +80,7 @@ def build(tokens: list[str]) -> App:
     app.command(completion, name="completion")
     app.command(packages, name="packages")
     app.command(serve, name="serve")
+    app.command(verify, name="verify")
     return app
 
 
