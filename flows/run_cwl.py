@@ -30,9 +30,13 @@ from tasks.data.storage import absolute_href
 from tasks.remote.calrissian import run_cwl_on_calrissian
 
 
-def _document(cwl: str, folder: Path, storage: S3Block) -> CwlDocument:
+def _document(cwl: str | dict[str, Any], folder: Path, storage: S3Block) -> CwlDocument:
     from eoflows.discovery import installed
 
+    if isinstance(cwl, dict):  # the document itself (a deployed OGC process gives its packed document)
+        path = folder / "package.cwl"
+        path.write_text(yaml.safe_dump(cwl, sort_keys=False))
+        return fetch_cwl(f"{path}#main" if "$graph" in cwl else str(path), folder / "packed", storage)
     packages = installed()
     if cwl in packages:  # export the package on the fly (full mode: item URLs in, catalog URI out)
         from tasks.cwl.export import CwlOptions, export, to_yaml
@@ -93,7 +97,7 @@ NO_CREDENTIALS = {"not": {"type": "object", "anyOf": [{"required": [k]} for k in
     description="Run a CWL application package on Calrissian (Kubernetes) or with cwltool.",
 )
 def run_cwl(
-    cwl: str,
+    cwl: str | dict[str, Any],
     inputs: Annotated[dict[str, Any] | str, Field(json_schema_extra=NO_CREDENTIALS)] = {},
     runner: Literal["cwltool", "calrissian"] = "cwltool",
     calrissian: CalrissianBlock | str | None = None,
@@ -109,7 +113,8 @@ def run_cwl(
 
     Args:
         cwl: Path, URL or s3:// URI of a CWL document (FILE#id for one process of a $graph), or the name of an
-            eoflows package (exported on the fly in full mode).
+            eoflows package (exported on the fly in full mode), or the document itself (a mapping: what the jobs
+            of a process deployed through OGC API - Processes are given).
         inputs: The job's inputs: a mapping, or the path, URL or s3:// URI of a YAML file.
         runner: calrissian (a Kubernetes Job) or cwltool (here, without containers).
         calrissian: A saved 'eoflows-calrissian' block or its name (in the UI: pick one); empty: its defaults,

@@ -27,10 +27,11 @@ from prefect.cache_policies import NO_CACHE
 from eoflows.errors import RemoteRunError
 from tasks.cwl.documents import CwlDocument, processes
 from tasks.cwl.extensions import cwltool_main
+from tasks.cwl.outputs import report_outputs
 from tasks.cwl.step_runs import StepRuns
 from tasks.cwl.timeline import job_rows, report_timeline
 from tasks.data.work_folders import work_folder
-from tasks.reporting import logger, report_markdown, report_table
+from tasks.reporting import logger, report_table
 
 if TYPE_CHECKING:
     from tasks.cwl.cwltool_jobs import JobHooks
@@ -132,8 +133,7 @@ def run_with_cwltool(document: CwlDocument, inputs: dict[str, Any], outdir: Path
         raise RemoteRunError(f"cwltool run of {document.target} failed (status {code}): " + (
             runs.failure() or "last log lines:\n" + "\n".join(cwltool_log.lines[-15:])))  # fmt: skip
     outputs = json.loads(out.getvalue())
-    report_markdown("cwl-outputs", f"Outputs of the cwltool run of {document.target}",
-                    "```json\n" + json.dumps(outputs, indent=2) + "\n```")  # fmt: skip
+    report_outputs(outputs, f"Outputs of the cwltool run of {document.target}")
     return outputs
 
 

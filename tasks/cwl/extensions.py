@@ -15,6 +15,7 @@ cwltool_main(["--enable-ext", "--validate", "wrapped.cwl"])
 ```
 """
 
+import time
 import urllib.parse
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
@@ -91,6 +92,34 @@ class LocalSchemas(DefaultFetcher):
         return urldefrag(url).url == STRING_FORMAT or super().check_exists(url)
 
 
+FETCH_TIMEOUT_S = 20.0  # a CWL document read over HTTP: the longest wait for an answer, and for all of it
+FETCH_MAX_BYTES = 4 * 2**20
+
+
+def http_text(url: str, timeout: float = FETCH_TIMEOUT_S, limit: int = FETCH_MAX_BYTES) -> str:
+    """The CWL document at an http(s) `url`, read within `timeout` seconds and `limit` bytes, else an InputError."""
+    import httpx
+
+    from eoflows.errors import InputError
+
+    deadline = time.monotonic() + timeout
+    data = bytearray()
+    try:
+        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+            response.raise_for_status()
+            for chunk in response.iter_bytes():
+                data += chunk
+                if len(data) > limit:
+                    raise InputError(f"CWL document {url!r}: larger than {limit / 2**20:g} MiB; refused")
+                if time.monotonic() > deadline:
+                    raise InputError(f"CWL document {url!r}: not read within {timeout:g} s; refused")
+    except httpx.HTTPStatusError as exc:
+        raise InputError(f"CWL document {url!r}: HTTP {exc.response.status_code}") from None
+    except httpx.HTTPError as exc:
+        raise InputError(f"CWL document {url!r}: cannot read it ({type(exc).__name__}: {exc})") from None
+    return data.decode("utf-8", "replace")
+
+
 def remote_fetcher(storage: "S3Block | None") -> type[LocalSchemas]:
     """A fetcher of `LocalSchemas` that also reads s3:// documents (with `storage`), and joins s3:// references.
 
@@ -108,6 +137,8 @@ def remote_fetcher(storage: "S3Block | None") -> type[LocalSchemas]:
         def fetch_text(self, url: str, content_types: list[str] | None = None) -> str:
             if url.startswith("s3://"):
                 return read_bytes(urldefrag(url).url, storage, "CWL document").decode()
+            if url.startswith(("http://", "https://")) and urldefrag(url).url != STRING_FORMAT:
+                return http_text(urldefrag(url).url)
             return super().fetch_text(url, content_types)
 
         def check_exists(self, url: str) -> bool:

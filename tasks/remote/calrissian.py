@@ -34,11 +34,12 @@ from eoflows.errors import InputError, RemoteRunError
 from eoflows.settings import CalrissianSettings
 from eoflows.settings.calrissian import memory_mib
 from tasks.cwl.documents import CwlDocument, resource_needs, secret_inputs
+from tasks.cwl.outputs import report_outputs
 from tasks.cwl.step_runs import StepRuns
 from tasks.cwl.timeline import job_rows, report_timeline
 from tasks.remote.step_pods import LABEL_RUN, PodMirror
 from tasks.remote.watching import watch_until
-from tasks.reporting import logger, report_markdown, report_table
+from tasks.reporting import logger, report_table
 
 CONFIG, SECRET = "/calrissian/config", "/calrissian/secret"
 MARKS = {"outputs": "==> eoflows outputs <==", "usage": "==> eoflows usage <==", "end": "==> eoflows end <=="}
@@ -334,8 +335,7 @@ async def run_on_calrissian(document: CwlDocument, inputs: dict[str, Any], setti
                 else:
                     log.info("Keeping Calrissian Job %s and its pods (keep_pods)", rendered.name)
                 report_timeline(runs.steps, f"Step pods of Calrissian run {rendered.name}")
-    report_markdown("cwl-outputs", f"Outputs of Calrissian run {rendered.name}",
-                    "```json\n" + json.dumps(outputs, indent=2) + "\n```")  # fmt: skip
+    report_outputs(outputs, f"Outputs of Calrissian run {rendered.name}")
     if usage or runs.steps:
         rows = usage_rows(usage, {s.name: s.node for s in runs.steps}) if usage else job_rows(runs.steps)
         report_table("cwl-usage", f"Step pods of Calrissian run {rendered.name}", rows)
