@@ -8,6 +8,7 @@ The image is built once per test run (tests/containers.py). Containers use the h
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -18,7 +19,9 @@ import pytest
 import s3fs
 import yaml
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import StateType
 
+from eoflows import IMAGE
 from eoflows.local.s3 import LocalS3
 from eoflows.processes import free_port
 from eoflows.samples.landsat import write_landsat
@@ -168,30 +171,45 @@ def test_the_wrapped_package_runs_in_the_image_with_stock_cwltool(
     check_same_s2_publication(flow_uri, f"{destination}/cwl/catalog.json", s3, ["ndvi"], item)
 
 
-def test_a_deployment_on_the_docker_pool_runs_in_a_container_of_the_image(
-    image: str, deployed: str, s3: LocalS3, sample_item: Path
-) -> None:
+def test_the_docker_pool_as_the_readme_says(image: str, deployed: str, s3: LocalS3, sample_item: Path) -> None:
+    """`make image`, `eoflows deploy`, `prefect deployment run 's2-indices/docker'`, `prefect worker start --pool
+    eoflows-docker`: the run's container is of the built image, found in the engine (no pull, no job variable).
+
+    Beside it, a run of an image that is not in the engine, on a registry that does not answer: Failed, one line.
+    """
+    assert image == IMAGE  # what `make image` builds is what the deployments run
     item = upload_sample(s3, sample_item, f"docker-pool-{uuid.uuid4().hex[:6]}")
     s3.storage().save("docker-pool-s3", overwrite=True)
+    done = subprocess.run([str(BIN / "prefect"), "deployment", "run", "s2-indices/docker", "-p", f"item={item}",
+                           "-p", "destination=s3://eoflows-results/docker-pool", "-p", 'products=["ndvi"]',
+                           "-p", "storage=docker-pool-s3"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    run_id = uuid.UUID(re.search(r"UUID: (\S+)", done.stdout)[1])
+    missing = f"127.0.0.1:{free_port()}/eoflows/missing:0"
     with get_client(sync_client=True) as client:
         deployment = client.read_deployment_by_name("s2-indices/docker")
-        run = client.create_flow_run_from_deployment(
-            deployment.id,
-            parameters={"item": item, "destination": "s3://eoflows-results/docker-pool", "products": ["ndvi"],
-                        "storage": "docker-pool-s3"},
-            job_variables={"image": image},  # the image of this checkout (the pool's default: the release tag)
+        lost = client.create_flow_run_from_deployment(
+            deployment.id, parameters={"item": item, "destination": "s3://eoflows-results/docker-missing"},
+            job_variables={"image": missing},
         )  # fmt: skip
     env = {**os.environ, "PREFECT_WORKER_QUERY_SECONDS": "1"}
-    worker = subprocess.run([str(BIN / "prefect"), "worker", "start", "--pool", "eoflows-docker", "--type", "docker",
-                             "--run-once"], capture_output=True, text=True, env=env, timeout=900)  # fmt: skip
+    worker = subprocess.run([str(BIN / "prefect"), "worker", "start", "--pool", "eoflows-docker", "--run-once"],
+                            capture_output=True, text=True, env=env, timeout=900)  # fmt: skip
+    log = worker.stdout + worker.stderr
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(run.id)
+        run, lost = client.read_flow_run(run_id), client.read_flow_run(lost.id)
         artifacts = {a.key for a in client.read_artifacts() if a.flow_run_id == run.id}
-    assert run.state.is_completed(), f"{run.state}\n{worker.stdout[-3000:]}\n{worker.stderr[-3000:]}"
-    assert "s2-indices-products" in artifacts
-    assert run.job_variables["image"] == image and "Docker container '" in worker.stderr  # ran in a container
+    assert run.state.is_completed(), f"{run.state}\n{log[-6000:]}"
+    assert "s2-indices-products" in artifacts and not run.job_variables
+    assert "Docker container '" in log and f"Pulling image {image!r}" not in log  # in a container, nothing pulled
     fs = s3fs.S3FileSystem(**s3.storage().s3fs_options())
     assert fs.exists(f"eoflows-results/docker-pool/{run.id}/catalog.json")
+    assert lost.state.type == StateType.FAILED, f"{lost.state}\n{log[-6000:]}"
+    expected = rf"image {re.escape(repr(missing))} is not in the local engine and no registry answers \(.+\): run " \
+        "make image or push it"  # fmt: skip
+    assert re.fullmatch(expected, lost.state.message), lost.state.message
+    assert f"Pulling image {missing!r}" in log and "Traceback" not in log, log[-6000:]  # tried, reported in one line
+    assert not fs.exists("eoflows-results/docker-missing")
 
 
 @pytest.fixture
