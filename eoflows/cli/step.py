@@ -52,7 +52,11 @@ def steps_group(package: Package) -> App:
 
 def group(packages: list[Package]) -> App:
     """The `step` commands of `packages` (their declarations and steps are imported: not Prefect, not flows)."""
-    app = App(name="step", help="Run one step of a package on local folders (the command CWL tools run).")
+    app = App(
+        name="step",
+        help="Run one step of a package on local folders (the command CWL tools run).",
+        help_format="plaintext",  # the docs as written: Markdown's renderer (markdown-it, pygments) is not imported
+    )
     for package in packages:
         app.command(steps_group(package))
     return app
