@@ -13,8 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pystac
-from pyproj import CRS
-from pyproj.exceptions import CRSError
 
 from eoflows.errors import InputError
 from eoflows.settings import S3Settings
@@ -119,6 +117,9 @@ def proj_crs(props: dict[str, Any], href: str, wkt: bool = False) -> str | None:
     code = code or (props.get("proj:wkt2") if wkt else None)
     if not code:
         return None
+    from pyproj import CRS  # its database: when an item is read, not when a step starts
+    from pyproj.exceptions import CRSError
+
     try:
         epsg = CRS.from_user_input(code).to_epsg()
     except CRSError as exc:
