@@ -17,7 +17,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from deployments.processes_api import ServerSettings, create_app  # noqa: E402
+from deployments.processes_api import PROCESS_TAG, TAG, ServerSettings, create_app  # noqa: E402
 from eoflows.prefect_api import prefect_api  # noqa: E402
 
 RUNS, EXECUTIONS, REPEATS = 1000, 100, 5
@@ -48,7 +48,8 @@ def main() -> None:
                 t0 = time.perf_counter()
                 for n in range(RUNS):
                     client.create_flow_run_from_deployment(deployment, parameters={"url": f"/data/{n}.tif",
-                                                                                   "destination": home})  # fmt: skip
+                                                                                   "destination": home},
+                                                           tags=[TAG, PROCESS_TAG + "downsample"])  # fmt: skip
                 made = time.perf_counter() - t0
             api = TestClient(create_app(ServerSettings(home)))
             pages = {

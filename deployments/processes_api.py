@@ -1,4 +1,6 @@
-"""OGC API - Processes (Part 1: Core 1.0) on Prefect: every installed package is a process, every job a flow run.
+"""OGC API - Processes (Part 1: Core 1.0; Part 2: Deploy, Replace, Undeploy) on Prefect: jobs are flow runs.
+
+Every installed package and every deployed CWL application package is a process, every job a flow run.
 
 A process is an installed package: its inputs are the package's user inputs, their schemas the JSON schemas of
 its flow's parameters (the one declaration), plus an optional `destination`; its one output, `catalog`, is the
@@ -10,13 +12,21 @@ the run ends within a bounded wait (``Prefer: wait=N``, at most the server's `wa
 one (201, ``Location``); ``Prefer: respond-async`` answers at once. Dismissing a job cancels the flow run (its
 worker stops it) and never deletes what it published. Errors are OGC exception documents naming the input or
 the job.
+
+A CWL application package deployed through `POST /processes` (deployments.deployed_processes) is a process too:
+its jobs are flow runs of the `run-cwl` deployment (`run-cwl/local`: cwltool on the worker; `run-cwl/calrissian`:
+a Calrissian Job), each CWL step a task run; its results are the run's CWL outputs. Deploy, replace and
+undeploy need the server's bearer token; the installed packages can be neither replaced nor undeployed.
 """
 
 import asyncio
+import dataclasses
+import datetime as dt
+import hmac
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,16 +34,22 @@ from uuid import UUID
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from deployments.deployed_processes import Deployed, PackageError, cwl_inputs, deployable, remove, save, stored
 from eoflows.discovery import installed
 from eoflows.errors import InputError
 from eoflows.package import Package, Role
 
 SPEC = "http://www.opengis.net/spec/ogcapi-processes-1/1.0/conf"
-#: What it passes (job-list waits for the datetime, minDuration and maxDuration filters).
-CONFORMANCE = [f"{SPEC}/{c}" for c in ("core", "ogc-process-description", "json", "oas30", "dismiss", "callback")]
+DRU = "http://www.opengis.net/spec/ogcapi-processes-2/1.0/conf"
+#: What it passes: Part 1 Core 1.0, and Part 2's deploy, replace, undeploy of CWL application packages.
+CONFORMANCE = [
+    *(f"{SPEC}/{c}" for c in ("core", "ogc-process-description", "json", "oas30", "job-list", "dismiss", "callback")),
+    *(f"{DRU}/{c}" for c in ("deploy-replace-undeploy", "ogcapppkg", "cwl")),
+]
 EXCEPTIONS = "http://www.opengis.net/def/exceptions/ogcapi-processes-1/1.0"
+EXCEPTIONS_DRU = "http://www.opengis.net/def/exceptions/ogcapi-processes-2/1.0"
 REL = "http://www.opengis.net/def/rel/ogc/1.0"
 #: A flow run's state type -> an OGC job status.
 STATUS = {"SCHEDULED": "accepted", "PENDING": "accepted", "PAUSED": "accepted", "RUNNING": "running",
@@ -41,7 +57,10 @@ STATUS = {"SCHEDULED": "accepted", "PENDING": "accepted", "PAUSED": "accepted", 
           "CANCELLED": "dismissed"}  # fmt: skip
 PAGE_MAX = 100  # jobs per page at most (the Prefect API returns 200 flow runs at most per request)
 JobStatus = Literal["accepted", "running", "successful", "failed", "dismissed"]
-TAG = "ogc-api"  # the flow runs made by this API
+TAG = "ogc-api"  # the flow runs made by this API; each also has PROCESS_TAG + its process id
+PROCESS_TAG = "ogc-process:"
+SCAN_MAX = 1000  # flow runs read at most for one page of /jobs filtered by duration (Prefect has no such filter)
+Process = Package | Deployed
 DESTINATION_DOC = (
     "A folder inside the server's results folder (relative to it, or absolute) or an s3:// prefix "
     "to publish to; default: the server's results."
@@ -51,15 +70,16 @@ SERVER_SIDE = ("run_id", "storage", "dask")
 
 
 class ApiError(Exception):
-    """An OGC exception document (RFC 7807: type, title, status, detail)."""
+    """An OGC exception document (RFC 7807: type, title, status, detail); `kind` a Part 1 type or a full URI."""
 
-    def __init__(self, status: int, kind: str, title: str, detail: str) -> None:
+    def __init__(self, status: int, kind: str, title: str, detail: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
-        self.status, self.kind, self.title, self.detail = status, kind, title, detail
+        self.status, self.kind, self.title, self.detail, self.headers = status, kind, title, detail, headers
 
     def response(self) -> JSONResponse:
-        body = {"type": f"{EXCEPTIONS}/{self.kind}", "title": self.title, "status": self.status, "detail": self.detail}
-        return JSONResponse(body, status_code=self.status, media_type="application/problem+json")
+        kind = self.kind if "://" in self.kind else f"{EXCEPTIONS}/{self.kind}"
+        body = {"type": kind, "title": self.title, "status": self.status, "detail": self.detail}
+        return JSONResponse(body, status_code=self.status, media_type="application/problem+json", headers=self.headers)
 
 
 @dataclass(frozen=True)
@@ -71,6 +91,9 @@ class ServerSettings:
     ui_url: str = ""  # the Prefect UI, for a job's link to its run
     wait_s: float = 30.0  # the longest a synchronous execute waits before it answers as an asynchronous one
     storage: str = ""  # a saved eoflows-s3-storage block: the jobs' S3 settings (never credentials in requests)
+    cwl: str = "local"  # the run-cwl deployment of the deployed packages' jobs: local (cwltool) or calrissian
+    token: str = field(default="", repr=False)  # bearer token of deploy/replace/undeploy (none: they are refused)
+    execute_needs_token: bool = False  # execute and dismiss need the token too
 
 
 def _openapi(schema: dict[str, Any], definitions: dict[str, Any]) -> dict[str, Any]:
@@ -117,13 +140,32 @@ CATALOG_OUTPUT = {
 }
 
 
-def summary(package: Package, base: str) -> dict[str, Any]:
-    """The process summary of a package."""
-    return {"id": package.name, "title": package.label, "description": package.description,
-            "version": package.version, "jobControlOptions": ["async-execute", "sync-execute", "dismiss"],
-            "outputTransmission": ["reference"],
-            "links": [{"href": f"{base}/processes/{package.name}", "rel": "self", "type": "application/json",
-                       "title": "process description"}]}  # fmt: skip
+def summary(process: Process, base: str) -> dict[str, Any]:
+    """The process summary of an installed package or a deployed one."""
+    pid = process.name if isinstance(process, Package) else process.id
+    links = [{"href": f"{base}/processes/{pid}", "rel": "self", "type": "application/json",
+              "title": "process description"}]  # fmt: skip
+    if isinstance(process, Package):
+        about = {"title": process.label, "description": process.description, "version": process.version}
+    else:
+        about = {k: v for k, v in process.process.items() if k not in ("inputs", "outputs")}
+        links.append({"href": f"{base}/processes/{pid}/package", "rel": f"{REL}/application-package",
+                      "type": "application/cwl+json", "title": "the CWL as deployed"})  # fmt: skip
+    return {
+        "id": pid,
+        **about,
+        "jobControlOptions": ["async-execute", "sync-execute", "dismiss"],
+        "outputTransmission": ["reference"],
+        "mutable": isinstance(process, Deployed),
+        "links": links,
+    }
+
+
+def description(process: Process, base: str) -> dict[str, Any]:
+    """The process description: its summary, inputs and outputs."""
+    if isinstance(process, Package):
+        return {**summary(process, base), "inputs": inputs_of(process), "outputs": CATALOG_OUTPUT}
+    return {**summary(process, base), "inputs": process.process["inputs"], "outputs": process.process["outputs"]}
 
 
 def _time(value: Any) -> str | None:
@@ -159,13 +201,18 @@ def status_info(run: Any, base: str, settings: ServerSettings) -> dict[str, Any]
     return {k: v for k, v in info.items() if v is not None}
 
 
-def _package(name: str) -> Package:
-    package = installed().get(name)
-    if package is None:
-        listed = ", ".join(sorted(installed()))
-        raise ApiError(404, "no-such-process", "No such process", f"process {name!r}: not installed here; processes: "
-                       f"{listed}")  # fmt: skip
-    return package
+async def here(client: Any) -> dict[str, Process]:
+    """Every process of this server by id: the installed packages, and the deployed ones (never shadowing them)."""
+    packages: dict[str, Process] = dict(installed())
+    return {**{k: v for k, v in (await stored(client)).items() if k not in packages}, **packages}
+
+
+async def _process(client: Any, name: str) -> Process:
+    processes = await here(client)
+    if name not in processes:
+        raise ApiError(404, "no-such-process", "No such process", f"process {name!r}: not installed or deployed "
+                       f"here; processes: {', '.join(sorted(processes))}")  # fmt: skip
+    return processes[name]
 
 
 def checked_inputs(package: Package, given: Any) -> dict[str, Any]:
@@ -213,8 +260,21 @@ def _destination(given: str | None, settings: ServerSettings) -> str:
         raise ApiError(400, "invalid-parameter", "Invalid input", str(exc)) from None
 
 
-def _results(run: Any, settings: ServerSettings) -> dict[str, Any]:
-    """The results document of the job that is flow run `run`; an exception when it has none (yet)."""
+def _reference(value: Any) -> Any:
+    """A CWL output value as an OGC result: a File or Directory as a link to it, arrays of them as their hrefs."""
+    if isinstance(value, list):
+        return [v["location"] if isinstance(v, dict) and "location" in v else v for v in value]
+    if isinstance(value, dict) and value.get("class") in ("File", "Directory"):
+        return {"href": value["location"], "title": value.get("basename", value["class"]),
+                **({"type": "application/json"} if value.get("basename", "").endswith(".json") else {})}  # fmt: skip
+    return value
+
+
+def _results(run: Any, settings: ServerSettings, outputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The results document of the job that is flow run `run`; an exception when it has none (yet).
+
+    `outputs`: the CWL outputs of a deployed package's job (its results).
+    """
     status = job_status(run)
     if status == "failed":
         raise ApiError(500, "job-results-failed", "Job failed", f"job {run.id}: failed: {run.state.message}")
@@ -222,6 +282,8 @@ def _results(run: Any, settings: ServerSettings) -> dict[str, Any]:
         raise ApiError(404, "no-such-job", "Job dismissed", f"job {run.id}: dismissed, no results")
     if status != "successful":
         raise ApiError(404, "result-not-ready", "Result not ready", f"job {run.id}: {status}, no results yet")
+    if outputs is not None:
+        return {name: _reference(value) for name, value in outputs.items() if value is not None}
     destination = str(run.parameters.get("destination", settings.results)).rstrip("/")
     href = f"{destination}/{run.parameters.get('run_id') or run.id}/catalog.json"
     return {"catalog": {"href": href, "type": "application/json", "title": "the published STAC catalog"}}
@@ -316,20 +378,79 @@ def problems(**codes: str) -> dict[int | str, dict[str, Any]]:
             for code, why in codes.items()}  # fmt: skip
 
 
+def duration_s(run: Any) -> float:
+    """How long a job has run (until now while it runs; 0 before it starts)."""
+    if run.start_time is None:
+        return 0.0
+    return ((run.end_time or dt.datetime.now(dt.UTC)) - run.start_time).total_seconds()
+
+
+def created_between(value: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The `datetime` parameter of /jobs (an instant, or an interval START/END with `..` open) as bounds."""
+    parts = value.split("/")
+    if len(parts) > 2 or not all(parts):
+        raise ApiError(400, "invalid-parameter", "Invalid parameter", f"datetime {value!r}: expected an RFC 3339 "
+                       "date-time or an interval START/END (.. for open)")  # fmt: skip
+    try:
+        bounds = [None if part == ".." else dt.datetime.fromisoformat(part.replace("z", "Z")) for part in parts]
+    except ValueError:
+        raise ApiError(400, "invalid-parameter", "Invalid parameter", f"datetime {value!r}: not an RFC 3339 "
+                       "date-time or interval") from None  # fmt: skip
+    bounds = [b.replace(tzinfo=dt.UTC) if b is not None and b.tzinfo is None else b for b in bounds]
+    return (bounds[0], bounds[0]) if len(bounds) == 1 else (bounds[0], bounds[1])
+
+
+async def page_of(client: Any, filters: dict[str, Any], limit: int, offset: int,
+                  keep: Any = None) -> tuple[list[Any], int | None]:  # fmt: skip
+    """Up to `limit` flow runs from `offset` on that `keep` keeps (all when None), and the offset of the next page.
+
+    Prefect filters and pages the runs; `keep` (the duration filters, which Prefect has not) reads at most
+    SCAN_MAX runs for a page, and the next page goes on from where it stopped.
+    """
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    found: list[Any] = []
+    position, batch = offset, limit + 1 if keep is None else 200
+    while True:
+        runs = await client.read_flow_runs(**filters, sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=batch,
+                                           offset=position)  # fmt: skip
+        for run in runs:
+            if keep is None or keep(run):
+                if len(found) == limit:
+                    return found, position
+                found.append(run)
+            position += 1
+        if len(runs) < batch:
+            return found, None
+        if position - offset >= SCAN_MAX:
+            return found, position
+
+
+def process_of(run: Any) -> str | None:
+    """The process a flow run made by this API is a job of (None: not made by it)."""
+    tags = run.tags or []
+    return next((t.removeprefix(PROCESS_TAG) for t in tags if t.startswith(PROCESS_TAG)), None) if TAG in tags else None
+
+
 def create_app(settings: ServerSettings) -> FastAPI:
     """The OGC API - Processes application on the Prefect API this process reports to (PREFECT_API_URL)."""
     from prefect import get_client
     from prefect.client.schemas.filters import (
-        FlowFilter,
-        FlowFilterName,
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
         FlowRunFilter,
+        FlowRunFilterExpectedStartTime,
         FlowRunFilterState,
         FlowRunFilterStateType,
+        FlowRunFilterTags,
     )
     from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.sorting import FlowRunSort
+    from prefect.client.schemas.sorting import ArtifactSort
     from prefect.exceptions import ObjectNotFound
     from prefect.states import Cancelled, Cancelling
+
+    from tasks.cwl.outputs import KEY, outputs_of
 
     app = FastAPI(title="eoflows: OGC API - Processes", version="1.0.0", openapi_url="/api", docs_url="/api.html",
                   redoc_url=None)  # fmt: skip
@@ -349,17 +470,26 @@ def create_app(settings: ServerSettings) -> FastAPI:
     def base(request: Request) -> str:
         return str(request.base_url).rstrip("/")
 
-    async def run_of(client: Any, job_id: str) -> tuple[Any, Package]:
-        """The flow run of a job, and the package it is a run of."""
+    def authorized(request: Request, what: str) -> None:
+        """Nothing when the request carries the server's bearer token; a 403 (no token set) or a 401 otherwise."""
+        if not settings.token:
+            raise ApiError(403, "forbidden", "Forbidden", f"{what}: not open on this server (start eoflows serve "
+                           "with EOFLOWS_SERVE_TOKEN to allow it to holders of that token)")  # fmt: skip
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, f"Bearer {settings.token}".encode()):
+            raise ApiError(401, "unauthorized", "Unauthorized", f"{what}: needs the server's bearer token "
+                           "(Authorization: Bearer ...)", headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+    async def run_of(client: Any, job_id: str) -> tuple[Any, str, Process | None]:
+        """The flow run of a job, its process id, and the process (None once undeployed)."""
         try:
             run = await client.read_flow_run(UUID(job_id))
-            flow = await client.read_flow(run.flow_id)
         except (ValueError, ObjectNotFound):
             raise ApiError(404, "no-such-job", "No such job", f"job {job_id!r}: no such job") from None
-        package = installed().get(flow.name)
-        if package is None:
-            raise ApiError(404, "no-such-job", "No such job", f"job {job_id!r}: not a run of a process here")
-        return run, package
+        process_id = process_of(run)
+        if process_id is None:
+            raise ApiError(404, "no-such-job", "No such job", f"job {job_id!r}: not a job of this API")
+        return run, process_id, (await here(client)).get(process_id)
 
     def described(run: Any, process: str, request: Request) -> dict[str, Any]:
         return {**status_info(run, base(request), settings), "processID": process}
@@ -396,41 +526,130 @@ def create_app(settings: ServerSettings) -> FastAPI:
     @app.get("/processes")
     async def processes(request: Request) -> dict[str, Any]:
         b = base(request)
-        return {"processes": [summary(p, b) for _, p in sorted(installed().items())],
+        async with get_client() as client:
+            found = await here(client)
+        return {"processes": [summary(p, b) for _, p in sorted(found.items())],
                 "links": [{"href": f"{b}/processes", "rel": "self", "type": "application/json"}]}  # fmt: skip
+
+    package_body = {"requestBody": {"required": True, "content": {
+        "application/ogcapppkg+json": {"schema": {"type": "object", "required": ["executionUnit"]}},
+        "application/cwl+yaml": {"schema": {"type": "string"}},
+        "application/cwl+json": {"schema": {"type": "object"}}}}}  # fmt: skip
+
+    async def deployable_from(request: Request, w: str | None) -> Deployed:
+        try:
+            return await asyncio.to_thread(deployable, await request.body(), request.headers.get("Content-Type", ""),
+                                           w)  # fmt: skip
+        except PackageError as exc:
+            kind = f"{EXCEPTIONS_DRU}/workflow-not-found" if "(w)" in exc.detail else "invalid-parameter"
+            raise ApiError(exc.status, kind, "Invalid application package", exc.detail) from None
+
+    def mutable(process_id: str, found: dict[str, Process], what: str) -> None:
+        if isinstance(found.get(process_id), Package):
+            raise ApiError(403, f"{EXCEPTIONS_DRU}/immutable-process", "Immutable process", f"process {process_id!r}: "
+                           f"an installed package; it cannot be {what} through the API")  # fmt: skip
+        if process_id not in found:
+            raise ApiError(404, "no-such-process", "No such process", f"process {process_id!r}: not deployed here")
+
+    @app.post("/processes", status_code=201, openapi_extra=package_body, responses={
+        201: {"description": "deployed: the process summary"},
+        **problems(_400="the package is invalid", _401="no or a wrong bearer token", _403="deploying is not open",
+                   _409="a process with that id exists")})  # fmt: skip
+    async def deploy(request: Request, w: Annotated[str | None, Query(max_length=200)] = None) -> JSONResponse:
+        authorized(request, "deploy")
+        deployed = await deployable_from(request, w)
+        async with get_client() as client:
+            found = await here(client)
+            if deployed.id in found:
+                kind = "an installed package" if isinstance(found[deployed.id], Package) else "deployed already"
+                raise ApiError(409, f"{EXCEPTIONS_DRU}/duplicated-process", "Duplicated process", f"process "
+                               f"{deployed.id!r}: {kind}; replace it with PUT /processes/{deployed.id}")  # fmt: skip
+            await save(deployed)
+        logging.getLogger("eoflows.ogc").info("deployed process %s", deployed.id)
+        location = f"{base(request)}/processes/{deployed.id}"
+        return JSONResponse(summary(deployed, base(request)), status_code=201, headers={"Location": location})
+
+    @app.put("/processes/{process_id}", status_code=204, openapi_extra=package_body, responses=problems(
+        _400="the package is invalid", _401="no or a wrong bearer token", _403="an installed package, or replacing "
+        "is not open", _404="no such process"))  # fmt: skip
+    async def replace(process_id: str, request: Request) -> Response:
+        authorized(request, "replace")
+        async with get_client() as client:
+            mutable(process_id, await here(client), "replaced")
+        deployed = dataclasses.replace(await deployable_from(request, None), id=process_id)
+        await save(deployed)
+        return Response(status_code=204)
+
+    @app.delete("/processes/{process_id}", status_code=204, responses=problems(
+        _401="no or a wrong bearer token", _403="an installed package, or undeploying is not open",
+        _404="no such process"))  # fmt: skip
+    async def undeploy(process_id: str, request: Request) -> Response:
+        authorized(request, "undeploy")
+        async with get_client() as client:
+            mutable(process_id, await here(client), "undeployed")
+            await remove(client, process_id)
+        return Response(status_code=204)
+
+    @app.get("/processes/{process_id}/package", responses={
+        200: {"description": "the CWL of the process", "content": {"application/cwl+json": {}}},
+        **problems(_404="no such process")})  # fmt: skip
+    async def package_of(process_id: str) -> JSONResponse:
+        async with get_client() as client:
+            process = await _process(client, process_id)
+        if isinstance(process, Package):  # the package as eoflows exports it (full mode: item URLs in, catalog out)
+            from tasks.cwl.export import CwlOptions, export
+
+            return JSONResponse(export(process, CwlOptions(mode="full")), media_type="application/cwl+json")
+        return JSONResponse(process.cwl, media_type="application/cwl+json")
 
     @app.get("/processes/{process_id}", responses=problems(_404="no such process"))
     async def process(process_id: str, request: Request) -> dict[str, Any]:
-        package = _package(process_id)
-        return {**summary(package, base(request)), "inputs": inputs_of(package), "outputs": CATALOG_OUTPUT}
+        async with get_client() as client:
+            return description(await _process(client, process_id), base(request))
+
+    def parameters_of(process: Process, given: Any) -> tuple[str, dict[str, Any]]:
+        """The deployment a job of `process` is a run of, and the flow-run parameters of the request's inputs."""
+        storage = {"storage": settings.storage} if settings.storage else {}
+        if isinstance(process, Deployed):
+            try:
+                inputs = cwl_inputs(process, given)
+            except InputError as exc:
+                raise ApiError(400, "invalid-parameter", "Invalid input", str(exc)) from None
+            outdir = {} if settings.results.startswith("s3://") else {"outdir": settings.results}
+            return f"run-cwl/{settings.cwl}", {"cwl": process.cwl, "inputs": inputs, **outdir, **storage}
+        inputs = checked_inputs(process, given)
+        destination = _destination(inputs.get("destination"), settings)
+        return f"{process.name}/{settings.pool}", {**inputs, "destination": destination, **storage}
 
     @app.post("/processes/{process_id}/execution", status_code=201, responses={
         200: {"description": "the results (synchronous execution)"},
-        **problems(_400="an input is invalid", _404="no such process", _500="the job failed (synchronous)",
+        **problems(_400="an input is invalid", _401="no or a wrong bearer token", _403="executing is not open",
+                   _404="no such process", _500="the job failed (synchronous)",
                    _503="the process has no deployment")})  # fmt: skip
     async def execute(process_id: str, request: Request) -> JSONResponse:
-        package = _package(process_id)
-        try:
-            body = await request.json()
-        except ValueError:
-            raise ApiError(400, "invalid-parameter", "Invalid request", "the request body is not JSON") from None
-        inputs = checked_inputs(package, body.get("inputs", {}) if isinstance(body, dict) else None)
-        subscriber = checked_subscriber(body.get("subscriber"))
-        parameters = {**inputs, "destination": _destination(inputs.get("destination"), settings),
-                      **({"storage": settings.storage} if settings.storage else {})}  # fmt: skip
+        if settings.execute_needs_token:
+            authorized(request, "execute")
         async with get_client() as client:
+            process = await _process(client, process_id)
             try:
-                deployment = await client.read_deployment_by_name(f"{package.name}/{settings.pool}")
+                body = await request.json()
+            except ValueError:
+                raise ApiError(400, "invalid-parameter", "Invalid request", "the request body is not JSON") from None
+            given = body.get("inputs", {}) if isinstance(body, dict) else None
+            deployment_name, parameters = parameters_of(process, given)
+            subscriber = checked_subscriber(body.get("subscriber"))
+            try:
+                deployment = await client.read_deployment_by_name(deployment_name)
             except ObjectNotFound:
                 detail = (
-                    f"process {package.name!r}: no deployment {package.name}/{settings.pool} on the Prefect API "
-                    "(run eoflows deploy)"
+                    f"process {process_id!r}: no deployment {deployment_name} on the Prefect API (run eoflows deploy)"
                 )
                 raise ApiError(503, "server-error", "Process not deployed", detail) from None
-            run = await client.create_flow_run_from_deployment(deployment.id, parameters=parameters, tags=[TAG])
+            run = await client.create_flow_run_from_deployment(deployment.id, parameters=parameters,
+                                                               tags=[TAG, PROCESS_TAG + process_id])  # fmt: skip
             if subscriber:  # a task of this server: callbacks of jobs in flight end with it
-                callbacks.add(task := asyncio.create_task(notify(subscriber, run.id, partial(job_info, request,
-                                                                                             package))))  # fmt: skip
+                info_of = partial(job_info, request, process_id, process)
+                callbacks.add(task := asyncio.create_task(notify(subscriber, run.id, info_of)))
                 task.add_done_callback(callbacks.discard)
             prefer = request.headers.get("Prefer", "")
             if "respond-async" not in prefer:  # synchronous, within a bounded wait, else as asynchronous
@@ -438,66 +657,87 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 run = await _until_final(client, run, min(int(wait.group(1)), settings.wait_s) if wait else
                                          settings.wait_s)  # fmt: skip
                 if run.state is not None and run.state.is_final():
-                    return JSONResponse(_results(run, settings), headers={"Preference-Applied": "respond-sync"})
-        info = described(run, package.name, request)
+                    results = _results(run, settings, await cwl_outputs(client, run, process))
+                    return JSONResponse(results, headers={"Preference-Applied": "respond-sync"})
+        info = described(run, process_id, request)
         return JSONResponse(info, status_code=201, headers={"Location": f"{base(request)}/jobs/{run.id}",
                                                             "Preference-Applied": "respond-async"})  # fmt: skip
+
+    async def cwl_outputs(client: Any, run: Any, process: Process | None) -> dict[str, Any] | None:
+        """The CWL outputs of a deployed package's successful job (None for an installed package's job)."""
+        if isinstance(process, Package) or "cwl" not in (run.parameters or {}) or job_status(run) != "successful":
+            return None
+        found = await client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id]),
+                                           key=ArtifactFilterKey(any_=[KEY])),
+            sort=ArtifactSort.UPDATED_DESC, limit=1)  # fmt: skip
+        return outputs_of(found[0].data) if found else {}
 
     @app.get("/jobs", responses=problems(_400="a parameter is invalid"))
     async def jobs(
         request: Request,
         processID: Annotated[list[str] | None, Query()] = None,  # noqa: N803 - the standard's name
         status: Annotated[list[JobStatus] | None, Query()] = None,
+        datetime: Annotated[str | None, Query(max_length=100, pattern=r"^[^/]+(/[^/]+)?$")] = None,
+        minDuration: Annotated[int | None, Query(ge=0, le=10**9)] = None,  # noqa: N803 - the standard's name
+        maxDuration: Annotated[int | None, Query(ge=0, le=10**9)] = None,  # noqa: N803 - the standard's name
         limit: Annotated[int, Query(ge=1, le=10000)] = 10,
         offset: Annotated[int, Query(ge=0, le=10**9)] = 0,  # (SQLite fails on larger ones)
     ) -> dict[str, Any]:
         limit = min(limit, PAGE_MAX)  # the standard: a larger limit gets the server's largest page
-        packages = installed()
-        names = [name for name in processID or sorted(packages) if name in packages]
         links = [{"href": str(request.url), "rel": "self", "type": "application/json"}]
-        if not names:  # processes that are not here have no jobs
-            return {"jobs": [], "links": links}
         types = [StateType(k) for k, v in STATUS.items() if not status or v in status]
+        tags = FlowRunFilterTags(all_=[TAG], **({"any_": [PROCESS_TAG + p for p in processID]} if processID else {}))
+        after, before = created_between(datetime) if datetime else (None, None)
+        created = FlowRunFilterExpectedStartTime(after_=after, before_=before) if datetime else None
+        run_filter = FlowRunFilter(tags=tags, state=FlowRunFilterState(type=FlowRunFilterStateType(any_=types)),
+                                   expected_start_time=created)  # fmt: skip
+        low, high = minDuration, maxDuration
+
+        def lasted(run: Any) -> bool:
+            return (low is None or duration_s(run) >= low) and (high is None or duration_s(run) <= high)
+
+        keep = None if low is None and high is None else lasted
         async with get_client() as client:
-            runs = await client.read_flow_runs(
-                flow_filter=FlowFilter(name=FlowFilterName(any_=names)),
-                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=types))),
-                sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=limit + 1, offset=offset)  # fmt: skip
-            named = await client.read_flows(flow_filter=FlowFilter(name=FlowFilterName(any_=names)))
-        flows = {f.id: f.name for f in named}
-        found = [described(r, flows.get(r.flow_id, ""), request) for r in runs[:limit]]
-        if len(runs) > limit:
-            links.append({"href": str(request.url.include_query_params(offset=offset + limit)), "rel": "next",
+            runs, following = await page_of(client, {"flow_run_filter": run_filter}, limit, offset, keep)
+        found = [described(r, process_of(r) or "", request) for r in runs]
+        if following is not None:
+            links.append({"href": str(request.url.include_query_params(offset=following)), "rel": "next",
                           "type": "application/json"})  # fmt: skip
         return {"jobs": found, "links": links}
 
-    async def job_info(request: Request, package: Package, client: Any, run: Any) -> dict[str, Any]:
-        """The statusInfo of a job of `package`, with its progress while it runs."""
-        info = described(run, package.name, request)
-        if info["status"] == "running":
-            info["progress"] = await _progress(client, run, len(package.steps))
+    async def job_info(request: Request, process_id: str, process: Process | None, client: Any,
+                       run: Any) -> dict[str, Any]:  # fmt: skip
+        """The statusInfo of a job, with its progress while it runs."""
+        info = described(run, process_id, request)
+        if info["status"] == "running" and process is not None:
+            steps = process.steps if isinstance(process, Package) else process.entry.get("steps") or [process.id]
+            info["progress"] = await _progress(client, run, len(steps))
         return info
 
     @app.get("/jobs/{job_id}", responses=problems(_404="no such job"))
     async def job(job_id: str, request: Request) -> dict[str, Any]:
         async with get_client() as client:
-            run, package = await run_of(client, job_id)
-            return await job_info(request, package, client, run)
+            run, process_id, process = await run_of(client, job_id)
+            return await job_info(request, process_id, process, client, run)
 
     @app.get("/jobs/{job_id}/results", responses=problems(_404="no such job, or no results yet", _500="failed"))
     async def results(job_id: str) -> dict[str, Any]:
         async with get_client() as client:
-            run, _ = await run_of(client, job_id)
-        return _results(run, settings)
+            run, _, process = await run_of(client, job_id)
+            return _results(run, settings, await cwl_outputs(client, run, process))
 
-    @app.delete("/jobs/{job_id}", responses=problems(_404="no such job"))
+    @app.delete("/jobs/{job_id}", responses=problems(_401="no or a wrong bearer token", _403="not open",
+                                                     _404="no such job"))  # fmt: skip
     async def dismiss(job_id: str, request: Request) -> dict[str, Any]:
+        if settings.execute_needs_token:
+            authorized(request, "dismiss")
         async with get_client() as client:
-            run, package = await run_of(client, job_id)
+            run, process_id, _ = await run_of(client, job_id)
             if job_status(run) in ("accepted", "running"):
                 stop = Cancelling if state_kind(run) == "RUNNING" else Cancelled
                 await client.set_flow_run_state(run.id, stop(message="dismissed through the OGC API"), force=True)
                 run = await client.read_flow_run(run.id)
-        return described(run, package.name, request)
+        return described(run, process_id, request)
 
     return app
