@@ -2,6 +2,7 @@
 stalled run quickly, a cut upload leaves nothing the next attempt does not clear."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,10 +14,12 @@ import psutil
 import pytest
 import s3fs
 
+from blocks.s3 import S3Block
 from eoflows.errors import StageError
 from eoflows.local.s3 import LocalS3
 from eoflows.runtime import Deadline
 from tasks.data.run_folders import claim_run_folder
+from tasks.data.staging import EarlyUploads
 from tasks.s2_indices import compute_indices, stage_in_eopf
 from tests.fault_proxy import FaultProxy, fault_proxy
 from tests.steps import alone
@@ -68,6 +71,46 @@ def test_a_stalled_endpoint_fails_after_a_bounded_number_of_tries(s3: LocalS3, p
         with claim_run_folder("s3://eoflows-results/stalled", "r1", storage, "t", Deadline()):
             pass
     assert 1 <= proxy.connections <= 4  # 2 calls (s3fs) x 2 requests (botocore), not 5 x 5 as by default
+
+
+def test_a_failed_early_upload_stops_the_step_at_its_next_put(s3: LocalS3, proxy: FaultProxy, tmp_path: Path) -> None:
+    """The endpoint stalls after the claim: the first upload times out, and the next put fails with it (the step
+    stops) instead of each file waiting out its own timeout."""
+    storage = s3.storage().model_copy(
+        update={"endpoint_url": proxy.url, "read_timeout": 0.5, "connect_timeout": 0.5, "attempts": 1}
+    )
+    with pytest.raises(StageError, match=r"^destination 's3://eoflows-results/early/r1': no answer in time"):
+        with claim_run_folder("s3://eoflows-results/early", "r1", storage, "t", Deadline()) as folder:
+            proxy.mode = "stall"
+            uploads = EarlyUploads(folder, tmp_path, Deadline(), budget=1)  # one file in flight at a time
+            for i in range(5):
+                uploads.put(tmp_path / f"chunk-{i}", b"x")
+    assert proxy.faulted.is_set()
+
+
+def test_a_run_stalled_mid_upload_fails_in_one_line_within_seconds(
+    s3: LocalS3, proxy: FaultProxy, sample_item: Path
+) -> None:
+    """No stop asked: the endpoint hangs halfway through the uploads made while computing; each S3 call gives up
+    after its timeout (here 1 s, one try, as the storage block says), and so does the run, in one line."""
+    proxy.mode, proxy.after = "stall", 100_000
+    settings = s3.storage().model_copy(
+        update={"endpoint_url": proxy.url, "read_timeout": 1.0, "connect_timeout": 1.0, "attempts": 1}
+    )
+    S3Block(**dict(settings)).save("stalling-s3", overwrite=True)
+    running = start({}, "run", "s2-indices", "--item", str(sample_item), "--destination",
+                    "s3://eoflows-results/stalled-run", "--run-id", "r1", "--products", "ndvi", "--storage",
+                    "stalling-s3")  # fmt: skip
+    assert proxy.faulted.wait(120), "the run never reached S3"
+    try:
+        _, err = running.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        running.kill()
+        _, err = running.communicate()
+        raise AssertionError(f"still running 30 s after S3 stalled: {err}") from None
+    assert running.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert re.match(r"eoflows: error: destination 's3://eoflows-results/stalled-run(/r1)?': no answer in time", last)
 
 
 @pytest.mark.parametrize(("command", "stop"), [("step", "SIGTERM"), ("run", "SIGTERM"), ("run", "Ctrl-C")])

@@ -189,6 +189,8 @@ class EarlyUploads:
     run removes it), and stage-out then sends only the files written locally (metadata), the items, and
     `catalog.json` last. The upload overlaps the compute, and no byte of it crosses the local disk.
     At most `budget` bytes wait or travel at once: `put` holds the step back until the uploads make room.
+    The first failed upload (each bounded by the S3 timeouts) fails the step: the next `put` raises it, and the
+    uploads not started are dropped, so a stalled endpoint stops the run in one upload's time, not in one per file.
     """
 
     def __init__(self, folder: RunFolder, root: Path, deadline: Deadline, threads: int = 4,
@@ -203,6 +205,7 @@ class EarlyUploads:
         self._futures: list[Future] = []
         self._room = threading.Condition()
         self._in_flight = 0  # bytes put and not yet sent
+        self._failed: BaseException | None = None  # the first failed upload's error
         self.sizes: dict[Path, int] = {}  # each file sent, by its path under `root`, with its size
 
     def _work(self) -> None:
@@ -212,8 +215,10 @@ class EarlyUploads:
                 if future.set_running_or_notify_cancel():
                     try:
                         future.set_result(self.folder.fs.pipe_file(remote, data))
-                    except BaseException as exc:  # handed to whoever waits on it
+                    except BaseException as exc:  # handed to whoever waits on it, and to the next put
                         future.set_exception(exc)
+                        with self._room:
+                            self._failed = self._failed or exc
             finally:
                 with self._room:
                     self._in_flight -= len(data)
@@ -230,7 +235,11 @@ class EarlyUploads:
         """Send `data` in the background as the file `path` under `root` (final: it is not written here)."""
         remote = self.folder.fs_path(*path.relative_to(self.root).parts)
         with self._room:  # (a signal still interrupts this wait: SIGTERM stops a run held here)
-            self._room.wait_for(lambda: self._in_flight == 0 or self._in_flight + len(data) <= self.budget)
+            self._room.wait_for(
+                lambda: self._failed or self._in_flight == 0 or self._in_flight + len(data) <= self.budget
+            )
+            if self._failed is not None:
+                raise io_error("destination", self.folder.uri, self._failed) from self._failed
             self._in_flight += len(data)
         self.sizes[path] = len(data)
         self.folder.will_write(remote)
