@@ -134,9 +134,15 @@ def inputs_of(package: Package) -> dict[str, dict[str, Any]]:
 CATALOG_OUTPUT = {
     "catalog": {
         "title": "Catalog",
-        "description": "The published STAC catalog (catalog.json; its items and assets beside it).",
+        "description": "The published STAC catalog (catalog.json; its items and assets beside it): its URI as "
+        "published (a path or s3://), or its https URL when the server's storage has a public URL.",
         "schema": {"type": "string", "format": "uri", "contentMediaType": "application/json"},
-    }
+    },
+    "items": {
+        "title": "Items",
+        "description": "The published STAC items, their URIs as published.",
+        "schema": {"type": "array", "items": {"type": "string", "format": "uri"}},
+    },
 }
 
 
@@ -287,6 +293,31 @@ def _results(run: Any, settings: ServerSettings, outputs: dict[str, Any] | None 
     destination = str(run.parameters.get("destination", settings.results)).rstrip("/")
     href = f"{destination}/{run.parameters.get('run_id') or run.id}/catalog.json"
     return {"catalog": {"href": href, "type": "application/json", "title": "the published STAC catalog"}}
+
+
+def with_items(results: dict[str, Any], storage: str) -> dict[str, Any]:
+    """An installed package's results with its items, and the catalog's https URL where the storage has one.
+
+    The catalog is read where it was published (with the server's storage block for S3); one that cannot be
+    read any more keeps its link alone, said in the log.
+    """
+    import pystac
+
+    from blocks.s3 import S3Block
+    from tasks.data.stac_io import FsspecStacIO
+
+    block = S3Block.load(storage) if storage else None
+    uri = results["catalog"]["href"]
+    try:
+        catalog = pystac.Catalog.from_file(uri, stac_io=FsspecStacIO(block))
+        items = [item.get_self_href() for item in catalog.get_items(recursive=True)]
+    except Exception as exc:  # moved or deleted since: the link stays, the items are not known
+        logging.getLogger("eoflows.ogc").warning("results %s: the catalog does not read (%s)", uri, exc)
+        return results
+    public = (block or S3Block.from_env()).browser_url(uri) if uri.startswith("s3://") else None
+    catalog_link = {**results["catalog"], **({"href": public, "title": f"the published STAC catalog ({uri})"}
+                                             if public else {})}  # fmt: skip
+    return {"catalog": catalog_link, "items": items}
 
 
 async def _until_final(client: Any, run: Any, seconds: float) -> Any:
@@ -657,11 +688,18 @@ def create_app(settings: ServerSettings) -> FastAPI:
                 run = await _until_final(client, run, min(int(wait.group(1)), settings.wait_s) if wait else
                                          settings.wait_s)  # fmt: skip
                 if run.state is not None and run.state.is_final():
-                    results = _results(run, settings, await cwl_outputs(client, run, process))
+                    results = await results_of(client, run, process)
                     return JSONResponse(results, headers={"Preference-Applied": "respond-sync"})
         info = described(run, process_id, request)
         return JSONResponse(info, status_code=201, headers={"Location": f"{base(request)}/jobs/{run.id}",
                                                             "Preference-Applied": "respond-async"})  # fmt: skip
+
+    async def results_of(client: Any, run: Any, process: Process | None) -> dict[str, Any]:
+        """The results document of a job: a deployed package's CWL outputs, or an installed one's catalog."""
+        found = _results(run, settings, await cwl_outputs(client, run, process))
+        if "cwl" in (run.parameters or {}):
+            return found
+        return await asyncio.to_thread(with_items, found, settings.storage)
 
     async def cwl_outputs(client: Any, run: Any, process: Process | None) -> dict[str, Any] | None:
         """The CWL outputs of a deployed package's successful job (None for an installed package's job)."""
@@ -725,7 +763,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def results(job_id: str) -> dict[str, Any]:
         async with get_client() as client:
             run, _, process = await run_of(client, job_id)
-            return _results(run, settings, await cwl_outputs(client, run, process))
+            return await results_of(client, run, process)
 
     @app.delete("/jobs/{job_id}", responses=problems(_401="no or a wrong bearer token", _403="not open",
                                                      _404="no such job"))  # fmt: skip

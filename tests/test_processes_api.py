@@ -158,8 +158,11 @@ def test_a_job_is_a_flow_run_that_a_worker_runs_to_published_results(api: TestCl
         **next(link for link in status["links"] if link["rel"] == "alternate")
     }.items()
     results = api.get(f"/jobs/{info['jobID']}/results").json()
+    check("results", results)
     assert results["catalog"]["href"] == str(tmp_path / "results" / info["jobID"] / "catalog.json")
     assert Path(results["catalog"]["href"]).is_file()
+    (item,) = results["items"]  # the published item, as a reference
+    assert Path(item).is_file() and Path(item).is_relative_to(tmp_path / "results" / info["jobID"])
     by_run = flow_of("downsample")(url=str(band), width=50, destination=str(tmp_path / "by-run"), run_id="r")
     assert published(results["catalog"]["href"]) == published(by_run)  # what `eoflows run` publishes
     listed = api.get("/jobs", params={"processID": "downsample", "status": "successful"}).json()
@@ -560,3 +563,25 @@ def test_the_job_list_filters_by_creation_time_and_duration(api: TestClient) -> 
     assert jobs[1] in short and jobs[0] not in short
     bad = api.get("/jobs", params={"datetime": "yesterday"})
     assert bad.status_code == 400 and bad.json()["detail"].startswith("datetime 'yesterday': not an RFC 3339")
+
+
+def test_results_on_s3_give_the_items_and_the_storages_public_https_url(s3: Any, tmp_path: Path) -> None:
+    import pystac
+
+    from deployments.processes_api import with_items
+    from tasks.data.stac_io import FsspecStacIO
+
+    block = s3.storage()
+    block.public_url = "https://data.example.org"
+    block.save("ogc-public-s3", overwrite=True)
+    catalog = pystac.Catalog("results", "a job's results")
+    catalog.add_item(pystac.Item("scene", None, None, dt.datetime(2025, 7, 18, tzinfo=dt.UTC), {}))
+    s3.client().create_bucket(Bucket="ogc-public")
+    catalog.normalize_and_save(
+        "s3://ogc-public/jobs/j1", pystac.CatalogType.SELF_CONTAINED, stac_io=FsspecStacIO(block)
+    )
+    uri = "s3://ogc-public/jobs/j1/catalog.json"
+    found = with_items({"catalog": {"href": uri, "type": "application/json"}}, "ogc-public-s3")
+    check("results", found)
+    assert found["catalog"]["href"] == "https://data.example.org/ogc-public/jobs/j1/catalog.json"
+    assert uri in found["catalog"]["title"] and found["items"] == ["s3://ogc-public/jobs/j1/scene/scene.json"]
