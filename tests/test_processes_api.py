@@ -440,6 +440,7 @@ def test_a_cwl_workflow_in_several_files_is_deployed_by_href_run_replaced_and_un
     packed = api.get("/processes/revsort/package")
     assert packed.headers["content-type"] == "application/cwl+json"
     assert {p["class"] for p in packed.json()["$graph"]} == {"Workflow", "CommandLineTool"}  # self-contained
+    check_draft("CWL", packed.json())
 
     bad = api.post("/processes/revsort/execution", json={"inputs": {"input": 3}})
     assert (
@@ -461,6 +462,15 @@ def test_a_cwl_workflow_in_several_files_is_deployed_by_href_run_replaced_and_un
     with get_client(sync_client=True) as client:
         names = {t.name for t in client.read_task_runs() if t.flow_run_id == UUID(job["jobID"])}
     assert {"rev", "sorted"} <= names  # each CWL step a task run of the job
+
+    on_k8s = TestClient(create_app(ServerSettings(str(tmp_path / "results"), cwl="calrissian")))
+    queued = on_k8s.post("/processes/revsort/execution", json={"inputs": {"input": f"{served}/lines.txt"}},
+                         headers={"Prefer": "respond-async"}).json()  # fmt: skip
+    with get_client(sync_client=True) as client:  # a run of the Calrissian deployment, given the packed document
+        run = client.read_flow_run(queued["jobID"])
+        assert client.read_deployment(run.deployment_id).name == "calrissian"
+        assert run.parameters["cwl"] == packed.json() and run.parameters["inputs"]["input"]["class"] == "File"
+    on_k8s.delete(f"/jobs/{queued['jobID']}")
 
     replaced = REVSORT.replace("label: Reverse and sort", "label: Reverse, then sort")
     inline = replaced.replace("revtool.cwl", f"{served}/revtool.cwl").replace("sorttool.cwl", f"{served}/sorttool.cwl")
