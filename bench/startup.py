@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from eoflows.cli.exits import USAGE_ERROR
@@ -52,10 +54,11 @@ def first_line(command: list[str]) -> float:
     return seconds
 
 
-def median(runs: int, measure, *args) -> float:
-    """The median of `runs` measures (one more first, not counted: it warms the file cache)."""
-    measure(*args)
-    return statistics.median(measure(*args) for _ in range(runs))
+def medians(runs: int, measures: dict[str, Callable[[], float]]) -> dict[str, float]:
+    """The median of each measure over `runs` rounds, each round running every measure once (one more round first,
+    not counted: it warms the file cache). Interleaved, a change in the machine's load hits them all alike."""
+    rounds = [{name: measure() for name, measure in measures.items()} for _ in range(runs + 1)][1:]
+    return {name: statistics.median(r[name] for r in rounds) for name in measures}
 
 
 #: Modules a step command should not need to parse its arguments (but its own step module), and what imports them
@@ -107,16 +110,8 @@ def main() -> None:
         subprocess.run([EOFLOWS, "step", "s2-indices", "stage-in", "--item", str(item), "--output",
                         str(work / "staged")], check=True, capture_output=True)  # fmt: skip
         env_note = f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"
-        floor = median(runs, timed, [sys.executable, "-c", "pass"])
-        numpy = median(runs, timed, [sys.executable, "-c", "import numpy"])
-        parsing = [("eoflows --version", median(runs, timed, [EOFLOWS, "--version"]), VERSION_GOAL)]
-        for package in PACKAGES:
-            command = [EOFLOWS, "step", package, "compute", "--help"]
-            parsing.append((f"eoflows step {package} compute --help", median(runs, timed, command), PARSE_GOAL))
         wrong = [EOFLOWS, "step", "s2-indices", "compute", "--input", str(work / "staged"), "--output",
                  str(work / "out"), "--products", "nope"]  # fmt: skip
-        parsing.append(("eoflows step s2-indices compute --products nope (usage)",
-                        median(runs, timed, wrong, USAGE_ERROR), PARSE_GOAL))  # fmt: skip
 
         def compute() -> float:
             out = work / "out"
@@ -124,16 +119,22 @@ def main() -> None:
             return first_line([EOFLOWS, "step", "s2-indices", "compute", "--input", str(work / "staged"),
                                "--output", str(out), "--products", "ndvi"])  # fmt: skip
 
-        running = [("eoflows step s2-indices compute: start -> first read done", median(runs, compute),
-                    FIRST_READ_GOAL)]  # fmt: skip
+        goals = {"eoflows --version": VERSION_GOAL} | {f"eoflows step {p} compute --help": PARSE_GOAL for p in PACKAGES}
+        parsing = {label: (partial(timed, [EOFLOWS, *label.split()[1:]]), goal) for label, goal in goals.items()}
+        parsing["eoflows step s2-indices compute --products nope (usage)"] = (partial(timed, wrong, USAGE_ERROR),
+                                                                                PARSE_GOAL)  # fmt: skip
+        running = {"eoflows step s2-indices compute: start -> first read done": (compute, FIRST_READ_GOAL)}
+        reference = {"pass": partial(timed, [sys.executable, "-c", "pass"]),
+                     "numpy": partial(timed, [sys.executable, "-c", "import numpy"])}  # fmt: skip
+        seconds = medians(runs, reference | {label: m for label, (m, _) in (parsing | running).items()})
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\nstart-up of eoflows commands, median of {runs} runs ({env_note}): seconds, and multiples of")
-    print(f'python -c "import numpy" ({numpy:.3f} s; python -c pass: {floor:.3f} s)\n')
-    print(f"{'parsing: help and usage errors':<58} {'seconds':>7} {'x numpy':>8} {'goal':>8}")
-    report(parsing, numpy)
-    print(f"\n{'running':<58} {'seconds':>7} {'x numpy':>8} {'goal':>8}")
-    report(running, numpy)
+    numpy = seconds["numpy"]
+    print(f"\nstart-up of eoflows commands, median of {runs} interleaved runs ({env_note}): seconds, and")
+    print(f'multiples of python -c "import numpy" ({numpy:.3f} s; python -c pass: {seconds["pass"]:.3f} s)')
+    for title, part in (("parsing: help and usage errors", parsing), ("running", running)):
+        print(f"\n{title:<58} {'seconds':>7} {'x numpy':>8} {'goal':>8}")
+        report([(label, seconds[label], goal) for label, (_, goal) in part.items()], numpy)
     heavy = [m for m in imported_by("step", "s2-indices", "compute", "--help") if m != "tasks.s2_indices"]
     print(f"\nimported by a step command's help and not needed: {', '.join(heavy) if heavy else 'none'}")
 
