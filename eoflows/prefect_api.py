@@ -21,6 +21,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
+from eoflows.prefect_watch import watched
 from eoflows.processes import free_port, started, wait_answering
 
 NAME = "temporary Prefect server"
@@ -75,7 +76,8 @@ def starting_early() -> Iterator[Server | None]:
 def prefect_api(early: Server | None = None) -> Iterator[str]:
     """The URL of the Prefect API for the block: the configured one, else a temporary server.
 
-    That server is `early` when given (`starting_early`), else one started now.
+    That server is `early` when given (`starting_early`), else one started now. If the API stops answering, the
+    block is stopped (`eoflows.prefect_watch`).
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -83,7 +85,8 @@ def prefect_api(early: Server | None = None) -> Iterator[str]:
     if configured:
         if early is not None:
             early.process.terminate()
-        yield configured
+        with watched(configured):
+            yield configured
         return
     with nullcontext(early) if early is not None else _temporary_server() as server:
         wait_answering(server.process, f"{server.url}/health", NAME, timeout=120, log=server.log)
@@ -92,7 +95,8 @@ def prefect_api(early: Server | None = None) -> Iterator[str]:
         try:
             with temporary_settings({PREFECT_API_URL: server.url}):
                 try:
-                    yield server.url
+                    with watched(server.url):
+                        yield server.url
                 finally:
                     flush_run_reports()
         finally:

@@ -1,5 +1,9 @@
 """The Prefect API of a command: a temporary server started before the flows import, used once, always stopped."""
 
+import os
+import re
+import subprocess
+import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +14,8 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from eoflows.cli import reports_to_prefect
 from eoflows.prefect_api import prefect_api, starting_early
+from eoflows.prefect_watch import LOST_AFTER_S
+from eoflows.processes import wait_answering
 
 
 def servers() -> list[psutil.Process]:
@@ -66,3 +72,30 @@ def test_an_api_in_the_environment_starts_no_server(monkeypatch: pytest.MonkeyPa
 )
 def test_only_commands_that_run_a_flow_start_a_server(tokens: list[str], expected: bool) -> None:
     assert reports_to_prefect(tokens) is expected
+
+
+def test_a_run_whose_api_dies_stops_within_seconds_in_one_line(no_api: None, sample_item: Path, tmp_path: Path) -> None:
+    """An API of its own (PREFECT_API_URL) is killed and not restarted as the run begins: the run stops, leaves
+    nothing behind, and its last line says what happened, instead of retrying the dead API for many minutes."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    with starting_early() as server:
+        assert server is not None
+        wait_answering(server.process, f"{server.url}/health", "prefect", timeout=120)
+        env = {**os.environ, "PREFECT_API_URL": server.url, "TMPDIR": str(tmp)}
+        run = subprocess.Popen([str(Path(sys.executable).with_name("eoflows")), "run", "s2-indices", "--item",
+                                str(sample_item), "--destination", str(tmp_path / "dest"), "--products", "ndvi"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for line in run.stderr:
+            if "Beginning flow run" in line:
+                break
+        server.process.kill()
+        try:
+            err = run.communicate(timeout=LOST_AFTER_S + 45)[1]
+        except subprocess.TimeoutExpired:
+            run.kill()
+            raise AssertionError(f"still running {LOST_AFTER_S + 45:g} s after its API died") from None
+    assert run.returncode == 1, err
+    assert re.fullmatch(rf"eoflows: error: Prefect API '{server.url}': no answer for 15 s \(.*\); the run was stopped, "
+                        "its unpublished work removed", err.strip().splitlines()[-1]), err  # fmt: skip
+    assert not (tmp_path / "dest").exists() and list(tmp.glob("eoflows-*")) == []

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from cyclopts import CycloptsError
 
 from eoflows.errors import EoflowsError
+from eoflows.prefect_watch import ApiLost, exit_now
 
 INPUT_ERROR, USAGE_ERROR, INTERNAL_ERROR = 1, 2, 3
 
@@ -43,6 +44,8 @@ def exit_status(log: logging.Logger) -> Iterator[Exit]:
     except EoflowsError as error:
         print(f"eoflows: error: {one_line(error)}", file=sys.stderr)
         ended.status = INPUT_ERROR
+        if isinstance(error, ApiLost):
+            exit_now(INPUT_ERROR)
     except KeyboardInterrupt:  # Ctrl-C: stopped like SIGTERM (`Stopped`), the clean-up done on the way out
         print("eoflows: error: stopped by signal SIGINT", file=sys.stderr)
         ended.status = INPUT_ERROR
