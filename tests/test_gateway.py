@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -166,6 +167,15 @@ def test_bad_gateway_settings_fail_fast_and_leak_nothing(gateway: LocalGateway, 
         with task_runner(settings) as runner:
             runner.client  # noqa: B018 - the cluster is made on first use
     assert running(gateway) == []
+
+
+def test_a_gateway_that_never_answers_fails_in_seconds() -> None:
+    """A gateway that accepts connections and answers nothing: the request timeout, not aiohttp's 5 minutes."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # the kernel accepts; nobody reads or answers
+        address = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        with pytest.raises(RemoteRunError, match=rf"^Dask Gateway '{address}': no answer within 1 s"):
+            with task_runner(DaskBlock(address=address, request_timeout=1.0)) as runner:
+                runner.client  # noqa: B018 - the cluster is made on first use
 
 
 def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -64,6 +64,9 @@ class DaskSettings(Settings):
         description="Instead of a gateway: the scheduler of a running Dask cluster, e.g. tcp://10.0.0.5:8786 "
         "(neither created nor shut down by eoflows).",
     )
+    request_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds to wait for the gateway to answer a request (never hangs)."
+    )
     local_cluster_from: int = Field(
         default=16_000_000,
         ge=0,

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import aiohttp
 from dask_gateway import BasicAuth, Gateway, GatewayCluster, JupyterHubAuth, KerberosAuth
 from dask_gateway.options import Options
 
@@ -32,7 +33,9 @@ def gateway_error(settings: DaskSettings, exc: BaseException) -> EoflowsError:
     where = f"Dask Gateway {settings.address!r}"
     if status in (401, 403):
         return RemoteRunError(f"{where}: authentication refused ({status}); check the {settings.auth} credentials")
-    if isinstance(cause, ConnectionError | OSError | TimeoutError) or "Connect" in type(cause).__name__:
+    if isinstance(cause, TimeoutError):
+        return RemoteRunError(f"{where}: no answer within {settings.request_timeout:g} s ({type(cause).__name__})")
+    if isinstance(cause, ConnectionError | OSError) or "Connect" in type(cause).__name__:
         return RemoteRunError(f"{where}: cannot reach it ({type(cause).__name__}: {cause})")
     return RemoteRunError(f"{where}: {type(exc).__name__}: {exc}")
 
@@ -67,6 +70,7 @@ def gateway(settings: DaskSettings) -> Iterator[Gateway]:
     if not settings.enabled:
         raise InputError("Dask Gateway settings: no gateway address (set `address` or DASK_GATEWAY__ADDRESS)")
     client = Gateway(**_where(settings))
+    client._request_kwargs["timeout"] = aiohttp.ClientTimeout(total=settings.request_timeout)  # default 5 min
     try:
         yield client
     except (EoflowsError, KeyboardInterrupt):
