@@ -93,8 +93,11 @@ def test_landing_conformance_and_processes_follow_the_standard(api: TestClient) 
     check("process", described)
     assert described["inputs"]["url"]["minOccurs"] == 1 and described["inputs"]["width"]["schema"]["type"] == "integer"
     assert described["inputs"]["resampling"]["schema"]["enum"][0] == "auto"
-    assert set(described["outputs"]) == {"catalog"}
+    assert set(described["outputs"]) == {"catalog", "items"}
     assert "run_id" not in described["inputs"] and "storage" not in described["inputs"]
+    exported = api.get("/processes/downsample/package")  # an installed package's CWL: its export (full mode)
+    assert exported.headers["content-type"] == "application/cwl+json" and "$graph" in exported.json()
+    assert api.get("/processes/downsample").json()["mutable"] is False
     openapi = api.get("/api").json()
     assert openapi["openapi"].startswith("3.") and "/processes/{process_id}/execution" in openapi["paths"]
 
