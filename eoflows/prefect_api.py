@@ -15,7 +15,6 @@ saved from Python registers its own type.
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from eoflows.prefect_watch import watched
 from eoflows.processes import free_port, started, wait_answering
+from tasks.data.work_folders import locked_folder
 
 NAME = "temporary Prefect server"
 
@@ -50,8 +50,8 @@ def _temporary_server() -> Iterator[Server]:
     }
     command = [sys.executable, "-m", "uvicorn", "--factory", "prefect.server.api.server:create_app",
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "error", "--lifespan", "on"]  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="eoflows-prefect-") as logs:
-        log = Path(logs) / "server.log"
+    with locked_folder("prefect-server", owner=NAME) as logs:  # a killed command's: removed by the next run
+        log = logs / "server.log"
         # its own session: a terminal's Ctrl-C (SIGINT to the foreground group) reaches eoflows alone, which stops
         # the run while the server still takes its last reports, then stops the server
         with started(command, log=log, env=env, start_new_session=True) as process:

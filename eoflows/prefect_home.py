@@ -6,7 +6,8 @@ to the tool's output folder (cwltool, and Calrissian: `HOME` = working folder = 
 output `Directory` would hold an empty `.prefect/`. A step command runs outside any Prefect run and needs
 nothing of a Prefect home (no profile, API, results or cache), so, before Prefect is first imported, it gets
 `PREFECT_HOME` pointed at a private temporary folder (under `TMPDIR`, which the runner gives each tool),
-removed when the command ends; the processes it starts (Dask workers) inherit it. A `PREFECT_HOME` set by
+removed when the command ends (or, if it is killed, by the next run's `work_folder`); the processes it starts
+(Dask workers) inherit it. A `PREFECT_HOME` set by
 the user is kept. Every other command (`eoflows run`, `deploy`, `cwl ...`) uses the user's Prefect home.
 
 Clusters that run steps as an arbitrary uid (OpenShift-style, some Calrissian set-ups) may leave `HOME` unset
@@ -19,10 +20,11 @@ defaults), so a step without a home gets that same private folder as `HOME`.
 
 import atexit
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import MutableMapping, Sequence
+from contextlib import ExitStack
+
+from tasks.data.work_folders import locked_folder
 
 
 def private_prefect_home(
@@ -36,8 +38,9 @@ def private_prefect_home(
     imported = sys.modules if imported is None else imported
     if "prefect" in imported or "PREFECT_HOME" in environ:
         return None
-    home = tempfile.mkdtemp(prefix="eoflows-prefect-home-")
-    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    held = ExitStack()  # locked for the process's life: if it is killed, the next run removes it
+    home = str(held.enter_context(locked_folder("prefect-home", owner="a step's Prefect home")))
+    atexit.register(held.close)
     environ["PREFECT_HOME"] = home
     if not environ.get("HOME") and not _passwd_home():
         environ["HOME"] = home

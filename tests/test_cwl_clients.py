@@ -20,6 +20,7 @@ from tasks.cwl.check import stock_tool_advice
 from tasks.cwl.export import CwlOptions, export, job_template, to_yaml
 from tasks.cwl.extensions import cwltool_main
 from tasks.cwl.wrap import WRAPPER, wrap_package
+from tasks.data.work_folders import LOCK
 
 PACKAGES = installed()
 
@@ -62,7 +63,8 @@ def test_the_wrapped_job_template_validates_against_the_wrapped_document(
 def test_a_private_prefect_home_unless_the_user_set_one(tmp_path: Path) -> None:
     environ: dict[str, str] = {}
     home = private_prefect_home(environ, imported=[])
-    assert home and environ == {"PREFECT_HOME": home} and Path(home).is_dir() and not list(Path(home).iterdir())
+    assert home and environ == {"PREFECT_HOME": home} and Path(home).is_dir()
+    assert [p.name for p in Path(home).iterdir()] == [LOCK]  # locked: a killed step's home goes with the next run
     assert private_prefect_home({"PREFECT_HOME": str(tmp_path)}, imported=[]) is None  # the user's choice
     assert private_prefect_home({}, imported=["prefect"]) is None  # too late: Prefect made its home
 

@@ -1,5 +1,5 @@
-"""What a killed run leaves: its temporary Prefect server ends with it, the next run removes its work folder and
-marks it Crashed; the terminal of a failed run gets one line."""
+"""What a killed run leaves: its temporary Prefect server ends with it, the next run removes its work folder (and
+the server's) and marks it Crashed; the terminal of a failed run gets one line."""
 
 import json
 import os
@@ -74,6 +74,7 @@ def test_a_killed_run_leaves_nothing_running_and_the_next_run_cleans_up(sample_i
     assert "Traceback" not in done.stderr and "telemetry" not in done.stderr.lower()
     assert sum("eoflows: error" in line or "ERROR" in line for line in lines) <= 2, done.stderr
     assert not work.exists() and f"Removed the work folder {work}" in done.stderr
+    assert list(tmp.glob("eoflows-*")) == []  # nor the killed one's temporary server folder, nor the next run's
     with sqlite3.connect(home / "prefect.db") as db:
         (state,) = db.execute("SELECT state_type FROM flow_run WHERE id = ?", (owner,)).fetchone()
     assert state == "CRASHED"

@@ -58,6 +58,16 @@ def work_folder(what: str, owner: str | None = None) -> Iterator[tuple[Path, lis
         owner: Who uses it (a flow run id), told to the run that later finds the folder stale.
     """
     stale = remove_stale()
+    with locked_folder(what, owner) as folder:
+        yield folder, stale
+
+
+@contextmanager
+def locked_folder(what: str, owner: str | None = None) -> Iterator[Path]:
+    """A new private folder `<tmp>/eoflows-<what>-XXXX/`, locked while the block runs and removed after.
+
+    If its process is killed, the next `work_folder` (of any run on the machine) removes it.
+    """
     folder = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{what}-"))  # mode 0700
     with open(folder / f"{LOCK}.new", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # taken before the lock file has its name: never seen unlocked
@@ -65,6 +75,6 @@ def work_folder(what: str, owner: str | None = None) -> Iterator[tuple[Path, lis
         lock.flush()
         os.rename(folder / f"{LOCK}.new", folder / LOCK)
         try:
-            yield folder, stale
+            yield folder
         finally:
             shutil.rmtree(folder, ignore_errors=True)
