@@ -1,6 +1,7 @@
 """Stage-in and stage-out against real local servers: files, HTTP, S3 (moto, with signed requests)."""
 
 import json
+import socket
 import uuid
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import s3fs
 
 from eoflows.errors import InputError, StageError
 from eoflows.local.s3 import LocalS3
+from eoflows.settings import S3Settings
 from tasks.data.stac_io import SOURCE_REL, FsspecStacIO
 from tasks.data.staging import stage_out
 from tasks.s2_indices import compute_indices, stage_in_eopf
@@ -71,6 +73,15 @@ def test_stage_in_from_s3(s3: LocalS3, sample_item: Path, tmp_path: Path) -> Non
 def test_stage_in_bad_items(make, error, message, tmp_path: Path) -> None:
     with pytest.raises(error, match=message):
         stage_in_eopf(make(tmp_path), tmp_path / "staged")
+    assert not (tmp_path / "staged").exists()
+
+
+def test_stage_in_from_a_server_that_never_answers_fails_in_seconds(tmp_path: Path) -> None:
+    """The HTTP read has the storage settings' timeouts (here 1 s): one line naming the URL, nothing staged."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:  # the kernel accepts; nobody reads or answers
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/item.json"
+        with pytest.raises(StageError, match=rf"^STAC item '{url}': no answer in time"):
+            stage_in_eopf(url, tmp_path / "staged", S3Settings(connect_timeout=1, read_timeout=1))
     assert not (tmp_path / "staged").exists()
 
 

@@ -76,8 +76,9 @@ def gdal_source(href: str, storage: S3Settings | None) -> tuple[str, dict[str, A
         settings = storage or S3Settings.from_env()
         env = {"session": AWSSession(**settings.gdal_session()), **REMOTE_OPTIONS, **settings.gdal_options()}
         return "/vsis3/" + href.removeprefix("s3://"), env
-    if kind in ("http", "https"):
-        return "/vsicurl/" + href, REMOTE_OPTIONS
+    if kind in ("http", "https"):  # the timeouts of S3 reads (GDAL_HTTP_*), as fsspec's http reads have them
+        timeouts = {k: v for k, v in (storage or S3Settings.from_env()).gdal_options().items() if "_HTTP_" in k}
+        return "/vsicurl/" + href, {**REMOTE_OPTIONS, **timeouts}
     return href.removeprefix("file://"), {}
 
 

@@ -47,9 +47,22 @@ def storage_options(url: str, storage: S3Settings | None = None) -> dict[str, An
 
 
 def filesystem(url: str, storage: S3Settings | None = None) -> tuple[AbstractFileSystem, str]:
-    """The filesystem serving `url` and the path of `url` on it."""
-    fs, path = fsspec.core.url_to_fs(str(url), **storage_options(url, storage))
+    """The filesystem serving `url` and the path of `url` on it; http(s) with the timeouts of `storage`."""
+    options = http_options(storage) if scheme(url) in ("http", "https") else storage_options(url, storage)
+    fs, path = fsspec.core.url_to_fs(str(url), **options)
     return fs, path
+
+
+def http_options(storage: S3Settings | None = None) -> dict[str, Any]:
+    """fsspec options of http(s) reads: the connect and read timeouts of `storage`.
+
+    A server that accepts and never answers fails in seconds (aiohttp alone waits 5 minutes).
+    """
+    import aiohttp
+
+    settings = storage or S3Settings.from_env()
+    timeout = aiohttp.ClientTimeout(sock_connect=settings.connect_timeout, sock_read=settings.read_timeout)
+    return {"client_kwargs": {"timeout": timeout}}
 
 
 def iri(href: str) -> str:
