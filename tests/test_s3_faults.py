@@ -3,6 +3,7 @@ stalled run quickly, a cut upload leaves nothing the next attempt does not clear
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -167,3 +168,30 @@ def test_a_cut_upload_is_cleared_by_the_next_attempt(s3: LocalS3, proxy: FaultPr
     assert out.strip() == f"{destination}/r1/catalog.json"
     expected = {"/" + str(p.relative_to(results)) for p in results.rglob("*") if p.is_file()}
     assert keys(s3, f"{destination}/r1") == expected  # its own files, none of the first attempt's, no claim
+
+
+def test_a_publish_stopped_by_sigterm_is_cleared_for_the_next_attempt(
+    s3: LocalS3, proxy: FaultProxy, results: Path, tmp_path: Path
+) -> None:
+    """SIGTERM while stage-out's files are on their way, more than one batch of them, each answer late: no file
+    goes out after the rollback, and the next attempt at the same run id publishes exactly its own files."""
+    many = tmp_path / "results"
+    shutil.copytree(results, many)
+    for i in range(100):  # a few batches of uploads
+        (many / "extra" / f"{i}.bin").parent.mkdir(exist_ok=True)
+        (many / "extra" / f"{i}.bin").write_bytes(b"x" * 1000)
+    destination = "s3://eoflows-results/stopped-publish"
+    env = {**s3.env(), "AWS_ENDPOINT_URL_S3": proxy.url}
+    proxy.mode, proxy.delay = "slow", 0.3  # requests arrive at once, answers late: the next batch waits for them
+    first = stage_out(many, destination, "r1", env)
+    while len(keys(s3, f"{destination}/r1")) < 2 and first.poll() is None:
+        proxy.faulted.wait(0.1)  # (polls for the first files to land)
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=30)
+    assert first.returncode == 1 and err.strip().splitlines()[-1] == "eoflows: error: stopped by signal SIGTERM", err
+    proxy.mode = "pass"
+    second = stage_out(many, destination, "r1", env)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    expected = {"/" + str(p.relative_to(many)) for p in many.rglob("*") if p.is_file()}
+    assert keys(s3, f"{destination}/r1") == expected

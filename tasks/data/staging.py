@@ -12,11 +12,13 @@ publishing to S3, the step before stage-out may send its final files early (`Ear
 `uploads`), under the same claim and the same rollback.
 """
 
+import asyncio
 import datetime as dt
 import queue
 import secrets
 import shutil
 import threading
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
@@ -25,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pystac
+from fsspec import AbstractFileSystem
+from fsspec.asyn import AsyncFileSystem
 from fsspec.callbacks import Callback
 from pystac.layout import CustomLayoutStrategy
 
@@ -306,7 +310,7 @@ def _publish(folder: RunFolder, input: Path, catalog: pystac.Catalog, data: list
             for parent in sorted({str(Path(r).parent) for r in remote}):
                 Path(parent).mkdir(parents=True, exist_ok=True)
         if data:
-            folder.fs.put([str(p) for p in data], remote, callback=_Advance(advance), batch_size=upload_batch(data))
+            _put(folder.fs, [str(p) for p in data], remote, callback=_Advance(advance), batch_size=upload_batch(data))
         _rewrite_hrefs(catalog, input.resolve(), folder.uri, folder.local)
         for item in items:
             folder.will_write(folder.fs._strip_protocol(item.get_self_href()))
@@ -317,6 +321,25 @@ def _publish(folder: RunFolder, input: Path, catalog: pystac.Catalog, data: list
         folder.will_write(folder.fs_path("catalog.json"))
         catalog.save_object(include_self_link=not folder.local, stac_io=io)  # the publish step: last
         advance()
+
+
+def _put(fs: AbstractFileSystem, local: list[str], remote: list[str], **options: Any) -> None:
+    """`fs.put`, whose transfers stop when it is interrupted (SIGTERM, Ctrl-C).
+
+    An async filesystem (S3) runs them on fsspec's event loop, which would go on starting the next batches after
+    the interrupted call (files landing after the rollback, and a warning of coroutines never awaited at exit):
+    they are cancelled.
+    """
+    if not isinstance(fs, AsyncFileSystem):
+        fs.put(local, remote, **options)
+        return
+    running = asyncio.run_coroutine_threadsafe(fs._put(local, remote, **options), fs.loop)
+    try:
+        running.result()
+    except BaseException:
+        running.cancel()  # fsspec made a coroutine per file up front: those not started are never awaited
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        raise
 
 
 @contextmanager
