@@ -12,6 +12,7 @@ start (it would import every installed Prefect collection, Kubernetes' client am
 saved from Python registers its own type.
 """
 
+import io
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from eoflows.processes import free_port, started, wait_answering
 from tasks.data.work_folders import locked_folder
 
 NAME = "temporary Prefect server"
+LOGS_REFUSED = "--- Error logging to API ---"  # what Prefect's log worker writes before the API's error
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,11 @@ def prefect_api(early: Server | None = None) -> Iterator[str]:
     if configured:
         if early is not None:
             early.process.terminate()
-        with watched(configured):
-            yield configured
+        try:
+            with watched(configured):
+                yield configured
+        finally:
+            flush_run_reports()
         return
     with nullcontext(early) if early is not None else _temporary_server() as server:
         wait_answering(server.process, f"{server.url}/health", NAME, timeout=120, log=server.log)
@@ -107,9 +112,23 @@ def prefect_api(early: Server | None = None) -> Iterator[str]:
 
 
 def flush_run_reports() -> None:
-    """Send the logs and events still queued in this process (before the server they go to stops)."""
+    """Send the logs and events still queued in this process (before the server they go to stops).
+
+    Logs the API refuses (a full disk on its side, say) are said in one line, instead of Prefect's raw error as
+    the command's last line.
+    """
     from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogHandler
 
-    APILogHandler().flush()
-    EventsWorker.drain_all(timeout=5)
+    real, sys.stderr = sys.stderr, io.StringIO()  # where Prefect's log worker writes what the API refused
+    try:
+        APILogHandler().flush()
+        EventsWorker.drain_all(timeout=5)
+    finally:
+        captured, sys.stderr = sys.stderr.getvalue(), real
+    kept, _, refused = captured.partition(LOGS_REFUSED)
+    sys.stderr.write(kept)
+    if refused:
+        reason = " ".join(refused.replace(LOGS_REFUSED, " ").split())[:300]
+        print(f"eoflows: warning: the Prefect API refused some of the run's logs, which are lost ({reason})",
+              file=sys.stderr)  # fmt: skip

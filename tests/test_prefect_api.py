@@ -1,9 +1,11 @@
 """The Prefect API of a command: a temporary server started before the flows import, used once, always stopped."""
 
+import http.server
 import os
 import re
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from eoflows.cli import reports_to_prefect
-from eoflows.prefect_api import prefect_api, starting_early
+from eoflows.prefect_api import LOGS_REFUSED, flush_run_reports, prefect_api, starting_early
 from eoflows.prefect_watch import LOST_AFTER_S
 from eoflows.processes import wait_answering
 
@@ -99,3 +101,33 @@ def test_a_run_whose_api_dies_stops_within_seconds_in_one_line(no_api: None, sam
     assert re.fullmatch(rf"eoflows: error: Prefect API '{server.url}': no answer for 15 s \(.*\); the run was stopped, "
                         "its unpublished work removed", err.strip().splitlines()[-1]), err  # fmt: skip
     assert not (tmp_path / "dest").exists() and list(tmp.glob("eoflows-*")) == []
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """An API that fails every request with a 500, as a server whose disk is full does with logs."""
+
+    def _refuse(self) -> None:
+        self.send_error(500, "disk full")
+
+    do_GET = do_POST = _refuse
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_logs_the_api_refuses_are_said_in_one_line(capsys: pytest.CaptureFixture) -> None:
+    from prefect.logging.handlers import APILogWorker
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing) as stub:
+        threading.Thread(target=stub.serve_forever, daemon=True).start()
+        APILogWorker.drain_all()  # a worker of its own, for this API
+        url = f"http://127.0.0.1:{stub.server_address[1]}/api"
+        with temporary_settings({PREFECT_API_URL: url, PREFECT_CLIENT_MAX_RETRIES: 0}):
+            APILogWorker.instance().send({"name": "test", "level": 20, "message": "lost", "timestamp": "now"})
+            flush_run_reports()
+        stub.shutdown()
+    err = capsys.readouterr().err
+    assert LOGS_REFUSED not in err, err
+    (line,) = err.strip().splitlines()
+    assert line.startswith("eoflows: warning: the Prefect API refused some of the run's logs, which are lost (")
