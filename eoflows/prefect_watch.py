@@ -61,7 +61,7 @@ def watched(url: str) -> Iterator[None]:
     def watch() -> None:
         answered = time.monotonic()
         while not stop.wait(PERIOD_S):
-            why = answers(url, timeout=PERIOD_S * 2)
+            why = answers(url, timeout=5.0)  # (a busy server may be slow to answer)
             if why is None:
                 answered = time.monotonic()
             elif time.monotonic() - answered >= LOST_AFTER_S and not stop.is_set():
