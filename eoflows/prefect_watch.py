@@ -20,8 +20,6 @@ import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,6 +35,9 @@ class ApiLost(RemoteRunError):
 
 def answers(url: str, timeout: float) -> str | None:
     """None when the API at `url` answers its health check (any HTTP answer below 500), else why not."""
+    import urllib.error
+    import urllib.request  # (here: a step command, which imports this module with its exit codes, needs none)
+
     try:
         urllib.request.urlopen(f"{url}/health", timeout=timeout).close()
     except urllib.error.HTTPError as exc:
