@@ -10,7 +10,7 @@ from pystac.stac_io import StacIO
 
 from eoflows.errors import EoflowsError, InputError, StageError, root_cause
 from eoflows.settings import S3Settings
-from tasks.data.storage import filesystem, scheme
+from tasks.data.storage import filesystem, interruptible, scheme
 
 #: Link relation recording where an item was read from.
 SOURCE_REL = "via"
@@ -105,11 +105,16 @@ class FsspecStacIO(StacIO):
 
     def write_text(self, dest: Any, txt: str, *args: Any, **kwargs: Any) -> None:
         """Write a STAC document (parent folders are created as needed)."""
+        from fsspec.asyn import AsyncFileSystem
+
         href = str(dest)
         try:
             fs, path = filesystem(href, self.storage)
             if scheme(href) == "file":  # object stores have no folders (and s3fs would create a missing bucket)
                 fs.makedirs(fs._parent(path), exist_ok=True)
+            if isinstance(fs, AsyncFileSystem):  # S3: a stopped publish's last item or catalog.json never lands late
+                interruptible(fs, fs._pipe_file(path, txt.encode()))
+                return
             with fs.open(path, "w") as f:
                 f.write(txt)
         except Exception as exc:

@@ -12,13 +12,11 @@ publishing to S3, the step before stage-out may send its final files early (`Ear
 `uploads`), under the same claim and the same rollback.
 """
 
-import asyncio
 import datetime as dt
 import queue
 import secrets
 import shutil
 import threading
-import warnings
 from collections.abc import Iterator
 from concurrent.futures import Future
 from concurrent.futures import wait as futures_wait
@@ -39,7 +37,7 @@ from eoflows.settings import S3Settings
 from tasks.data.names import file_name, inside
 from tasks.data.run_folders import RunFolder, bounded, claim_run_folder, new_token, stopping
 from tasks.data.stac_io import SOURCE_REL, FsspecStacIO, io_error
-from tasks.data.storage import join
+from tasks.data.storage import interruptible, join
 from tasks.reporting import flow_run_id, logger, progress
 
 
@@ -333,13 +331,7 @@ def _put(fs: AbstractFileSystem, local: list[str], remote: list[str], **options:
     if not isinstance(fs, AsyncFileSystem):
         fs.put(local, remote, **options)
         return
-    running = asyncio.run_coroutine_threadsafe(fs._put(local, remote, **options), fs.loop)
-    try:
-        running.result()
-    except BaseException:
-        running.cancel()  # fsspec made a coroutine per file up front: those not started are never awaited
-        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
-        raise
+    interruptible(fs, fs._put(local, remote, **options))
 
 
 @contextmanager

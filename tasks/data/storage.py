@@ -91,3 +91,21 @@ def open_zarr_group_with(url: str, options: dict[str, Any], mode: str = "r") -> 
     if is_remote(url):
         return zarr.open_group(url, mode=mode, storage_options=options)
     return zarr.open_group(url.removeprefix("file://"), mode=mode)
+
+
+def interruptible(fs: AbstractFileSystem, coroutine: Any) -> Any:
+    """Run an async filesystem's `coroutine` on its event loop and wait for it; cancelled if the wait is interrupted.
+
+    fsspec's sync calls leave their coroutine running on the loop when the calling thread is interrupted
+    (SIGTERM, Ctrl-C): what it writes would land after the rollback of a stopped publish.
+    """
+    import asyncio
+    import warnings
+
+    running = asyncio.run_coroutine_threadsafe(coroutine, fs.loop)
+    try:
+        return running.result()
+    except BaseException:
+        running.cancel()  # fsspec makes a coroutine per file up front: those not started are never awaited
+        warnings.filterwarnings("ignore", "coroutine .* was never awaited", RuntimeWarning)
+        raise
