@@ -59,7 +59,7 @@ PAGE_MAX = 100  # jobs per page at most (the Prefect API returns 200 flow runs a
 JobStatus = Literal["accepted", "running", "successful", "failed", "dismissed"]
 TAG = "ogc-api"  # the flow runs made by this API; each also has PROCESS_TAG + its process id
 PROCESS_TAG = "ogc-process:"
-SCAN_MAX = 1000  # flow runs read at most for one page of /jobs filtered by duration (Prefect has no such filter)
+SCAN_MAX = 400  # flow runs read at most for one page of /jobs filtered by duration (Prefect has no such filter)
 Process = Package | Deployed
 DESTINATION_DOC = (
     "A folder inside the server's results folder (relative to it, or absolute) or an s3:// prefix "
@@ -214,6 +214,9 @@ async def here(client: Any) -> dict[str, Process]:
 
 
 async def _process(client: Any, name: str) -> Process:
+    package = installed().get(name)
+    if package is not None:  # (no request to the Prefect API)
+        return package
     processes = await here(client)
     if name not in processes:
         raise ApiError(404, "no-such-process", "No such process", f"process {name!r}: not installed or deployed "
