@@ -22,6 +22,7 @@ import yaml
 
 from blocks.ogc_process import OgcProcessBlock
 from eoflows.errors import InputError
+from tasks.cwl.documents import declared_inputs
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 BLOCK_PREFIX = "ogc-process-"
@@ -218,13 +219,6 @@ def _local(schema: Any) -> Any:
             else:
                 found[key] = kept
     return found
-
-
-def declared_inputs(process: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """A CWL process's inputs by id, each as a mapping (`type`, `default`...), in either of CWL's two forms."""
-    declared = process.get("inputs") or {}
-    pairs = declared.items() if isinstance(declared, dict) else ((i.get("id", ""), i) for i in declared)
-    return {str(k).split("/")[-1].split("#")[-1]: v if isinstance(v, dict) else {"type": v} for k, v in pairs}
 
 
 def _type_name(kind: Any) -> tuple[str, bool]:

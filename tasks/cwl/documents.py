@@ -121,9 +121,14 @@ def entry_inputs(content: dict[str, Any], entry: str | None) -> set[str]:
     found = list(content["$graph"]) if "$graph" in content else [content]
     ids = [str(p.get("id", "")).lstrip("#") for p in found]
     process = found[ids.index(entry)] if entry in ids else found[ids.index("main")] if "main" in ids else found[0]
-    inputs = process.get("inputs") or []
-    names = inputs.keys() if isinstance(inputs, dict) else [str(i.get("id", "")) for i in inputs]
-    return {name.split("/")[-1].split("#")[-1] for name in names}
+    return set(declared_inputs(process))
+
+
+def declared_inputs(process: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A CWL process's inputs by id, each as a mapping (`type`, `default`...), in either of CWL's two forms."""
+    declared = process.get("inputs") or {}
+    pairs = declared.items() if isinstance(declared, dict) else ((i.get("id", ""), i) for i in declared)
+    return {str(k).split("/")[-1].split("#")[-1]: v if isinstance(v, dict) else {"type": v} for k, v in pairs}
 
 
 def _requirement(process: dict[str, Any], name: str) -> dict[str, Any] | None:
