@@ -102,7 +102,10 @@ def _drop_reports() -> None:
 
 
 def exit_now(status: int) -> None:
-    """End the process with `status` now, after a lost API (`ApiLost`): nothing at exit could reach it."""
+    """End the process with `status` now, skipping the interpreter's exit, where Prefect's threads try a gone API.
+
+    So end a command whose Prefect API is lost (`ApiLost`), or one stopped once its clean-up is done.
+    """
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

@@ -19,13 +19,14 @@ from cyclopts import App, Parameter
 
 from eoflows import __version__
 from eoflows.cli import cwl, deploy, gateway, k8s, new, run, sample, step
-from eoflows.cli.exits import exit_status
+from eoflows.cli.exits import Exit, exit_status
 from eoflows.cli.options import PREFECT_SERVER, ROOT_APP
 from eoflows.cli.packages import packages
 from eoflows.cli.serve import serve
 from eoflows.cli.verify import verify
 from eoflows.errors import InputError, Stopped
 from eoflows.prefect_home import private_prefect_home
+from eoflows.prefect_watch import exit_now
 
 if TYPE_CHECKING:
     from eoflows.prefect_api import Server
@@ -126,6 +127,11 @@ def _prefect_server(tokens: list[str]) -> Iterator["Server | None"]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the command; errors become one line on stderr and an exit status (`eoflows.cli.exits`)."""
+    return _run(argv).status
+
+
+def _run(argv: list[str] | None) -> Exit:
+    """Run the command of `argv` (default: the process's arguments); how it ended."""
     log = logging.getLogger("eoflows")  # outside Prefect runs, steps log here (tasks.reporting)
     if not log.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             command, bound, given = app.parse_args(tokens, exit_on_error=False, print_error=False)
             provided = {PREFECT_SERVER: server, ROOT_APP: app}
             command(*bound.args, **bound.kwargs, **{name: provided[name] for name in given})
-    return ended.status
+    return ended
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -150,6 +156,14 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def cli() -> None:
-    """Console script `eoflows`: SIGTERM unwinds like an error, so clusters and uploads are cleaned up."""
+    """Console script `eoflows`: SIGTERM unwinds like an error, so clusters and uploads are cleaned up.
+
+    A stopped command (SIGTERM, Ctrl-C, its Prefect API lost) ends as soon as that clean-up is done: at
+    interpreter exit, Prefect's threads would still try to send what they hold to an API that is gone (a lost
+    one, or the run's temporary server, already stopped) for seconds to minutes.
+    """
     signal.signal(signal.SIGTERM, _terminate)
-    sys.exit(main())
+    ended = _run(None)
+    if ended.stopped:
+        exit_now(ended.status)
+    sys.exit(ended.status)

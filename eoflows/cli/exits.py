@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from cyclopts import CycloptsError
 
-from eoflows.errors import EoflowsError
-from eoflows.prefect_watch import ApiLost, exit_now
+from eoflows.errors import EoflowsError, Stopped
+from eoflows.prefect_watch import ApiLost
 
 INPUT_ERROR, USAGE_ERROR, INTERNAL_ERROR = 1, 2, 3
 
@@ -27,9 +27,13 @@ def one_line(error: BaseException) -> str:
 
 @dataclass
 class Exit:
-    """The exit status of the command, once it has ended (0 unless an error said otherwise)."""
+    """How the command ended: its exit status (0 unless an error said otherwise), and whether it was stopped.
+
+    Stopped: by a signal, or its Prefect API lost; the process should then end at once (`eoflows.cli.cli`).
+    """
 
     status: int = 0
+    stopped: bool = False
 
 
 @contextmanager
@@ -43,12 +47,10 @@ def exit_status(log: logging.Logger) -> Iterator[Exit]:
         ended.status = USAGE_ERROR
     except EoflowsError as error:
         print(f"eoflows: error: {one_line(error)}", file=sys.stderr)
-        ended.status = INPUT_ERROR
-        if isinstance(error, ApiLost):
-            exit_now(INPUT_ERROR)
+        ended.status, ended.stopped = INPUT_ERROR, isinstance(error, Stopped | ApiLost)
     except KeyboardInterrupt:  # Ctrl-C: stopped like SIGTERM (`Stopped`), the clean-up done on the way out
         print("eoflows: error: stopped by signal SIGINT", file=sys.stderr)
-        ended.status = INPUT_ERROR
+        ended.status, ended.stopped = INPUT_ERROR, True
     except Exception as error:  # a bug: the whole traceback, and a status of its own
         log.exception("internal error")
         print(f"eoflows: internal error (a bug in eoflows, traceback above): {type(error).__name__}: "
