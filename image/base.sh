@@ -22,6 +22,10 @@ CACHE=${EOFLOWS_IMAGE_CACHE:-${XDG_CACHE_HOME:-$home/.cache}/eoflows/image}
 
 log() { echo "image/base.sh: $*" >&2; }
 
+mkdir -p "$CACHE"
+exec 8>"$CACHE/base.lock"  # one at a time (apt-get and debootstrap, whatever the suite)
+flock 8
+
 if docker image inspect "$TAG" >/dev/null 2>&1; then
     log "$TAG is in the engine: no debootstrap"
     echo "$TAG"
@@ -42,7 +46,6 @@ else
         apt-get update -qq >&2
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >&2
     fi
-    mkdir -p "$CACHE"
     rootfs=$(mktemp -d "$CACHE/rootfs-XXXXXX")
     cleanup() {  # an interrupted debootstrap may leave /proc and /sys mounted in the rootfs: never remove through them
         for mount in proc sys dev/pts dev; do

@@ -150,10 +150,11 @@ def gateway(prefect_api: str):
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Start the image build (minutes the first time) in the background as soon as a test that needs it is collected."""
-    if hasattr(config, "workerinput"):  # pytest-xdist worker: the other worker runs meanwhile, no need
-        return
+    """The tests that need an image or a root made first (minutes on a fresh machine) run last, and one process
+    (the first pytest-xdist worker, or the only process) starts making those in the background meanwhile."""
     from tests import containers
 
-    if any(getattr(getattr(item, "module", None), "built_image", None) is containers.built_image for item in items):
-        containers.start_image_build()
+    needed = {item: containers.warm_ups(item) for item in items}
+    items.sort(key=lambda item: bool(needed[item]))  # (stable: in every worker the same order, as xdist requires)
+    if getattr(config, "workerinput", {}).get("workerid", "gw0") == "gw0" and not config.option.collectonly:
+        containers.start_warm_ups([name for name in containers.WARM_UPS if any(name in n for n in needed.values())])

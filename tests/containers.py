@@ -1,9 +1,12 @@
-"""The project's Docker image for tests: built by image/build.sh (the one build path), once per test run.
+"""The project's Docker image for tests, and the Debian trixie root GDAL reads in, made by image/ (the one path).
 
 `built_image()` returns the tag of the image of this checkout, built (or found built with nothing changed) the
 first time a test of the run asks; pytest-xdist workers share the result through a file under a lock, so a run
 builds once. `docker_available()` skips a test when no Docker engine answers, and fails it under CI (`CI=true`),
 where the image must be built and tested.
+
+Both take minutes on a fresh machine: the tests that need them run last, while `start_warm_ups` makes them in the
+background (tests/conftest.py).
 """
 
 import atexit
@@ -95,21 +98,60 @@ def first_build() -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess([str(BUILD)], known["returncode"], known["stdout"], known["stderr"])
 
 
-#: The build started in the background when the tests that need the image are collected (tests/conftest.py).
-BACKGROUND: list[subprocess.Popen] = []
+def image_cache() -> Path:
+    """Where image/ keeps what it makes (EOFLOWS_IMAGE_CACHE, as image/build.sh sees it)."""
+    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Path(os.environ.get("EOFLOWS_IMAGE_CACHE", str(home / "eoflows" / "image")))
 
 
-def start_image_build() -> None:
-    """Start image/build.sh in the background (its output in eoflows-image-build.log), in a run without workers:
-    `built_image()` then waits for it (the build's lock) and finds everything built. Stopped at exit if still
-    running (no test waited for it)."""
+def setup(command: list[str], **env: str) -> str:
+    """The last line `command` (a script of image/) prints; the test fails with its log's end if it fails."""
+    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env}, timeout=BUILD_TIMEOUT)
+    if done.returncode:
+        pytest.fail(f"{' '.join(command[:3])} failed ({done.returncode}):\n{done.stderr[-4000:]}", pytrace=False)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def trixie_root() -> tuple[str, Path]:
+    """The Debian trixie base image and the folder of `TRIXIE_WHEELS` installed for its python3 (made once, cached).
+
+    For tests/test_gdal_reads.py: Debian's own GDAL there is 3.10.3, and rasterio >= 1.5 (wheels with GDAL 3.12)
+    needs Python >= 3.12, which trixie's python3 (3.13) is.
+    """
+    docker_available()
+    cache = image_cache()
+    cache.mkdir(parents=True, exist_ok=True)
+    with locked(cache / "trixie.lock"):  # (a warm-up may be making it)
+        base = setup([str(ROOT / "image" / "base.sh")], EOFLOWS_BASE_SUITE="trixie")
+        site = setup(
+            [sys.executable, str(ROOT / "image" / "wheelhouse.py"), "--site", str(cache), base, *TRIXIE_WHEELS]
+        )
+    return base, Path(site)
+
+
+#: What the trixie root reads with: rasterio wheels with GDAL 3.12, the odc-stac of the issue.
+TRIXIE_WHEELS = ["rasterio==1.5.2", "odc-stac==0.5.3"]
+
+#: What the tests may need made before they run (minutes on a fresh machine), by the function they get it with.
+WARM_UPS = {"image": built_image, "trixie": trixie_root}
+
+
+def warm_ups(item: pytest.Item) -> list[str]:
+    """The warm-ups `item`'s module uses (it imported their function from here)."""
+    module = getattr(item, "module", None)
+    return [name for name, made in WARM_UPS.items() if getattr(module, made.__name__, None) is made]
+
+
+def start_warm_ups(names: list[str]) -> None:
+    """Make `names` (`WARM_UPS`) in the background, in turn (`python -m tests.containers`, its output in
+    eoflows-warm-up.log), while the tests that need nothing run: a test that needs one then waits for it (its
+    lock) and finds it made. Stopped at exit if still running."""
     info = docker_info()
-    if BACKGROUND or info is None or info.returncode:
+    if not names or info is None or info.returncode:
         return
-    with (Path(tempfile.gettempdir()) / "eoflows-image-build.log").open("w") as log:
-        process = subprocess.Popen([str(BUILD)], stdout=log, stderr=log, env={**os.environ, "PYTHON": sys.executable},
-                                   start_new_session=True)  # fmt: skip
-    BACKGROUND.append(process)
+    with (Path(tempfile.gettempdir()) / "eoflows-warm-up.log").open("w") as log:
+        process = subprocess.Popen([sys.executable, "-m", "tests.containers", *names], stdout=log, stderr=log,
+                                   cwd=ROOT, start_new_session=True)  # fmt: skip
 
     def stop() -> None:
         if process.poll() is None:
@@ -117,3 +159,12 @@ def start_image_build() -> None:
             process.wait(timeout=60)
 
     atexit.register(stop)
+
+
+if __name__ == "__main__":
+    for name in sys.argv[1:]:
+        if name == "image":
+            done = build()
+            print(done.stderr[-4000:], f"image/build.sh: exit status {done.returncode}", sep="\n", file=sys.stderr)
+        else:
+            print(f"{name}: {WARM_UPS[name]()}", file=sys.stderr)

@@ -4,47 +4,24 @@ GDAL reads Zarr v3 from 3.11 on; Debian trixie's own GDAL (python3-gdal, gdal-bi
 (its wheels bundle GDAL 3.12) needs Python >= 3.12. So the root is Debian trixie from Debian's packages (image/base.sh
 with EOFLOWS_BASE_SUITE=trixie: CPython 3.13), with the rasterio and odc-stac wheels installed on the host for its
 python3 (image/wheelhouse.py --site), both cached in EOFLOWS_IMAGE_CACHE like the image's (minutes the first time,
-then seconds); the reads run there with no network (tests/gdal_root_reads.py).
+then seconds; `tests.containers.trixie_root`); the reads run there with no network (tests/gdal_root_reads.py).
 """
 
 import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pystac
-import pytest
 import zarr
 
 from tasks.s2_indices import compute_indices, stage_in_eopf
-from tests.containers import ROOT, docker_available
+from tests.containers import trixie_root
 from tests.steps import alone
 
-#: What the root reads with: rasterio wheels with GDAL 3.12, the odc-stac of the issue.
-REQUIREMENTS = ["rasterio==1.5.2", "odc-stac==0.5.3"]
 READS = Path(__file__).with_name("gdal_root_reads.py")
-SETUP_TIMEOUT = 1800  # the first time on a machine: debootstrap and the wheels
-
-
-def setup(command: list[str], **env: str) -> str:
-    """The last line `command` (a script of image/) prints; the test fails with its log's end if it fails."""
-    done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **env}, timeout=SETUP_TIMEOUT)
-    if done.returncode:
-        pytest.fail(f"{' '.join(command[:3])} failed ({done.returncode}):\n{done.stderr[-4000:]}", pytrace=False)
-    return done.stdout.strip().splitlines()[-1]
-
-
-def trixie_root() -> tuple[str, Path]:
-    """The Debian trixie base image and the folder of the wheels installed for its python3 (made once, cached)."""
-    docker_available()
-    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    cache = os.environ.get("EOFLOWS_IMAGE_CACHE", str(home / "eoflows" / "image"))
-    base = setup([str(ROOT / "image" / "base.sh")], EOFLOWS_BASE_SUITE="trixie")
-    site = setup([sys.executable, str(ROOT / "image" / "wheelhouse.py"), "--site", cache, base, *REQUIREMENTS])
-    return base, Path(site)
 
 
 def read_in_root(data: Path, out: Path, items: list[Path], arrays: list[Path]) -> dict:
