@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml
 demo: install
 	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m eoflows.demo
 
+# three workers on two cores: the tests wait on servers and subprocesses (the CPU was 83 % busy with three)
 test: install
-	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -n 2 --dist loadfile
+	PREFECT_SERVER_ANALYTICS_ENABLED=false $(BIN)/python -m pytest -n 3 --dist loadfile
 
 bench: install
 	$(BIN)/python bench/startup.py

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -159,6 +160,7 @@ def start_warm_ups(names: list[str]) -> None:
             process.wait(timeout=60)
 
     atexit.register(stop)
+    threading.Thread(target=process.wait, name="eoflows-warm-up", daemon=True).start()  # (no zombie once done)
 
 
 if __name__ == "__main__":
