@@ -144,29 +144,31 @@ def warm_ups(item: pytest.Item) -> list[str]:
 
 
 def start_warm_ups(names: list[str]) -> None:
-    """Make `names` (`WARM_UPS`) in the background, in turn (`python -m tests.containers`, its output in
-    eoflows-warm-up.log), while the tests that need nothing run: a test that needs one then waits for it (its
-    lock) and finds it made. Stopped at exit if still running."""
+    """Make `names` (`WARM_UPS`) in the background, each in a process of its own (`python -m tests.containers
+    NAME`, its output in eoflows-warm-up-NAME.log; their debootstraps take turns, image/base.sh), while the tests
+    that need nothing run: a test that needs one then waits for it (its lock) and finds it made. Stopped at exit if
+    still running."""
     info = docker_info()
-    if not names or info is None or info.returncode:
+    if info is None or info.returncode:
         return
-    with (Path(tempfile.gettempdir()) / "eoflows-warm-up.log").open("w") as log:
-        process = subprocess.Popen([sys.executable, "-m", "tests.containers", *names], stdout=log, stderr=log,
-                                   cwd=ROOT, start_new_session=True)  # fmt: skip
+    for name in names:
+        with (Path(tempfile.gettempdir()) / f"eoflows-warm-up-{name}.log").open("w") as log:
+            process = subprocess.Popen([sys.executable, "-m", "tests.containers", name], stdout=log, stderr=log,
+                                       cwd=ROOT, start_new_session=True)  # fmt: skip
+        atexit.register(_stop, process)
+        threading.Thread(target=process.wait, name=f"eoflows-warm-up-{name}", daemon=True).start()  # (no zombie)
 
-    def stop() -> None:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=60)
 
-    atexit.register(stop)
-    threading.Thread(target=process.wait, name="eoflows-warm-up", daemon=True).start()  # (no zombie once done)
+def _stop(process: subprocess.Popen) -> None:
+    """Stop a warm-up still running (its process group)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=60)
 
 
 if __name__ == "__main__":
-    for name in sys.argv[1:]:
-        if name == "image":
-            done = build()
-            print(done.stderr[-4000:], f"image/build.sh: exit status {done.returncode}", sep="\n", file=sys.stderr)
-        else:
-            print(f"{name}: {WARM_UPS[name]()}", file=sys.stderr)
+    if sys.argv[1] == "image":
+        done = build()
+        print(done.stderr[-4000:], f"image/build.sh: exit status {done.returncode}", sep="\n", file=sys.stderr)
+    else:
+        print(f"{sys.argv[1]}: {WARM_UPS[sys.argv[1]]()}", file=sys.stderr)
