@@ -149,12 +149,30 @@ def gateway(prefect_api: str):
         yield server
 
 
+@pytest.fixture(scope="session")
+def image() -> str:
+    """The eoflows image of this checkout (built, or found built with nothing changed; see tests/containers.py)."""
+    from tests.containers import built_image
+
+    return built_image()
+
+
+@pytest.fixture(scope="session")
+def trixie() -> tuple[str, Path]:
+    """The Debian trixie root GDAL >= 3.11 reads in: its base image and its site folder (tests/containers.py)."""
+    from tests.containers import trixie_root
+
+    return trixie_root()
+
+
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The tests that need an image or a root made first (minutes on a fresh machine) run last, and one process
-    (the first pytest-xdist worker, or the only process) starts making those in the background meanwhile."""
+    """The test files that use the image or the trixie root (minutes to make on a fresh machine) run last, and one
+    process (the first pytest-xdist worker, or the only process) starts making those in the background meanwhile."""
     from tests import containers
 
-    needed = {item: containers.warm_ups(item) for item in items}
-    items.sort(key=lambda item: bool(needed[item]))  # (stable: in every worker the same order, as xdist requires)
+    needed: dict[object, set[str]] = {}  # by module: pytest-xdist's --dist loadfile hands out whole files
+    for item in items:
+        needed.setdefault(getattr(item, "module", None), set()).update(containers.warm_ups(item))
+    items.sort(key=lambda item: bool(needed[getattr(item, "module", None)]))  # (stable: the same in every worker)
     if getattr(config, "workerinput", {}).get("workerid", "gw0") == "gw0" and not config.option.collectonly:
-        containers.start_warm_ups([name for name in containers.WARM_UPS if any(name in n for n in needed.values())])
+        containers.start_warm_ups(sorted(set().union(*needed.values())))

@@ -5,8 +5,8 @@ first time a test of the run asks; pytest-xdist workers share the result through
 builds once. `docker_available()` skips a test when no Docker engine answers, and fails it under CI (`CI=true`),
 where the image must be built and tested.
 
-Both take minutes on a fresh machine: the tests that need them run last, while `start_warm_ups` makes them in the
-background (tests/conftest.py).
+Both take minutes on a fresh machine: the tests that need them (fixtures `image` and `trixie`, tests/conftest.py)
+run last, while `start_warm_ups` makes them in the background.
 """
 
 import atexit
@@ -133,14 +133,14 @@ def trixie_root() -> tuple[str, Path]:
 #: What the trixie root reads with: rasterio wheels with GDAL 3.12, the odc-stac of the issue.
 TRIXIE_WHEELS = ["rasterio==1.5.2", "odc-stac==0.5.3"]
 
-#: What the tests may need made before they run (minutes on a fresh machine), by the function they get it with.
+#: What the tests may need made before they run (minutes on a fresh machine), by the fixture they get it with
+#: (tests/conftest.py).
 WARM_UPS = {"image": built_image, "trixie": trixie_root}
 
 
 def warm_ups(item: pytest.Item) -> list[str]:
-    """The warm-ups `item`'s module uses (it imported their function from here)."""
-    module = getattr(item, "module", None)
-    return [name for name, made in WARM_UPS.items() if getattr(module, made.__name__, None) is made]
+    """The warm-ups `item` uses (through their fixtures)."""
+    return [name for name in WARM_UPS if name in getattr(item, "fixturenames", ())]
 
 
 def start_warm_ups(names: list[str]) -> None:

@@ -23,19 +23,11 @@ from eoflows import IMAGE
 from eoflows.local.s3 import LocalS3
 from eoflows.processes import free_port
 from flows.package_flows import s2_indices
-from tests.containers import built_image, docker_available
 from tests.test_cwl import check_same_s2_publication
 from tests.test_staging import upload_sample
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.timeout(1800)  # the first build of the image takes minutes
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    """The eoflows image of this checkout (built, or found built with nothing changed)."""
-    docker_available()
-    return built_image()
 
 
 def test_the_docker_pool_as_the_readme_says(image: str, deployed: str, s3: LocalS3, sample_item: Path) -> None:

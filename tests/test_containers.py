@@ -23,19 +23,11 @@ from tasks.cwl.export import CwlOptions, export, to_yaml
 from tasks.notebook import EXECUTED
 from tasks.s2_indices import S2_INDICES
 from tests.conftest import serve
-from tests.containers import built_image, docker_available
 from tests.test_cwl import check_same_s2_publication, equivalent_items
 from tests.test_staging import upload_sample
 
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.timeout(1800)  # the first build of the image takes minutes
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    """The eoflows image of this checkout (built, or found built with nothing changed)."""
-    docker_available()
-    return built_image()
 
 
 def test_the_exported_package_runs_in_the_image_with_stock_cwltool(

@@ -4,7 +4,7 @@ GDAL reads Zarr v3 from 3.11 on; Debian trixie's own GDAL (python3-gdal, gdal-bi
 (its wheels bundle GDAL 3.12) needs Python >= 3.12. So the root is Debian trixie from Debian's packages (image/base.sh
 with EOFLOWS_BASE_SUITE=trixie: CPython 3.13), with the rasterio and odc-stac wheels installed on the host for its
 python3 (image/wheelhouse.py --site), both cached in EOFLOWS_IMAGE_CACHE like the image's (minutes the first time,
-then seconds; `tests.containers.trixie_root`); the reads run there with no network (tests/gdal_root_reads.py).
+then seconds; the `trixie` fixture); the reads run there with no network (tests/gdal_root_reads.py).
 """
 
 import json
@@ -18,15 +18,14 @@ import pystac
 import zarr
 
 from tasks.s2_indices import compute_indices, stage_in_eopf
-from tests.containers import trixie_root
 from tests.steps import alone
 
 READS = Path(__file__).with_name("gdal_root_reads.py")
 
 
-def read_in_root(data: Path, out: Path, items: list[Path], arrays: list[Path]) -> dict:
+def read_in_root(trixie: tuple[str, Path], data: Path, out: Path, items: list[Path], arrays: list[Path]) -> dict:
     """Run tests/gdal_root_reads.py in the trixie root on `items` and `arrays` (under `data`); its report."""
-    base, site = trixie_root()
+    base, site = trixie
     inside = [f"/data/{path.relative_to(data)}" for path in arrays]
     command = ["docker", "run", "--rm", "--network", "none", "--user", f"{os.getuid()}:{os.getgid()}",
                "-v", f"{data}:/data:ro", "-v", f"{out}:/out", "-v", f"{site}:/site:ro", "-v", f"{READS}:/reads.py:ro",
@@ -46,7 +45,9 @@ def product_arrays(item: pystac.Item) -> dict[str, Path]:
             and a.media_type and "zarr" in a.media_type}  # fmt: skip
 
 
-def test_gdal_reads_every_array_and_odc_stac_loads_the_item(sample_item: Path, tmp_path: Path) -> None:
+def test_gdal_reads_every_array_and_odc_stac_loads_the_item(
+    trixie: tuple[str, Path], sample_item: Path, tmp_path: Path
+) -> None:
     data = tmp_path / "data"
     staged = stage_in_eopf(str(sample_item), tmp_path / "staged")
     items = []
@@ -64,7 +65,7 @@ def test_gdal_reads_every_array_and_odc_stac_loads_the_item(sample_item: Path, t
     chunk.write_bytes(bytes(stored))
     (tmp_path / "out").mkdir()
 
-    report = read_in_root(data, tmp_path / "out", [Path(items[0].get_self_href())], [*arrays, damaged])
+    report = read_in_root(trixie, data, tmp_path / "out", [Path(items[0].get_self_href())], [*arrays, damaged])
 
     assert tuple(int(part) for part in report["gdal"].split(".")[:2]) >= (3, 11), report["gdal"]
     epsg = int(items[0].properties["proj:code"].removeprefix("EPSG:"))

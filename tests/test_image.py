@@ -18,7 +18,7 @@ import pytest
 import rasterio
 
 from eoflows.samples.landsat import write_landsat
-from tests.containers import ROOT, build, built_image, docker_available, first_build, tag_of
+from tests.containers import ROOT, build, first_build, tag_of
 
 pytestmark = pytest.mark.timeout(1800)  # the first build on a fresh machine takes minutes
 
@@ -27,13 +27,6 @@ VERSION = PYPROJECT["project"]["version"]
 BASE = os.environ.get("EOFLOWS_BASE", "eoflows-base:bookworm")
 #: How a cluster may run a step: an arbitrary uid of group 0, a read-only root, HOME not writable, /tmp a tmpfs.
 CLUSTER = ["--read-only", "--user", "12345:0", "-e", "HOME=/nonexistent", "--tmpfs", "/tmp"]
-
-
-@pytest.fixture(scope="module")
-def image() -> str:
-    """The image of this checkout."""
-    docker_available()
-    return built_image()
 
 
 def docker(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
