@@ -166,9 +166,5 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=60)
 
 
-if __name__ == "__main__":
-    if sys.argv[1] == "image":
-        done = build()
-        print(done.stderr[-4000:], f"image/build.sh: exit status {done.returncode}", sep="\n", file=sys.stderr)
-    else:
-        print(f"{sys.argv[1]}: {WARM_UPS[sys.argv[1]]()}", file=sys.stderr)
+if __name__ == "__main__":  # a warm-up: of the workers' test run (their PYTEST_XDIST_TESTRUNUID, `first_build`)
+    print(f"{sys.argv[1]}: {WARM_UPS[sys.argv[1]]()}", file=sys.stderr)
