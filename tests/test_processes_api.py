@@ -286,6 +286,10 @@ def test_a_dismissed_running_job_is_stopped_by_its_worker_and_publishes_nothing(
     assert api.get(f"/jobs/{job['jobID']}/results").status_code == 404
 
 
+# Hypothesis says `random` was used inside a strategy when the global random state changes while it draws a case:
+# in a worker process that ran other tests, threads they left (Prefect's delivery and retry jitter) draw from it
+# meanwhile, at random times (seen with three workers); the cases schemathesis generates do not
+@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 def test_schemathesis_finds_nothing_against_the_servers_own_api(deployed: str, tmp_path: Path) -> None:
     """Every operation of /api, with requests schemathesis generates from it: no server error, every status code,
     content type and body as documented (it found a Prefect page-size error and SQLite overflows before)."""
