@@ -1,6 +1,7 @@
 """S3 faults, injected by a TCP proxy in front of the moto server: stalls fail in bounded time, SIGTERM ends a
 stalled run quickly, a cut upload leaves nothing the next attempt does not clear."""
 
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from blocks.s3 import S3Block
 from eoflows.errors import StageError
 from eoflows.local.s3 import LocalS3
 from eoflows.runtime import Deadline
-from tasks.data.run_folders import claim_run_folder
+from tasks.data.run_folders import CLAIM, claim_run_folder
 from tasks.data.staging import EarlyUploads
 from tasks.s2_indices import compute_indices, stage_in_eopf
 from tests.fault_proxy import FaultProxy, fault_proxy
@@ -173,8 +174,9 @@ def test_a_cut_upload_is_cleared_by_the_next_attempt(s3: LocalS3, proxy: FaultPr
 def test_a_publish_stopped_by_sigterm_is_cleared_for_the_next_attempt(
     s3: LocalS3, proxy: FaultProxy, results: Path, tmp_path: Path
 ) -> None:
-    """SIGTERM while stage-out's files are on their way, more than one batch of them, each answer late: no file
-    goes out after the rollback, and the next attempt at the same run id publishes exactly its own files."""
+    """SIGTERM while stage-out's files are on their way, more than one batch of them, each answer late: requests
+    already sent may land after the rollback, so the claim stays, marked ended; the next attempt at the same run id
+    takes it over at once, removes what landed and publishes exactly its own files."""
     many = tmp_path / "results"
     shutil.copytree(results, many)
     for i in range(100):  # a few batches of uploads
@@ -189,9 +191,12 @@ def test_a_publish_stopped_by_sigterm_is_cleared_for_the_next_attempt(
     first.send_signal(signal.SIGTERM)
     _, err = first.communicate(timeout=30)
     assert first.returncode == 1 and err.strip().splitlines()[-1] == "eoflows: error: stopped by signal SIGTERM", err
+    fs = s3fs.S3FileSystem(**s3.storage().s3fs_options(), skip_instance_cache=True)
+    assert json.loads(fs.cat_file(f"{destination}/r1/{CLAIM}"))["ended"]
     proxy.mode = "pass"
     second = stage_out(many, destination, "r1", env)
     out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err
+    assert "taking over from a stopped attempt" in err
     expected = {"/" + str(p.relative_to(many)) for p in many.rglob("*") if p.is_file()}
     assert keys(s3, f"{destination}/r1") == expected

@@ -9,7 +9,10 @@ exclusive create (a local `O_EXCL` open, an S3 `PutObject` with `If-None-Match: 
 - a folder holding `catalog.json` is published: refused; a folder with files but no claim is not ours: refused;
 - a claim left by a dead attempt (its process is gone, on this machine; or it sent no heartbeat for `LEASE_S`)
   is taken over (a conditional replace, so two takers cannot both win) and the dead attempt's files removed;
-- a failed attempt removes exactly what it wrote (`RunFolder.rollback`), and the claim goes when the run ends.
+- a failed attempt removes exactly what it wrote (`RunFolder.rollback`), and the claim goes when the run ends;
+- except for a stopped attempt on S3: a request it sent may still land after its rollback (a PUT whose body has
+  gone out completes even when the client gives up on the answer), so its claim stays, marked ended, and the next
+  attempt at that run id takes it over at once and removes whatever landed.
 
 The holder refreshes its claim every `HEARTBEAT_S` seconds while it holds it, so a long compute on another
 machine is not taken for dead. A claim is re-entrant for the same token (the flow claims before its first step,
@@ -129,6 +132,8 @@ def _owner(token: str) -> dict[str, Any]:
 
 def alive(claim: dict[str, Any]) -> bool:
     """Whether the attempt holding `claim` may still be running."""
+    if claim.get("ended"):
+        return False
     if claim.get("host") == socket.gethostname():
         return _process_started(int(claim.get("pid", -1))) == claim.get("process_started")
     try:
@@ -205,9 +210,10 @@ class RunFolder:
         except FileExistsError:
             return False
 
-    def replace_claim(self, seen: dict[str, Any], version: str | None) -> bool:
-        """Replace the claim `seen` (version `version`) with ours, only if it is still that one."""
-        body = json.dumps(_owner(self.token))
+    def replace_claim(self, seen: dict[str, Any], version: str | None, ended: bool = False) -> bool:
+        """Replace the claim `seen` (version `version`) with ours (`ended`: marked so), only if it is still that one."""
+        owner = _owner(self.token)
+        body = json.dumps(owner | {"ended": owner["heartbeat"]} if ended else owner)
         if self.local:
             try:
                 with open(self._claim_path(), "r+") as f:
@@ -247,6 +253,12 @@ class RunFolder:
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
 
+    def end(self) -> None:
+        """Mark the claim ended if it is still ours, and keep it: the next attempt takes it over at once."""
+        seen, version = self.read_claim()
+        if seen and seen.get("token") == self.token:
+            self.replace_claim(seen, version, ended=True)
+
 
 def _take(folder: RunFolder) -> bool:
     """Claim `folder`; True when this call made the claim (False: it already was ours)."""
@@ -264,8 +276,9 @@ def _take(folder: RunFolder) -> bool:
                 f"{seen.get('host')} at {seen.get('claimed')}); choose another run_id"
             )
         if folder.replace_claim(seen, version):
-            logger().warning("Run folder %s: taking over from a dead attempt (pid %s on %s, claimed %s)",
-                             folder.uri, seen.get("pid"), seen.get("host"), seen.get("claimed"))  # fmt: skip
+            logger().warning("Run folder %s: taking over from a %s attempt (pid %s on %s, claimed %s)",
+                             folder.uri, "stopped" if seen.get("ended") else "dead", seen.get("pid"),
+                             seen.get("host"), seen.get("claimed"))  # fmt: skip
             for path in folder.fs.find(folder.path):
                 if not path.endswith(f"/{CLAIM}"):
                     folder.fs.rm(path)
@@ -327,7 +340,9 @@ def claim_run_folder(destination: str, run_id: str, storage: S3Settings | None, 
     except BaseException as exc:
         stop.set()
         # on a stop signal or Ctrl-C the clean-up ends by the deadline: the endpoint may be the thing that hangs
-        bounded(lambda: (folder.rollback(), made and folder.release()), folder, stopping(exc), deadline)
+        stopped = stopping(exc)
+        ending = folder.end if stopped and not folder.local else folder.release  # (see the module docstring)
+        bounded(lambda: (folder.rollback(), made and ending()), folder, stopped, deadline)
         raise
     stop.set()
     if made:
