@@ -22,7 +22,7 @@ import yaml
 
 from blocks.ogc_process import OgcProcessBlock
 from eoflows.errors import InputError
-from tasks.cwl.documents import declared_inputs
+from tasks.cwl.documents import declared_inputs, entry_process
 
 ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 BLOCK_PREFIX = "ogc-process-"
@@ -48,13 +48,7 @@ class Deployed:
     @property
     def entry(self) -> dict[str, Any]:
         """The CWL process a job runs."""
-        return entry_of(self.cwl)
-
-
-def entry_of(packed: dict[str, Any]) -> dict[str, Any]:
-    """The process a packed CWL document runs: its `main`, or the document itself."""
-    graph = packed.get("$graph")
-    return next(p for p in graph if str(p.get("id", "")).lstrip("#") == "main") if graph else packed
+        return entry_process(self.cwl)
 
 
 def block_name(process_id: str) -> str:
@@ -184,7 +178,7 @@ def described(target: str, packed: dict[str, Any], given: dict[str, Any]) -> dic
 
     process = load_document_by_uri(target)
     converter = BaseCWLtypes2OGCConverter(process)
-    defaulted = {name for name, i in declared_inputs(entry_of(packed)).items() if i.get("default") is not None}
+    defaulted = {name for name, i in declared_inputs(entry_process(packed)).items() if i.get("default") is not None}
     version = packed.get("s:softwareVersion") or packed.get("http://schema.org/softwareVersion")
     keywords = packed.get("s:keywords")
     return {

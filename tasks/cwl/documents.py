@@ -116,12 +116,16 @@ def processes(content: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def entry_inputs(content: dict[str, Any], entry: str | None) -> set[str]:
-    """The input ids of the process a run starts with: `entry`, else `main`, else the first (or only) one."""
+def entry_process(content: dict[str, Any], entry: str | None = None) -> dict[str, Any]:
+    """The process a run of `content` starts with: `entry`, else `main`, else the first (or only) one."""
     found = list(content["$graph"]) if "$graph" in content else [content]
     ids = [str(p.get("id", "")).lstrip("#") for p in found]
-    process = found[ids.index(entry)] if entry in ids else found[ids.index("main")] if "main" in ids else found[0]
-    return set(declared_inputs(process))
+    return found[ids.index(entry)] if entry in ids else found[ids.index("main")] if "main" in ids else found[0]
+
+
+def entry_inputs(content: dict[str, Any], entry: str | None) -> set[str]:
+    """The input ids of the process a run starts with (`entry_process`)."""
+    return set(declared_inputs(entry_process(content, entry)))
 
 
 def declared_inputs(process: dict[str, Any]) -> dict[str, dict[str, Any]]:

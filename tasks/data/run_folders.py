@@ -235,19 +235,20 @@ class RunFolder:
             raise
         return True
 
+    def _ours(self) -> tuple[dict[str, Any], str | None] | None:
+        """The claim and its version (`read_claim`) while it is this attempt's; None once it is not."""
+        seen, version = self.read_claim()
+        return (seen, version) if seen and seen.get("token") == self.token else None
+
     def heartbeat(self) -> None:
         """Refresh the claim's heartbeat if it is still ours; otherwise mark the claim lost."""
-        seen, version = self.read_claim()
-        if not seen or seen.get("token") != self.token:
-            self.lost.set()
-            return
-        if not self.replace_claim(seen, version):
+        ours = self._ours()
+        if ours is None or not self.replace_claim(*ours):
             self.lost.set()
 
     def release(self) -> None:
         """Remove the claim if it is still ours, and the local folders this attempt created if left empty."""
-        seen, _ = self.read_claim()
-        if seen and seen.get("token") == self.token:
+        if self._ours():
             self.fs.rm(self._claim_path())
         for folder in self.created:
             if folder.is_dir() and not any(folder.iterdir()):
@@ -255,9 +256,8 @@ class RunFolder:
 
     def end(self) -> None:
         """Mark the claim ended if it is still ours, and keep it: the next attempt takes it over at once."""
-        seen, version = self.read_claim()
-        if seen and seen.get("token") == self.token:
-            self.replace_claim(seen, version, ended=True)
+        if ours := self._ours():
+            self.replace_claim(*ours, ended=True)
 
 
 def _take(folder: RunFolder) -> bool:
